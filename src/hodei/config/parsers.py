@@ -1,0 +1,87 @@
+"""Parsers for single variable values. Each returns the typed value or raises ValueError
+whose text says what is accepted; :mod:`hodei.config.settings` adds the variable's name."""
+
+from __future__ import annotations
+
+import re
+
+from hodei.domain.quantities import ACCEPTED_FORMS, QuantityError, validate_quantity
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("accepted: 1, 0, true, false, yes, no, on, off")
+
+
+def quantity(text: str) -> str:
+    try:
+        return validate_quantity(text.strip())
+    except QuantityError:
+        raise ValueError(f"accepted: {ACCEPTED_FORMS}") from None
+
+
+def dns_label(text: str) -> str:
+    if not _DNS_LABEL.match(text):
+        raise ValueError(
+            "accepted: a DNS-1123 label (lowercase letters, digits and '-', "
+            "starting and ending alphanumeric, at most 63 characters), e.g. hodei-workers"
+        )
+    return text
+
+
+def dns_subdomain(text: str) -> str:
+    if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
+        raise ValueError(
+            "accepted: a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
+            "at most 253 characters), e.g. hodei-worker"
+        )
+    return text
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    for name in names:
+        dns_subdomain(name)
+    return names
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError("accepted: a whole number ≥ 1") from None
+    if value < 1:
+        raise ValueError("accepted: a whole number ≥ 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("accepted: a number of seconds > 0, e.g. 300 or 2.5") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError("accepted: a number of seconds > 0, e.g. 300 or 2.5")
+    return value
+
+
+def host_port(text: str) -> str:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("accepted: HOST:PORT, e.g. 0.0.0.0:50051, 127.0.0.1:0 or [::]:50051")
+    return text.strip()
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("accepted: a non-empty string")
+    return text.strip()

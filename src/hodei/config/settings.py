@@ -1,0 +1,174 @@
+"""Typed settings parsed once from the environment and passed down explicitly.
+
+Nothing reads ``os.environ`` at import time: callers hand a mapping to one of the
+``load_*`` functions (the CLI passes ``os.environ``; tests pass a dict). An invalid
+value raises :class:`SettingsError` naming the variable, the value and what is accepted,
+so startup stops with a message a person can act on. The same keys work from the
+in-cluster ConfigMap, which reaches the process as environment variables (``envFrom``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from hodei.config import parsers
+
+T = TypeVar("T")
+
+DEFAULT_IN_CLUSTER_SERVER_ADDRESS = "hodei-control-plane.hodei-system.svc:50051"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Hodei cannot use."""
+
+    def __init__(self, variable: str, value: str, accepted: str) -> None:
+        super().__init__(f"{variable}={value!r} is invalid; {accepted}")
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(name, raw, str(exc)) from None
+
+
+def _optional(env: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
+    return _read(env, name, parse, None)
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """The Kubernetes provider's variables; defaults are the documented ones."""
+
+    enabled: bool = False
+    namespace: str = "hodei-workers"
+    kubeconfig: str | None = None
+    context: str | None = None
+    service_account: str = "hodei-worker"
+    image_pull_secrets: tuple[str, ...] = ()
+    default_cpu_request: str = "100m"
+    default_memory_request: str = "128Mi"
+    default_cpu_limit: str = "1000m"
+    default_memory_limit: str = "512Mi"
+    worker_image: str = "hodei:latest"
+    max_workers: int = 100
+    pending_timeout: float = 300.0
+    qps: float = 20.0
+    burst: int = 40
+
+
+def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
+    """Parse the ``HODEI_K8S_*`` variables (and ``HODEI_WORKER_IMAGE``)."""
+    d = KubernetesSettings()
+    return KubernetesSettings(
+        enabled=_read(env, "HODEI_K8S_ENABLED", parsers.boolean, d.enabled),
+        namespace=_read(env, "HODEI_K8S_NAMESPACE", parsers.dns_label, d.namespace),
+        kubeconfig=_optional(env, "HODEI_K8S_KUBECONFIG", parsers.non_empty),
+        context=_optional(env, "HODEI_K8S_CONTEXT", parsers.non_empty),
+        service_account=_read(
+            env, "HODEI_K8S_SERVICE_ACCOUNT", parsers.dns_subdomain, d.service_account
+        ),
+        image_pull_secrets=_read(env, "HODEI_K8S_IMAGE_PULL_SECRET", parsers.name_list, ()),
+        default_cpu_request=_read(
+            env, "HODEI_K8S_DEFAULT_CPU_REQUEST", parsers.quantity, d.default_cpu_request
+        ),
+        default_memory_request=_read(
+            env, "HODEI_K8S_DEFAULT_MEMORY_REQUEST", parsers.quantity, d.default_memory_request
+        ),
+        default_cpu_limit=_read(
+            env, "HODEI_K8S_DEFAULT_CPU_LIMIT", parsers.quantity, d.default_cpu_limit
+        ),
+        default_memory_limit=_read(
+            env, "HODEI_K8S_DEFAULT_MEMORY_LIMIT", parsers.quantity, d.default_memory_limit
+        ),
+        worker_image=_read(env, "HODEI_WORKER_IMAGE", parsers.non_empty, d.worker_image),
+        max_workers=_read(env, "HODEI_K8S_MAX_WORKERS", parsers.positive_int, d.max_workers),
+        pending_timeout=_read(
+            env, "HODEI_K8S_PENDING_TIMEOUT", parsers.positive_float, d.pending_timeout
+        ),
+        qps=_read(env, "HODEI_K8S_QPS", parsers.positive_float, d.qps),
+        burst=_read(env, "HODEI_K8S_BURST", parsers.positive_int, d.burst),
+    )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The control plane's variables (``hodei server`` and the embedded one)."""
+
+    grpc_address: str = "0.0.0.0:50051"
+    http_address: str = "0.0.0.0:9090"
+    database_url: str | None = None  # None: SQLite under the user's data directory
+    api_token: str | None = None
+    insecure: bool = False  # listen beyond loopback without a token, on purpose
+    server_address: str | None = None  # what workers dial; None: derived at startup
+    instance: str | None = None  # hodei.io/instance; None: persisted id from the store
+    local_enabled: bool = True
+    local_max_workers: int = 16
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+
+
+def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
+    """Parse every control-plane variable; raises :class:`SettingsError` on the first bad one."""
+    d = ServerSettings()
+    return ServerSettings(
+        grpc_address=_read(env, "HODEI_GRPC_ADDRESS", parsers.host_port, d.grpc_address),
+        http_address=_read(env, "HODEI_HTTP_ADDRESS", parsers.host_port, d.http_address),
+        database_url=_optional(env, "HODEI_DATABASE_URL", parsers.non_empty),
+        api_token=_optional(env, "HODEI_API_TOKEN", parsers.non_empty),
+        insecure=_read(env, "HODEI_INSECURE", parsers.boolean, d.insecure),
+        server_address=_optional(env, "HODEI_SERVER_ADDRESS", parsers.host_port),
+        instance=_optional(env, "HODEI_INSTANCE", parsers.dns_label),
+        local_enabled=_read(env, "HODEI_LOCAL_ENABLED", parsers.boolean, d.local_enabled),
+        local_max_workers=_read(
+            env, "HODEI_LOCAL_MAX_WORKERS", parsers.positive_int, d.local_max_workers
+        ),
+        kubernetes=load_kubernetes_settings(env),
+    )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The CLI's variables: where the control plane is and how to authenticate."""
+
+    server: str | None = None  # None: `hodei run` starts an embedded control plane
+    api_token: str | None = None
+
+
+def load_client_settings(env: Mapping[str, str]) -> ClientSettings:
+    """Parse ``HODEI_SERVER`` and ``HODEI_API_TOKEN``."""
+    return ClientSettings(
+        server=_optional(env, "HODEI_SERVER", parsers.host_port),
+        api_token=_optional(env, "HODEI_API_TOKEN", parsers.non_empty),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The worker agent's three variables, all required."""
+
+    server_address: str
+    worker_id: str
+    token: str
+
+
+def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
+    """Parse the agent's variables; a missing one is an error naming it."""
+    values = {}
+    for name in ("HODEI_SERVER_ADDRESS", "HODEI_WORKER_ID", "HODEI_WORKER_TOKEN"):
+        raw = env.get(name, "")
+        if not raw.strip():
+            raise SettingsError(name, raw, "accepted: a non-empty value (set by the provider)")
+        values[name] = raw.strip()
+    return WorkerSettings(
+        server_address=_read(env, "HODEI_SERVER_ADDRESS", parsers.host_port, ""),
+        worker_id=values["HODEI_WORKER_ID"],
+        token=values["HODEI_WORKER_TOKEN"],
+    )

@@ -1,0 +1,1 @@
+"""Pure domain types: jobs, states, quantities, failure reasons. No I/O here."""

@@ -1,0 +1,1 @@
+"""Providers create, watch and delete workers. See :mod:`hodei.providers.base` for the interface."""

@@ -1,0 +1,114 @@
+"""The small interface every provider implements, and the values that cross it.
+
+The control plane asks a provider for one worker per job and learns about the worker's
+life from status updates the provider pushes (for Kubernetes, from its shared watch).
+The interface is shaped for pods from the start: a worker can sit in PENDING with a
+diagnosis (unschedulable, image pull), can fail before its agent ever registers, and
+can be listed after a control-plane restart for reconciliation.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Resources
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """Everything a provider needs to start the worker for one job attempt."""
+
+    worker_id: WorkerId
+    job_id: JobId
+    token: str
+    server_address: str
+    instance: str
+    image: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    timeout_seconds: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class WorkerPhase(enum.Enum):
+    PENDING = "PENDING"  # asked for, not running yet (pod Pending, process spawning)
+    RUNNING = "RUNNING"  # the worker's container/process is running
+    EXITED = "EXITED"  # it stopped on its own; exit_code says how
+    FAILED = "FAILED"  # it cannot run or was killed by the platform; reason says why
+    GONE = "GONE"  # it no longer exists (deleted, or vanished)
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """A provider's view of one worker; ``reason``/``message`` carry the diagnosis."""
+
+    worker_id: WorkerId
+    job_id: JobId | None
+    phase: WorkerPhase
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    name: str | None = None  # pod name or process id, for `hodei workers list`
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    message: str = ""
+
+
+StatusListener = Callable[[WorkerStatus], Awaitable[None]]
+
+
+class Provider(Protocol):
+    """Creates and removes workers; reports their status through the listener."""
+
+    @property
+    def name(self) -> str:
+        """``local`` or ``kubernetes``: what users pass to ``hodei run --provider``."""
+        ...
+
+    @property
+    def capacity(self) -> int | None:
+        """Maximum concurrent workers, or ``None`` for no cap."""
+        ...
+
+    async def start(self, listener: StatusListener) -> None:
+        """Connect, begin watching, and push every status change to ``listener``."""
+        ...
+
+    async def close(self) -> None:
+        """Stop watching and release connections; workers are left as they are."""
+        ...
+
+    async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
+        """Start a worker; idempotent for the same worker id. Raises ProviderError."""
+        ...
+
+    async def delete_worker(self, worker_id: WorkerId) -> None:
+        """Remove the worker (kill the process, delete the pod); absent is not an error."""
+        ...
+
+    def status(self, worker_id: WorkerId) -> WorkerStatus | None:
+        """The last known status, from the provider's cache (no I/O)."""
+        ...
+
+    async def list_workers(self) -> list[WorkerStatus]:
+        """Workers this control plane instance owns, for reconciliation after a restart."""
+        ...
+
+    async def health(self) -> Health:
+        """Whether the provider can do its job now (API reachable, permissions present)."""
+        ...
+
+
+class ProviderError(RuntimeError):
+    """A provider could not do what was asked; ``reason`` is a failure reason word."""
+
+    def __init__(self, message: str, *, reason: str = "ProviderError", retryable: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.retryable = retryable
