@@ -85,3 +85,13 @@ def non_empty(text: str) -> str:
     if not text.strip():
         raise ValueError("accepted: a non-empty string")
     return text.strip()
+
+
+def database_url(text: str) -> str:
+    url = text.strip()
+    if url == "memory://" or (url.startswith("sqlite://") and len(url) > len("sqlite://")):
+        return url
+    raise ValueError(
+        "accepted: sqlite:///ABSOLUTE/PATH.db, sqlite://RELATIVE/PATH.db, "
+        "sqlite://:memory: or memory://"
+    )

@@ -121,7 +121,7 @@ def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
     return ServerSettings(
         grpc_address=_read(env, "HODEI_GRPC_ADDRESS", parsers.host_port, d.grpc_address),
         http_address=_read(env, "HODEI_HTTP_ADDRESS", parsers.host_port, d.http_address),
-        database_url=_optional(env, "HODEI_DATABASE_URL", parsers.non_empty),
+        database_url=_optional(env, "HODEI_DATABASE_URL", parsers.database_url),
         api_token=_optional(env, "HODEI_API_TOKEN", parsers.non_empty),
         insecure=_read(env, "HODEI_INSECURE", parsers.boolean, d.insecure),
         server_address=_optional(env, "HODEI_SERVER_ADDRESS", parsers.host_port),

@@ -24,6 +24,8 @@ CONTAINER_EXITED: Final = "ContainerExited"
 PENDING_TIMEOUT: Final = "PendingTimeout"
 PROVIDER_ERROR: Final = "ProviderError"
 NO_PROVIDER: Final = "NoProvider"
+COMMAND_NOT_FOUND: Final = "CommandNotFound"
+START_ERROR: Final = "StartError"
 
 # Reasons that mean "the platform could not run it" (hodei run exits 125).
 PLATFORM_REASONS: Final = frozenset(

@@ -1,0 +1,7 @@
+"""``python -m kube_emulator``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

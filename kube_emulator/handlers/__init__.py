@@ -1,0 +1,1 @@
+"""HTTP handlers for resource requests, one module per concern."""

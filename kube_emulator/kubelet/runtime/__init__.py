@@ -1,0 +1,1 @@
+"""Container runtimes of the emulator's kubelet: local processes and podman."""

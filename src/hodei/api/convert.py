@@ -1,0 +1,198 @@
+"""Conversions between domain values and the ``hodei.v1`` protobuf messages of the jobs API.
+
+Protobuf has no "unset" for scalars, so the wire uses empty strings and zeros where the
+domain uses ``None``; this module is the one place that maps between the two, in both
+directions, so the server, the CLI and the tests agree on what an empty field means.
+Timestamps travel as RFC 3339 strings in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hodei.api.v1 import jobs_pb2, types_pb2
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+
+__all__ = [
+    "chunk_from_pb",
+    "chunk_to_pb",
+    "format_time",
+    "job_from_pb",
+    "job_to_pb",
+    "parse_time",
+    "spec_from_pb",
+    "spec_to_pb",
+    "state_from_pb",
+    "state_to_pb",
+    "stream_from_pb",
+    "stream_to_pb",
+    "worker_from_pb",
+    "worker_to_pb",
+]
+
+
+def format_time(value: datetime | None) -> str:
+    """RFC 3339 in UTC with a ``Z``; ``None`` becomes the empty string."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime | None:
+    """The inverse of :func:`format_time`."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def state_to_pb(state: JobState) -> types_pb2.JobState:
+    return types_pb2.JobState.Value(state.value)  # type: ignore[no-any-return]
+
+
+def state_from_pb(value: types_pb2.JobState) -> JobState:
+    """The domain state; raises ValueError for ``JOB_STATE_UNSPECIFIED``."""
+    return JobState(types_pb2.JobState.Name(value))
+
+
+def stream_to_pb(stream: LogStream) -> types_pb2.LogStream:
+    return types_pb2.LogStream.Value(stream.value)  # type: ignore[no-any-return]
+
+
+def stream_from_pb(value: types_pb2.LogStream) -> LogStream:
+    """The domain stream; raises ValueError for ``LOG_STREAM_UNSPECIFIED``."""
+    return LogStream(types_pb2.LogStream.Name(value))
+
+
+def _none_if_empty(text: str) -> str | None:
+    return text or None
+
+
+def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
+    message = types_pb2.JobSpec(
+        command=list(spec.command),
+        env=dict(spec.env),
+        image=spec.image or "",
+        resources=types_pb2.Resources(
+            cpu_request=spec.resources.cpu_request or "",
+            cpu_limit=spec.resources.cpu_limit or "",
+            memory_request=spec.resources.memory_request or "",
+            memory_limit=spec.resources.memory_limit or "",
+        ),
+        timeout_seconds=spec.timeout_seconds or 0.0,
+        labels=dict(spec.labels),
+        max_attempts=spec.max_attempts,
+        provider=spec.provider or "",
+    )
+    if spec.shell is not None:
+        message.shell = spec.shell
+    return message
+
+
+def spec_from_pb(message: types_pb2.JobSpec) -> JobSpec:
+    """A domain spec, not yet validated (call :meth:`JobSpec.validated`)."""
+    resources = message.resources
+    return JobSpec(
+        command=tuple(message.command),
+        shell=message.shell if message.HasField("shell") else None,
+        env=dict(message.env),
+        image=_none_if_empty(message.image),
+        resources=Resources(
+            cpu_request=_none_if_empty(resources.cpu_request),
+            cpu_limit=_none_if_empty(resources.cpu_limit),
+            memory_request=_none_if_empty(resources.memory_request),
+            memory_limit=_none_if_empty(resources.memory_limit),
+        ),
+        timeout_seconds=message.timeout_seconds or None,
+        labels=dict(message.labels),
+        max_attempts=message.max_attempts or 1,
+        provider=_none_if_empty(message.provider),
+    )
+
+
+def job_to_pb(job: Job, *, waiting_reason: str = "") -> types_pb2.Job:
+    message = types_pb2.Job(
+        id=job.id,
+        spec=spec_to_pb(job.spec),
+        state=state_to_pb(job.state),
+        reason=job.reason or "",
+        message=job.message or "",
+        created_at=format_time(job.created_at),
+        started_at=format_time(job.started_at),
+        finished_at=format_time(job.finished_at),
+        worker_id=job.worker_id or "",
+        attempt=job.attempt,
+        provider=job.provider or "",
+        waiting_reason=waiting_reason,
+    )
+    if job.exit_code is not None:
+        message.exit_code = job.exit_code
+    return message
+
+
+def job_from_pb(message: types_pb2.Job) -> Job:
+    """The domain job a client received (``waiting_reason`` is read from the message)."""
+    created_at = parse_time(message.created_at)
+    return Job(
+        id=JobId(message.id),
+        spec=spec_from_pb(message.spec),
+        state=state_from_pb(message.state),
+        created_at=created_at if created_at is not None else datetime.now(UTC),
+        attempt=message.attempt,
+        exit_code=message.exit_code if message.HasField("exit_code") else None,
+        reason=_none_if_empty(message.reason),
+        message=_none_if_empty(message.message),
+        started_at=parse_time(message.started_at),
+        finished_at=parse_time(message.finished_at),
+        worker_id=WorkerId(message.worker_id) if message.worker_id else None,
+        provider=_none_if_empty(message.provider),
+    )
+
+
+def chunk_to_pb(chunk: LogChunk) -> types_pb2.LogChunk:
+    return types_pb2.LogChunk(
+        job_id=chunk.job_id,
+        sequence=chunk.sequence,
+        stream=stream_to_pb(chunk.stream),
+        data=chunk.data,
+    )
+
+
+def chunk_from_pb(message: types_pb2.LogChunk) -> LogChunk:
+    return LogChunk(
+        job_id=JobId(message.job_id),
+        sequence=message.sequence,
+        stream=stream_from_pb(message.stream),
+        data=message.data,
+    )
+
+
+def worker_to_pb(record: WorkerRecord) -> jobs_pb2.Worker:
+    return jobs_pb2.Worker(
+        id=record.id,
+        job_id=record.job_id,
+        provider=record.provider,
+        state=record.state,
+        name=record.name or "",
+        created_at=format_time(record.created_at),
+        reason=record.reason or "",
+        message=record.message or "",
+    )
+
+
+def worker_from_pb(message: jobs_pb2.Worker) -> WorkerRecord:
+    created_at = parse_time(message.created_at)
+    return WorkerRecord(
+        id=WorkerId(message.id),
+        job_id=JobId(message.job_id),
+        provider=message.provider,
+        attempt=0,
+        created_at=created_at if created_at is not None else datetime.now(UTC),
+        state=message.state,
+        name=_none_if_empty(message.name),
+        reason=_none_if_empty(message.reason),
+        message=_none_if_empty(message.message),
+    )

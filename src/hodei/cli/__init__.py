@@ -1,0 +1,1 @@
+"""The ``hodei`` command line: run jobs, serve the control plane, inspect jobs and workers."""

@@ -1,0 +1,133 @@
+"""The CLI's gRPC client for ``JobService``, speaking in domain values.
+
+The only CLI module that touches gRPC and the generated code. Failures become
+:class:`ClientError` with a message that names ``HODEI_SERVER`` / ``HODEI_API_TOKEN``
+where those are what the user should check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from hodei.api.convert import chunk_from_pb, job_from_pb, spec_to_pb, state_to_pb, worker_from_pb
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.logs import LogChunk
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+
+_CALL_TIMEOUT = 30.0
+
+
+class ClientError(Exception):
+    """A call failed; ``code`` is the gRPC status name (``UNAVAILABLE``, ``NOT_FOUND``...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def unreachable(self) -> bool:
+        return self.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """A job as the server sees it now, with why it still waits (for the spinner)."""
+
+    job: Job
+    waiting_reason: str
+
+
+class HodeiClient:
+    """Async client of one control plane; use as ``async with HodeiClient(...)``."""
+
+    def __init__(self, address: str, *, api_token: str | None = None, env_name: str = "") -> None:
+        self.address = address
+        self._where = f"{address} ({env_name})" if env_name else address
+        self._metadata = (("authorization", f"Bearer {api_token}"),) if api_token else ()
+        self._channel = grpc.aio.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        self._stub: Any = jobs_pb2_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> HodeiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> ClientError:
+        code = exc.code()
+        details = exc.details() or code.name
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            text = f"cannot reach the control plane at {self._where}: {details}"
+        elif code == grpc.StatusCode.UNAUTHENTICATED:
+            text = (
+                f"the control plane at {self._where} refused the call: {details} (HODEI_API_TOKEN)"
+            )
+        else:
+            text = details
+        return ClientError(code.name, text)
+
+    async def _unary(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub, method)(
+                request, metadata=self._metadata, timeout=_CALL_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+
+    async def submit(self, spec: JobSpec) -> Job:
+        request = jobs_pb2.SubmitJobRequest(spec=spec_to_pb(spec))
+        return job_from_pb(await self._unary("SubmitJob", request))
+
+    async def get(self, job_id: str) -> Job:
+        return job_from_pb(await self._unary("GetJob", jobs_pb2.GetJobRequest(id=job_id)))
+
+    async def cancel(self, job_id: str) -> Job:
+        return job_from_pb(await self._unary("CancelJob", jobs_pb2.CancelJobRequest(id=job_id)))
+
+    async def list_jobs(self, states: Sequence[JobState] = (), limit: int = 0) -> list[Job]:
+        request = jobs_pb2.ListJobsRequest(states=[state_to_pb(s) for s in states], limit=limit)
+        response = await self._unary("ListJobs", request)
+        return [job_from_pb(job) for job in response.jobs]
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        response = await self._unary("ListWorkers", jobs_pb2.ListWorkersRequest())
+        return [worker_from_pb(worker) for worker in response.workers]
+
+    async def logs(
+        self, job_id: str, *, follow: bool = False, from_sequence: int = 0
+    ) -> AsyncIterator[LogChunk]:
+        """The job's output chunks from ``from_sequence``; with ``follow``, until it ends."""
+        request = jobs_pb2.StreamLogsRequest(
+            job_id=job_id, follow=follow, from_sequence=from_sequence
+        )
+        call = self._stub.StreamLogs(request, metadata=self._metadata)
+        try:
+            async for message in call:
+                yield chunk_from_pb(message)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
+
+    async def watch(self, job_id: str) -> AsyncIterator[JobUpdate]:
+        """The job now, then each change, until it ends."""
+        call = self._stub.WatchJob(jobs_pb2.WatchJobRequest(id=job_id), metadata=self._metadata)
+        try:
+            async for message in call:
+                yield JobUpdate(job_from_pb(message), message.waiting_reason)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()

@@ -1,0 +1,54 @@
+"""The control plane ``hodei run`` starts in-process when ``HODEI_SERVER`` is unset.
+
+It listens on loopback ports chosen by the kernel, keeps its SQLite file in a temporary
+directory that is removed afterwards, and runs jobs with the local provider (Kubernetes
+too when the environment enables it). On the way out it removes every worker it
+created, so nothing it started outlives the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from hodei.config import ServerSettings, load_server_settings
+
+STOP_GRACE = 2.0
+
+
+def embedded_settings(env: Mapping[str, str], directory: Path) -> ServerSettings:
+    """Server settings from ``env`` with what an embedded control plane must have."""
+    return dataclasses.replace(
+        load_server_settings(env),
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        database_url=f"sqlite:///{directory / 'hodei.db'}",
+        api_token=None,
+        insecure=False,
+        server_address=None,
+        local_enabled=True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
+    """Run a control plane for the duration of the block; yields its gRPC address."""
+    from hodei.server.app import ControlPlane
+
+    directory = Path(tempfile.mkdtemp(prefix="hodei-run-"))
+    try:
+        control_plane = ControlPlane(embedded_settings(env, directory))
+        await control_plane.start()
+        try:
+            yield control_plane.address
+        finally:
+            for provider in control_plane.providers.values():
+                for worker in await provider.list_workers():
+                    await provider.delete_worker(worker.worker_id)
+            await control_plane.stop(grace=STOP_GRACE)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""Entry point of the ``hodei`` command: argument parsing and dispatch.
+
+Command modules are imported only when their command runs, so ``hodei worker`` (the
+agent, started once per job) does not pay for the server, the client or Kubernetes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from hodei import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+_STATES = ("QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+
+def _run(args: argparse.Namespace) -> int:
+    # gRPC's C core logs connection chatter to stderr, which belongs to the job's output.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from hodei.cli.run import run_command
+
+    return asyncio.run(run_command(args, os.environ))
+
+
+def _server(args: argparse.Namespace) -> int:
+    from hodei.cli.server import serve
+
+    return asyncio.run(serve(os.environ))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from hodei.config import SettingsError, load_worker_settings
+
+    try:
+        settings = load_worker_settings(os.environ)
+    except SettingsError as exc:
+        print(f"hodei worker: {exc}", file=sys.stderr)
+        return 2
+    from hodei.worker.entry import run_worker
+
+    return run_worker(settings)
+
+
+def _client_command(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from hodei.cli import commands
+
+        return asyncio.run(commands.with_client(getattr(commands, name), args, os.environ))
+
+    return handler
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+    )
+
+
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run a command as a job and stream its output",
+        description=(
+            "Submit CMD as a job, stream its stdout/stderr, exit with its exit code "
+            "(124 timed out, 125 platform failure or unreachable server, 130 interrupted). "
+            "CMD is an argv, not a shell line: for pipes or scripts use "
+            "`hodei run -- sh -c 'a | b'`. With HODEI_SERVER unset, an embedded control "
+            "plane with the local provider runs the job."
+        ),
+    )
+    run.add_argument("--provider", help="local or kubernetes (default: the server's)")
+    run.add_argument("--image", help="container image (Kubernetes)")
+    run.add_argument("--cpu", help="CPU request and limit, a Kubernetes quantity (e.g. 500m)")
+    run.add_argument("--memory", help="memory request and limit, a quantity (e.g. 256Mi)")
+    run.add_argument("--timeout", type=float, help="seconds before the job is killed")
+    run.add_argument("--env", action="append", metavar="K=V", help="environment variable")
+    run.add_argument("--label", action="append", metavar="K=V", help="label")
+    run.add_argument("--max-attempts", type=int, default=1, help="attempts on platform failures")
+    run.add_argument("--detach", action="store_true", help="print the job id and return")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    run.set_defaults(func=_run)
+
+
+def _add_jobs(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs = subparsers.add_parser("jobs", help="list, show, follow and cancel jobs")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list jobs, newest first")
+    listing.add_argument("--state", action="append", choices=_STATES, help="only these states")
+    listing.add_argument("--limit", type=int, default=0, help="at most N jobs")
+    _add_output(listing)
+    listing.set_defaults(func=_client_command("jobs_list"))
+    for name, text in (("show", "one job in detail"), ("cancel", "cancel a job")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("id", help="job id")
+        _add_output(action)
+        action.set_defaults(func=_client_command(f"jobs_{name}"))
+    logs = actions.add_parser("logs", help="a job's output (stdout and stderr apart)")
+    logs.add_argument("id", help="job id")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    logs.set_defaults(func=_client_command("jobs_logs"))
+
+
+def _add_k8s(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], real: bool) -> None:
+    """``hodei k8s``: registered by :mod:`hodei.cli.k8s` when that is the command given.
+
+    The module loads the Kubernetes client (half a second); other commands, above all
+    ``hodei worker``, must not pay for it, so they see a placeholder entry instead.
+    """
+    if not real:
+        placeholder = subparsers.add_parser("k8s", help="Kubernetes deployment tools (verify)")
+        placeholder.add_argument("rest", nargs=argparse.REMAINDER)
+        placeholder.set_defaults(func=lambda args: main(["k8s", *args.rest]))
+        return
+    try:
+        from hodei.cli import k8s
+    except ImportError as exc:
+        missing = subparsers.add_parser("k8s", help="Kubernetes checks (unavailable)")
+        reason = str(exc)
+
+        def unavailable(args: argparse.Namespace) -> int:
+            print(f"hodei k8s: not available in this installation: {reason}", file=sys.stderr)
+            return 1
+
+        missing.set_defaults(func=unavailable)
+        return
+    k8s.register(subparsers)
+
+
+def build_parser(command: str | None = "k8s") -> argparse.ArgumentParser:
+    """The whole ``hodei`` command tree (``command``: the one about to run, if known)."""
+    parser = argparse.ArgumentParser(
+        prog="hodei", description="Run commands on ephemeral workers (local processes or pods)."
+    )
+    parser.add_argument("--version", action="version", version=f"hodei {__version__}")
+    subparsers = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+    _add_run(subparsers)
+    server = subparsers.add_parser("server", help="run the control plane in the foreground")
+    server.set_defaults(func=_server)
+    _add_jobs(subparsers)
+    workers = subparsers.add_parser("workers", help="list workers")
+    worker_actions = workers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = worker_actions.add_parser("list", help="workers with provider, state, age")
+    _add_output(listing)
+    listing.set_defaults(func=_client_command("workers_list"))
+    worker = subparsers.add_parser("worker", help="the worker agent (started by providers)")
+    worker.set_defaults(func=_worker)
+    _add_k8s(subparsers, real=command == "k8s")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the process's) and run the command; returns the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments == ["worker"]:
+        # Started once per job: skip building the parser, every millisecond is latency.
+        return _worker(argparse.Namespace())
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(arguments)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,235 @@
+"""``hodei run``: submit a job, stream its output as it happens, exit with its exit code.
+
+stdout and stderr of the job go to our stdout and stderr byte for byte; everything Hodei
+itself has to say goes to stderr. Exit codes: the job's own; 124 when it timed out; 125
+when the platform could not run it (or the control plane is unreachable); 130 when
+interrupted with Ctrl-C (the job is cancelled first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import BinaryIO
+
+from hodei.cli.client import ClientError, HodeiClient, JobUpdate
+from hodei.cli.spinner import Spinner
+from hodei.config import SettingsError, load_client_settings
+from hodei.domain.jobs import Job, JobSpec, Resources, SpecError
+from hodei.domain.logs import LogStream
+from hodei.domain.quantities import QuantityError, validate_quantity
+from hodei.domain.reasons import PLATFORM_REASONS
+from hodei.domain.states import JobState
+
+EXIT_TIMED_OUT = 124
+EXIT_PLATFORM = 125
+EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
+CANCEL_WAIT = 10.0  # how long Ctrl-C waits for the cancelled job to end
+
+
+class UsageError(Exception):
+    """A flag value that cannot be used; the message names the flag."""
+
+
+def parse_pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """``K=V`` strings as a dict; a value may itself contain ``=``."""
+    pairs: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag}: {item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _quantity(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return validate_quantity(value)
+    except QuantityError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    """The job spec the flags describe; raises :class:`UsageError` or :class:`SpecError`.
+
+    ``--cpu``/``--memory`` set both request and limit: the job gets what it asked for.
+    """
+    command = list(args.command or ())
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("missing command: hodei run [FLAGS] -- CMD [ARG...]")
+    cpu = _quantity(args.cpu, "--cpu")
+    memory = _quantity(args.memory, "--memory")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout: {args.timeout} must be a number of seconds > 0")
+    spec = JobSpec(
+        command=tuple(command),
+        env=parse_pairs(args.env, "--env"),
+        image=args.image,
+        resources=Resources(
+            cpu_request=cpu, cpu_limit=cpu, memory_request=memory, memory_limit=memory
+        ),
+        timeout_seconds=args.timeout,
+        labels=parse_pairs(args.label, "--label"),
+        max_attempts=args.max_attempts,
+        provider=args.provider,
+    )
+    return spec.validated()
+
+
+def exit_code_for(job: Job) -> int:
+    """What ``hodei run`` exits with for a finished job."""
+    if job.state is JobState.SUCCEEDED:
+        return 0
+    if job.state is JobState.TIMED_OUT:
+        return EXIT_TIMED_OUT
+    if job.state is JobState.CANCELLED:
+        return EXIT_INTERRUPTED
+    if job.reason in PLATFORM_REASONS:
+        return EXIT_PLATFORM
+    if job.exit_code is not None and 0 < job.exit_code < 256:
+        return job.exit_code
+    return 1
+
+
+def outcome_note(job: Job) -> str | None:
+    """A line for stderr when the exit code alone would not explain what happened."""
+    if job.state is JobState.SUCCEEDED or job.reason == "NonZeroExit":
+        return None
+    detail = f"{job.reason}: {job.message}" if job.message else (job.reason or "")
+    return f"hodei: job {job.id} {job.state.value}" + (f" ({detail})" if detail else "")
+
+
+def waiting_text(update: JobUpdate) -> str:
+    state = update.job.state.value.lower()
+    return f"{update.job.id} {state}: {update.waiting_reason or 'waiting for a worker'}"
+
+
+class _Output:
+    """The job's bytes to our stdout/stderr; a closed stdout (``| head``) is not fatal."""
+
+    def __init__(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
+        self._streams = {LogStream.STDOUT: stdout, LogStream.STDERR: stderr}
+        self._closed: set[LogStream] = set()
+
+    def write(self, stream: LogStream, data: bytes) -> None:
+        if stream in self._closed:
+            return
+        target = self._streams[stream]
+        try:
+            target.write(data)
+            target.flush()
+        except BrokenPipeError:
+            self._closed.add(stream)
+
+
+async def _copy_logs(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> None:
+    async for chunk in client.logs(job_id, follow=True):
+        spinner.stop()
+        out.write(chunk.stream, chunk.data)
+
+
+async def _watch(client: HodeiClient, job_id: str, spinner: Spinner) -> Job:
+    last: Job | None = None
+    async for update in client.watch(job_id):
+        last = update.job
+        if update.job.state in (JobState.QUEUED, JobState.STARTING):
+            spinner.show(waiting_text(update))
+        else:
+            spinner.stop()
+        if update.job.state.terminal:
+            return update.job
+    return last if last is not None and last.state.terminal else await client.get(job_id)
+
+
+async def follow_job(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> int:
+    """Stream the job until it ends (or Ctrl-C cancels it); return the exit code."""
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    logs = asyncio.create_task(_copy_logs(client, job_id, out, spinner))
+    watch = asyncio.create_task(_watch(client, job_id, spinner))
+    interrupt = asyncio.create_task(interrupted.wait())
+    try:
+        await asyncio.wait({watch, interrupt, logs}, return_when=asyncio.FIRST_COMPLETED)
+        if logs.done() and logs.exception() is not None:
+            logs.result()
+        if interrupt.done():
+            spinner.stop()
+            print(f"hodei: interrupted; cancelling job {job_id}", file=sys.stderr)
+            with contextlib.suppress(ClientError):
+                await client.cancel(job_id)
+            with contextlib.suppress(ClientError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(watch), CANCEL_WAIT)
+            return EXIT_INTERRUPTED
+        job = await watch
+        await asyncio.wait_for(logs, CANCEL_WAIT)
+        note = outcome_note(job)
+        if note:
+            print(note, file=sys.stderr)
+        return exit_code_for(job)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        spinner.stop()
+        for task in (logs, watch, interrupt):
+            task.cancel()
+        await asyncio.gather(logs, watch, interrupt, return_exceptions=True)
+
+
+async def _submit_and_follow(
+    args: argparse.Namespace, address: str, env_name: str, token: str | None
+) -> int:
+    spec = spec_from_args(args)
+    async with HodeiClient(address, api_token=token, env_name=env_name) as client:
+        try:
+            job = await client.submit(spec)
+        except ClientError as exc:
+            print(f"hodei: {exc}", file=sys.stderr)
+            if exc.code == "INVALID_ARGUMENT":
+                return EXIT_USAGE
+            return EXIT_PLATFORM if exc.unreachable else 1
+        if args.detach:
+            print(job.id)
+            return 0
+        spinner = Spinner(sys.stderr, enabled=sys.stderr.isatty())
+        out = _Output(sys.stdout.buffer, sys.stderr.buffer)
+        try:
+            return await follow_job(client, job.id, out, spinner)
+        except ClientError as exc:
+            print(f"hodei: {exc}", file=sys.stderr)
+            return EXIT_PLATFORM
+
+
+async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """``hodei run``: against HODEI_SERVER, or an embedded control plane when it is unset."""
+    try:
+        settings = load_client_settings(env)
+        spec_from_args(args)  # refuse bad flags before starting anything
+    except (SettingsError, UsageError, SpecError) as exc:
+        print(f"hodei run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if settings.server is not None:
+        return await _submit_and_follow(args, settings.server, "HODEI_SERVER", settings.api_token)
+    if args.detach:
+        print(
+            "hodei run: --detach needs a control plane that outlives this command: "
+            "start `hodei server` and set HODEI_SERVER",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from hodei.cli.embedded import embedded_control_plane
+
+    try:
+        async with embedded_control_plane(env) as address:
+            return await _submit_and_follow(args, address, "", None)
+    except SettingsError as exc:
+        print(f"hodei run: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,55 @@
+"""``hodei server``: the control plane in the foreground until SIGTERM or SIGINT.
+
+Settings come from the environment (an invalid variable stops startup with exit 2 and a
+message naming it). A signal drains: no new jobs, running ones get ``grace`` seconds to
+report, then the process exits 0. Log lines go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+
+from hodei.config import SettingsError, load_server_settings
+
+DRAIN_GRACE = 10.0
+
+
+async def serve(env: Mapping[str, str], *, grace: float = DRAIN_GRACE) -> int:
+    """Run the control plane until SIGTERM/SIGINT; return the exit code."""
+    try:
+        settings = load_server_settings(env)
+    except SettingsError as exc:
+        print(f"hodei server: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    from hodei.server.app import ControlPlane
+
+    control_plane = ControlPlane(settings)
+    try:
+        await control_plane.start()
+    except Exception as exc:  # startup failures (port taken, unsafe listen...): say why, exit 1
+        print(f"hodei server: cannot start: {exc}", file=sys.stderr)
+        await control_plane.stop(grace=0)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logging.getLogger("hodei.server").info(
+        "hodei server ready: gRPC %s (port %d), HTTP port %d",
+        settings.grpc_address,
+        control_plane.grpc_port,
+        control_plane.http_port,
+    )
+    await stop.wait()
+    logging.getLogger("hodei.server").info("draining (up to %.0f s)", grace)
+    await control_plane.stop(grace=grace)
+    return 0

@@ -1,0 +1,49 @@
+"""Kubernetes provider: each job runs on an ephemeral worker pod, watched and diagnosed.
+
+``create_provider`` is the entry point the control plane uses (contract E); the modules
+inside split the work: ``client`` (the only one speaking to the API), ``pods`` (pure pod
+builder), ``diagnosis`` (pure pod-status reading), ``watch`` (shared list+watch and
+cache), ``provider`` (the Provider implementation).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from hodei.config.settings import KubernetesSettings
+from hodei.providers.kubernetes.client import KubeClient, load_client_config
+from hodei.providers.kubernetes.errors import (
+    KubernetesApiError,
+    KubernetesConfigError,
+    KubernetesError,
+)
+from hodei.providers.kubernetes.metrics import ProviderMetrics
+from hodei.providers.kubernetes.provider import KubernetesProvider
+
+__all__ = [
+    "KubernetesApiError",
+    "KubernetesConfigError",
+    "KubernetesError",
+    "KubernetesProvider",
+    "create_provider",
+    "load_client_config",
+]
+
+
+async def create_provider(
+    settings: KubernetesSettings,
+    *,
+    server_address: str,
+    instance: str,
+    registry: CollectorRegistry | None = None,
+) -> KubernetesProvider:
+    """Load the client configuration and build the provider (not yet started).
+
+    Raises :class:`KubernetesConfigError` when no usable configuration is found.
+    ``server_address`` is what worker pods dial; the control plane also passes it in each
+    :class:`~hodei.providers.base.WorkerRequest`, which is what the pod receives.
+    """
+    del server_address  # carried per request; accepted here for the factory's contract
+    metrics = ProviderMetrics(registry)
+    api = await KubeClient.from_settings(settings, observe=metrics.observe_request)
+    return KubernetesProvider(settings=settings, api=api, instance=instance, metrics=metrics)

@@ -1,0 +1,157 @@
+"""The Kubernetes reads behind ``hodei k8s verify``.
+
+Reads what :mod:`.verify` judges, with the provider's own client configuration
+(:func:`.client.load_client_config`, so kubeconfig, context and in-cluster credentials are
+resolved exactly as the provider resolves them). Permissions are asked of the API server
+rather than inferred from the RBAC objects: a SubjectAccessReview for the control plane's
+ServiceAccount, or, when the caller may not create those (e.g. the control plane itself),
+a SelfSubjectAccessReview for the caller. Objects come back as JSON-shaped dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from hodei.config.settings import KubernetesSettings
+from hodei.providers.kubernetes.client import load_client_config
+from hodei.providers.kubernetes.verify import (
+    API_TOKEN_SECRET,
+    CONTROL_PLANE,
+    PROVIDER_CONFIG,
+    PROVIDER_ROLE,
+    Access,
+    CheckResult,
+    ClusterState,
+    JsonObject,
+    Layout,
+    expected_access,
+    expected_network_policies,
+    run_checks,
+)
+
+
+class VerifyError(Exception):
+    """The cluster could not be read at all (unreachable, not authenticated, not allowed)."""
+
+
+async def verify_cluster(settings: KubernetesSettings, layout: Layout) -> list[CheckResult]:
+    """Read the cluster ``settings`` points at and run every check against ``layout``."""
+    configuration = await load_client_config(settings)
+    try:
+        async with k8s.ApiClient(configuration=configuration) as api:
+            state = await read_cluster_state(api, layout)
+    except aiohttp.ClientError as exc:
+        raise VerifyError(f"cannot reach the Kubernetes API: {exc}") from exc
+    return run_checks(layout, state)
+
+
+async def _maybe(api: k8s.ApiClient, read: Awaitable[Any]) -> JsonObject | None:
+    """The object ``read`` returns, as a dict, or None when it does not exist."""
+    try:
+        obj = await read
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        if exc.status in (401, 403):
+            raise VerifyError(
+                f"the Kubernetes API refused a read: {exc.reason} ({exc.status})"
+            ) from exc
+        raise
+    result: JsonObject = api.sanitize_for_serialization(obj)
+    return result
+
+
+async def read_cluster_state(api: k8s.ApiClient, layout: Layout) -> ClusterState:
+    """Everything :func:`.verify.run_checks` looks at."""
+    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    system, workers = layout.system_namespace, layout.workers_namespace
+    namespaces = {name: await _maybe(api, core.read_namespace(name)) for name in (system, workers)}
+    accounts = {
+        f"{ns}/{name}": await _maybe(api, core.read_namespaced_service_account(name, ns))
+        for ns, name in ((workers, layout.worker_account), (system, layout.control_plane_account))
+    }
+    access, identity = await review_access(api, layout)
+    secret_readable = True
+    try:
+        secret = await _maybe(api, core.read_namespaced_secret(API_TOKEN_SECRET, system))
+    except VerifyError:
+        secret, secret_readable = None, False
+    return ClusterState(
+        namespaces=namespaces,
+        service_accounts=accounts,
+        role=await _maybe(api, rbac.read_namespaced_role(PROVIDER_ROLE, workers)),
+        role_binding=await _maybe(api, rbac.read_namespaced_role_binding(PROVIDER_ROLE, workers)),
+        network_policies=await _read_network_policies(api, layout),
+        config_map=await _maybe(api, core.read_namespaced_config_map(PROVIDER_CONFIG, system)),
+        access=access,
+        access_identity=identity,
+        deployment=await _maybe(
+            api, k8s.AppsV1Api(api).read_namespaced_deployment(CONTROL_PLANE, system)
+        ),
+        service=await _maybe(api, core.read_namespaced_service(CONTROL_PLANE, system)),
+        api_token_secret=secret,
+        secret_readable=secret_readable,
+    )
+
+
+async def _read_network_policies(api: k8s.ApiClient, layout: Layout) -> dict[str, JsonObject]:
+    networking = k8s.NetworkingV1Api(api)
+    found: dict[str, JsonObject] = {}
+    for name in expected_network_policies(layout):
+        policy = await _maybe(
+            api,
+            networking.read_namespaced_network_policy(name, layout.workers_namespace),
+        )
+        if policy is not None:
+            found[name] = policy
+    return found
+
+
+def _attributes(question: Access) -> k8s.V1ResourceAttributes:
+    return k8s.V1ResourceAttributes(
+        namespace=question.namespace,
+        verb=question.verb,
+        group=question.group,
+        resource=question.resource,
+        subresource=question.subresource or None,
+    )
+
+
+async def review_access(api: k8s.ApiClient, layout: Layout) -> tuple[dict[Access, bool], str]:
+    """Answers for :func:`.verify.expected_access`, and whose access they describe."""
+    authz = k8s.AuthorizationV1Api(api)
+    questions = expected_access(layout)
+    groups = [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{layout.system_namespace}",
+        "system:authenticated",
+    ]
+    answers: dict[Access, bool] = {}
+    try:
+        for question in questions:
+            review = k8s.V1SubjectAccessReview(
+                spec=k8s.V1SubjectAccessReviewSpec(
+                    user=layout.control_plane_user,
+                    groups=groups,
+                    resource_attributes=_attributes(question),
+                )
+            )
+            result = await authz.create_subject_access_review(review)
+            answers[question] = bool(result.status and result.status.allowed)
+        return answers, layout.control_plane_user
+    except ApiException as exc:
+        if exc.status not in (403, 404):
+            raise
+    # Not allowed to ask about others (e.g. running as the control plane): ask about ourselves.
+    for question in questions:
+        self_review = k8s.V1SelfSubjectAccessReview(
+            spec=k8s.V1SelfSubjectAccessReviewSpec(resource_attributes=_attributes(question))
+        )
+        self_result = await authz.create_self_subject_access_review(self_review)
+        answers[question] = bool(self_result.status and self_result.status.allowed)
+    return answers, "the current user"

@@ -1,0 +1,181 @@
+"""Why a worker pod is not running, read from its status and nothing else.
+
+A job that cannot run must fail with the reason a person needs ("0/3 nodes are
+available: 3 Insufficient cpu", "image "x" not found", "OOMKilled (limit 128Mi)"),
+not a generic "worker lost". Everything needed is in the pod object the shared watch
+already delivers: the PodScheduled condition, container waiting/terminated states, the
+pod's own reason (DeadlineExceeded, Evicted). :func:`diagnose` is a pure function of
+that object, so it is tested against status fixtures written from the Kubernetes docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hodei.domain import reasons
+from hodei.providers.base import WorkerPhase
+
+# Waiting reasons that will not fix themselves: fail now rather than at the pending timeout.
+_PERMANENT_WAITING = frozenset(
+    {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
+)
+_IMAGE_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+# Words in an ErrImagePull message that say the image does not exist or is not allowed.
+_IMAGE_MISSING = (
+    "not found",
+    "manifest unknown",
+    "does not exist",
+    "pull access denied",
+    "unauthorized",
+)
+_START_ERRORS = frozenset({"CreateContainerError", "RunContainerError"})
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A pod's state in the provider's terms."""
+
+    phase: WorkerPhase
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+
+
+def _container_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return statuses[0] if statuses else {}
+
+
+def _container_spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return containers[0] if containers else {}
+
+
+def memory_limit(pod: Mapping[str, Any]) -> str | None:
+    """The worker container's memory limit as written in the spec."""
+    limits = (_container_spec(pod).get("resources") or {}).get("limits") or {}
+    value = limits.get("memory")
+    return str(value) if value is not None else None
+
+
+def _unschedulable(pod: Mapping[str, Any]) -> Diagnosis | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            message = cond.get("message") or "no node can run the pod"
+            return Diagnosis(WorkerPhase.PENDING, reasons.UNSCHEDULABLE, message)
+    return None
+
+
+def _waiting(pod: Mapping[str, Any], waiting: Mapping[str, Any]) -> Diagnosis | None:
+    reason = waiting.get("reason")
+    if not reason or reason == "ContainerCreating":
+        return None
+    detail = waiting.get("message") or ""
+    if reason in _IMAGE_REASONS:
+        image = _container_spec(pod).get("image") or _container_status(pod).get("image") or "?"
+        message = f'image "{image}" could not be pulled' + (f": {detail}" if detail else "")
+        permanent = reason in _PERMANENT_WAITING or any(w in detail.lower() for w in _IMAGE_MISSING)
+        phase = WorkerPhase.FAILED if permanent else WorkerPhase.PENDING
+        return Diagnosis(phase, reason, message)
+    if reason == "CreateContainerConfigError":
+        return Diagnosis(
+            WorkerPhase.FAILED, reasons.CREATE_CONTAINER_CONFIG_ERROR, detail or reason
+        )
+    if reason in _START_ERRORS:
+        message = f"the worker container could not start ({reason}): {detail}"
+        return Diagnosis(WorkerPhase.FAILED, reasons.PROVIDER_ERROR, message)
+    return Diagnosis(WorkerPhase.PENDING, reason, detail or None)
+
+
+def _pending(pod: Mapping[str, Any]) -> Diagnosis:
+    found = _unschedulable(pod)
+    if found is not None:
+        return found
+    waiting = (_container_status(pod).get("state") or {}).get("waiting")
+    if waiting:
+        found = _waiting(pod, waiting)
+        if found is not None:
+            return found
+    return Diagnosis(WorkerPhase.PENDING)
+
+
+def _terminated(pod: Mapping[str, Any], term: Mapping[str, Any]) -> Diagnosis:
+    code = int(term.get("exitCode", 0))
+    reason = term.get("reason") or ""
+    if reason == "OOMKilled":
+        limit = memory_limit(pod)
+        suffix = f" (limit {limit})" if limit else ""
+        message = f"the worker container was killed for exceeding its memory limit{suffix}"
+        return Diagnosis(WorkerPhase.EXITED, reasons.OOM_KILLED, message, code or 137)
+    if code == 0:
+        return Diagnosis(WorkerPhase.EXITED, exit_code=0)
+    detail = f" ({reason}: {term['message'].strip()})" if term.get("message") and reason else ""
+    message = f"the worker container exited with code {code}{detail}"
+    return Diagnosis(WorkerPhase.EXITED, reasons.CONTAINER_EXITED, message, code)
+
+
+def _failed(pod: Mapping[str, Any]) -> Diagnosis:
+    status = pod.get("status") or {}
+    pod_reason = status.get("reason")
+    pod_message = status.get("message") or ""
+    if pod_reason == "DeadlineExceeded":
+        deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+        limit = f" of {deadline}s" if deadline is not None else ""
+        message = f"the worker pod exceeded its active deadline{limit}" + (
+            f": {pod_message}" if pod_message else ""
+        )
+        return Diagnosis(WorkerPhase.FAILED, reasons.DEADLINE_EXCEEDED, message)
+    if pod_reason == "Evicted" or pod_reason == "Preempting":
+        message = pod_message or "the worker pod was evicted"
+        return Diagnosis(WorkerPhase.FAILED, reasons.EVICTED, message)
+    term = (_container_status(pod).get("state") or {}).get("terminated")
+    if term:
+        return _terminated(pod, term)
+    message = pod_message or "the worker pod failed without a container status"
+    return Diagnosis(WorkerPhase.FAILED, reasons.WORKER_LOST, message)
+
+
+def diagnose(pod: Mapping[str, Any]) -> Diagnosis:
+    """The pod's phase for the provider, with reason and message when it cannot run."""
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    if phase == "Pending":
+        return _pending(pod)
+    if phase == "Running":
+        return Diagnosis(WorkerPhase.RUNNING)
+    if phase == "Succeeded":
+        return Diagnosis(WorkerPhase.EXITED, exit_code=0)
+    if phase == "Failed":
+        return _failed(pod)
+    return Diagnosis(WorkerPhase.PENDING, "Unknown", "the pod's node stopped reporting its state")
+
+
+def essentials(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a pod the provider reads again (labels, versions, what :func:`diagnose`
+    needs); the cache keeps only this, so a thousand tracked pods stay small."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    container = _container_spec(pod)
+    slim_meta = {
+        k: meta[k]
+        for k in ("name", "labels", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+        if k in meta
+    }
+    slim_spec: dict[str, Any] = {
+        "containers": [
+            {
+                "image": container.get("image"),
+                "resources": {"limits": (container.get("resources") or {}).get("limits") or {}},
+            }
+        ]
+    }
+    if "activeDeadlineSeconds" in spec:
+        slim_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    return {"metadata": slim_meta, "spec": slim_spec, "status": pod.get("status") or {}}

@@ -1,0 +1,367 @@
+"""The Kubernetes provider: one worker pod per job attempt, observed through one watch.
+
+Creating a worker is one pod create (its name is derived from the worker id, so a
+retried create answers 409 and never makes a twin); ending it is one delete. Everything
+in between comes from the shared :class:`PodWatcher`: each pod change is diagnosed
+(:func:`diagnose`) and, when the worker's status changes, handed to the control plane's
+listener in order. A pod stuck Pending beyond ``HODEI_K8S_PENDING_TIMEOUT`` fails with
+the latest diagnosis and is deleted. A worker container that exits non-zero (the agent
+failed) costs one ``pods/log`` read so the failure carries the container's last lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from hodei.config.settings import KubernetesSettings
+from hodei.domain import reasons
+from hodei.domain.ids import JobId, WorkerId
+from hodei.providers.base import (
+    Health,
+    StatusListener,
+    WorkerPhase,
+    WorkerRequest,
+    WorkerStatus,
+)
+from hodei.providers.kubernetes.diagnosis import Diagnosis, diagnose, essentials
+from hodei.providers.kubernetes.errors import KubernetesApiError
+from hodei.providers.kubernetes.metrics import ProviderMetrics
+from hodei.providers.kubernetes.pods import (
+    CONTAINER_NAME,
+    LABEL_JOB_ID,
+    LABEL_WORKER_ID,
+    WorkerPodSpec,
+    build_pod,
+    label_selector,
+    pod_name,
+)
+from hodei.providers.kubernetes.watch import PodEvent, PodSource, PodWatcher, WatchTiming
+
+log = logging.getLogger(__name__)
+
+DELETE_GRACE_SECONDS = 10
+LOG_TAIL_LINES = 20
+
+
+class PodApi(PodSource, Protocol):
+    """What the provider needs from the client module (a fake can stand in)."""
+
+    namespace: str
+    server: str
+
+    async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def delete_pod(self, name: str, *, grace_period_seconds: int) -> None: ...
+
+    async def list_pods(
+        self,
+        *,
+        label_selector: str,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        retries: bool = True,
+    ) -> dict[str, Any]: ...
+
+    async def read_pod_log(self, name: str, *, container: str, tail_lines: int) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+def _labels(pod: dict[str, Any]) -> dict[str, str]:
+    return dict((pod.get("metadata") or {}).get("labels") or {})
+
+
+def worker_status(pod: dict[str, Any], diagnosis: Diagnosis) -> WorkerStatus:
+    """A pod and its diagnosis as the provider interface's value."""
+    labels = _labels(pod)
+    job = labels.get(LABEL_JOB_ID)
+    return WorkerStatus(
+        worker_id=WorkerId(labels.get(LABEL_WORKER_ID, "")),
+        job_id=JobId(job) if job else None,
+        phase=diagnosis.phase,
+        reason=diagnosis.reason,
+        message=diagnosis.message,
+        exit_code=diagnosis.exit_code,
+        name=(pod.get("metadata") or {}).get("name"),
+    )
+
+
+def pending_timeout_status(status: WorkerStatus, timeout: float) -> WorkerStatus:
+    """The failure for a worker whose pod stayed Pending too long, keeping its diagnosis."""
+    waited = f"the worker pod stayed Pending for {timeout:g}s (HODEI_K8S_PENDING_TIMEOUT)"
+    reason = status.reason if status.reason in reasons.PLATFORM_REASONS else None
+    message = f"{status.message}; {waited}" if status.message else waited
+    return replace(
+        status,
+        phase=WorkerPhase.FAILED,
+        reason=reason or reasons.PENDING_TIMEOUT,
+        message=message,
+    )
+
+
+class KubernetesProvider:
+    """Implements :class:`hodei.providers.base.Provider` with pods."""
+
+    def __init__(
+        self,
+        *,
+        settings: KubernetesSettings,
+        api: PodApi,
+        instance: str,
+        metrics: ProviderMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        watch_timing: WatchTiming | None = None,
+    ) -> None:
+        self._settings = settings
+        self._api = api
+        self._instance = instance
+        self.metrics = metrics or ProviderMetrics()
+        self._clock = clock
+        self._watcher = PodWatcher(
+            api,
+            selector=label_selector(instance),
+            on_event=self._on_pod_event,
+            on_restart=self.metrics.watch_restarted,
+            transform=essentials,
+            timing=watch_timing,
+        )
+        self._listener: StatusListener | None = None
+        self._outbox: asyncio.Queue[WorkerStatus] = asyncio.Queue()
+        self._last: dict[WorkerId, WorkerStatus] = {}
+        self._created_at: dict[WorkerId, float] = {}
+        self._pending_since: dict[WorkerId, float] = {}
+        self._expired: set[WorkerId] = set()
+        self._held: dict[WorkerId, list[WorkerStatus]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return "kubernetes"
+
+    @property
+    def capacity(self) -> int | None:
+        return self._settings.max_workers
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._watcher.cache)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, listener: StatusListener) -> None:
+        """List the worker pods (raising on a permission or namespace problem), then watch."""
+        self._listener = listener
+        version = await self._watcher.relist()
+        self._spawn(self._watcher.run(version), "watch")
+        self._spawn(self._dispatch(), "dispatch")
+        self._spawn(self._enforce_pending_timeout(), "pending-timeout")
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._api.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=f"k8s-provider-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self) -> None:
+        """Deliver statuses to the listener one at a time, in the order they were seen."""
+        while True:
+            status = await self._outbox.get()
+            if self._listener is None:
+                continue
+            try:
+                await self._listener(status)
+            except Exception:  # the listener's failure must not stop status delivery
+                log.exception("status listener failed for %s", status.worker_id)
+
+    # -- workers ---------------------------------------------------------------------
+
+    async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
+        """Create the worker's pod; a pod already there (a retried create) is success."""
+        wid = request.worker_id
+        body = build_pod(WorkerPodSpec.from_request(request, self._settings))
+        now = self._clock()
+        self._created_at.setdefault(wid, now)
+        self._pending_since.setdefault(wid, now)
+        try:
+            pod = await self._api.create_pod(body)
+        except KubernetesApiError as exc:
+            if not exc.already_exists:
+                self._forget(wid)
+                raise
+            log.info("worker pod %s already exists (retried create)", pod_name(wid))
+        else:
+            self.metrics.pods_created.inc()
+            slim = essentials(pod)
+            if self._watcher.cache.add_if_absent(slim):
+                self._last.setdefault(wid, worker_status(slim, diagnose(slim)))
+        return self._last.get(wid) or WorkerStatus(
+            wid, request.job_id, WorkerPhase.PENDING, name=pod_name(wid)
+        )
+
+    async def delete_worker(self, worker_id: WorkerId) -> None:
+        """Delete the worker's pod; an absent pod is not an error."""
+        self._pending_since.pop(worker_id, None)
+        try:
+            await self._api.delete_pod(
+                pod_name(worker_id), grace_period_seconds=DELETE_GRACE_SECONDS
+            )
+        except KubernetesApiError as exc:
+            if not exc.not_found:
+                raise
+        else:
+            self.metrics.pods_deleted.inc()
+
+    def status(self, worker_id: WorkerId) -> WorkerStatus | None:
+        """The last status derived from the watch cache; no API call."""
+        known = self._last.get(worker_id)
+        if known is not None:
+            return known
+        pod = self._watcher.cache.get(pod_name(worker_id))
+        return worker_status(pod, diagnose(pod)) if pod is not None else None
+
+    async def list_workers(self) -> list[WorkerStatus]:
+        """Every worker pod of this instance in the cache (synced at start)."""
+        return [self._current(pod) for pod in self._watcher.cache.pods()]
+
+    async def delete_orphans(self, keep: Callable[[WorkerId], bool]) -> list[WorkerId]:
+        """Delete this instance's pods whose worker ``keep`` rejects; return their ids."""
+        workers = await self.list_workers()
+        doomed = [s.worker_id for s in workers if s.worker_id and not keep(s.worker_id)]
+        for worker_id in doomed:
+            await self.delete_worker(worker_id)
+        return doomed
+
+    async def health(self) -> Health:
+        """Ready when a one-item list of worker pods succeeds (API reachable, RBAC present)."""
+        try:
+            await self._api.list_pods(
+                label_selector=label_selector(self._instance), limit=1, retries=False
+            )
+        except KubernetesApiError as exc:
+            return Health(False, str(exc))
+        return Health(True, f"Kubernetes API {self._api.server}, namespace {self._api.namespace}")
+
+    # -- status from the watch -------------------------------------------------------
+
+    def _current(self, pod: dict[str, Any]) -> WorkerStatus:
+        status = worker_status(pod, diagnose(pod))
+        known = self._last.get(status.worker_id)
+        if known is not None and known.phase == status.phase and known.reason == status.reason:
+            return known  # keeps details added later (log tail, pending timeout)
+        return status
+
+    def _on_pod_event(self, event: PodEvent) -> None:
+        self.metrics.pods_tracked.set(len(self._watcher.cache))
+        labels = _labels(event.pod)
+        wid = WorkerId(labels.get(LABEL_WORKER_ID, ""))
+        if not wid:
+            return
+        if event.type == "DELETED":
+            base = self._last.get(wid) or worker_status(event.pod, diagnose(event.pod))
+            self._push(replace(base, phase=WorkerPhase.GONE))
+            if wid not in self._held:  # else forgotten once the held statuses are out
+                self._forget(wid)
+            return
+        if wid in self._expired:
+            return  # already failed by the pending timeout; only GONE is still news
+        diagnosis = diagnose(event.pod)
+        status = worker_status(event.pod, diagnosis)
+        if diagnosis.phase is WorkerPhase.PENDING:
+            self._pending_since.setdefault(wid, self._clock())
+        else:
+            self._pending_since.pop(wid, None)
+        if diagnosis.phase is WorkerPhase.RUNNING and wid in self._created_at:
+            self.metrics.pod_start_seconds.observe(self._clock() - self._created_at.pop(wid))
+        if status.reason == reasons.CONTAINER_EXITED and wid not in self._held:
+            self._held[wid] = []
+            self._spawn(self._report_with_log(event.pod, status), f"log-{wid}")
+            return
+        self._push(status)
+
+    def _push(self, status: WorkerStatus) -> None:
+        wid = status.worker_id
+        if wid in self._held:
+            self._held[wid].append(status)
+            return
+        last = self._last.get(wid)
+        if last is None and status.phase is WorkerPhase.PENDING and status.reason is None:
+            # A pod just seen and waiting for nothing in particular is no news: the
+            # create already answered PENDING, whichever of create and watch came first.
+            self._last[wid] = status
+            return
+        if (
+            last is not None
+            and (last.phase, last.reason) == (status.phase, status.reason)
+            and (status.phase is not WorkerPhase.PENDING or last.message == status.message)
+        ):
+            return
+        self._last[wid] = status
+        if status.reason and status.phase in (WorkerPhase.FAILED, WorkerPhase.EXITED):
+            self.metrics.worker_failures.labels(reason=status.reason).inc()
+        self._outbox.put_nowait(status)
+
+    def _forget(self, wid: WorkerId) -> None:
+        self._last.pop(wid, None)
+        self._created_at.pop(wid, None)
+        self._pending_since.pop(wid, None)
+        self._held.pop(wid, None)
+        self._expired.discard(wid)
+
+    async def _report_with_log(self, pod: dict[str, Any], status: WorkerStatus) -> None:
+        """Attach the container's last lines to an abnormal exit, then release held statuses."""
+        name = str((pod.get("metadata") or {}).get("name", ""))
+        tail = ""
+        try:
+            tail = await self._api.read_pod_log(
+                name, container=CONTAINER_NAME, tail_lines=LOG_TAIL_LINES
+            )
+        except KubernetesApiError as exc:
+            log.info("no log tail for %s: %s", name, exc)
+        if tail.strip():
+            message = f"{status.message}; last lines of its log:\n{tail.rstrip()}"
+            status = replace(status, message=message)
+        held = self._held.pop(status.worker_id, [])
+        self._push(status)
+        for later in held:
+            self._push(later)
+            if later.phase is WorkerPhase.GONE:
+                self._forget(later.worker_id)
+
+    # -- pending timeout -------------------------------------------------------------
+
+    async def _enforce_pending_timeout(self) -> None:
+        timeout = self._settings.pending_timeout
+        period = min(1.0, timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self._clock()
+            for wid, since in list(self._pending_since.items()):
+                if now - since >= timeout:
+                    await self._expire(wid)
+
+    async def _expire(self, wid: WorkerId) -> None:
+        self._pending_since.pop(wid, None)
+        pod = self._watcher.cache.get(pod_name(wid))
+        if pod is None:
+            return
+        failed = pending_timeout_status(self._current(pod), self._settings.pending_timeout)
+        self._push(failed)
+        self._expired.add(wid)
+        try:
+            await self.delete_worker(wid)
+        except KubernetesApiError as exc:
+            log.warning("could not delete pending worker pod %s: %s", pod_name(wid), exc)

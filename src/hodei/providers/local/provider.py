@@ -1,0 +1,243 @@
+"""The local provider: each worker is a ``hodei worker`` process on this machine.
+
+It is the embedded default (``hodei run`` with no server) and the simplest provider, but
+it honours the same contract as the Kubernetes one: workers are created per job, their
+exit is pushed to the control plane's listener, and they can be listed (and killed)
+after a restart of the control plane, thanks to pid files under ``state_dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hodei.domain.ids import JobId, WorkerId
+from hodei.providers.base import (
+    Health,
+    ProviderError,
+    StatusListener,
+    WorkerPhase,
+    WorkerRequest,
+    WorkerStatus,
+)
+from hodei.providers.local import procfs
+from hodei.providers.local.pidfiles import PidFiles, WorkerProcess
+
+log = logging.getLogger(__name__)
+
+DELETE_GRACE = 3.0  # seconds a worker gets to stop its job and leave after SIGTERM
+SELF_EXIT_WAIT = 0.5  # seconds a worker gets to leave on its own before SIGTERM
+_TAIL_BYTES = 2000
+
+
+def default_command() -> list[str]:
+    return [sys.executable, "-m", "hodei", "worker"]
+
+
+def _exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class LocalProvider:
+    """Workers as local processes, each in its own session; capacity ``max_workers``."""
+
+    def __init__(
+        self,
+        *,
+        max_workers: int,
+        state_dir: Path | None = None,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._max_workers = max_workers
+        self._own_state_dir = state_dir is None
+        self._state_dir = state_dir or Path(tempfile.mkdtemp(prefix="hodei-local-"))
+        self._files = PidFiles(self._state_dir)
+        self._command = list(command) if command is not None else default_command()
+        self._env = dict(os.environ if env is None else env)
+        self._listener: StatusListener | None = None
+        self._statuses: dict[WorkerId, WorkerStatus] = {}
+        self._processes: dict[WorkerId, WorkerProcess] = {}
+        self._deleting: set[WorkerId] = set()
+        self._watchers: dict[WorkerId, asyncio.Task[None]] = {}
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    @property
+    def capacity(self) -> int | None:
+        return self._max_workers
+
+    async def start(self, listener: StatusListener) -> None:
+        """Adopt the live workers recorded by a previous control plane; forget dead ones."""
+        self._listener = listener
+        self._files.ensure()
+        for record in self._files.read_all():
+            worker_id = WorkerId(record.worker_id)
+            if not procfs.running(record.pid, record.start_time):
+                self._files.remove(worker_id)
+                continue
+            self._processes[worker_id] = record
+            self._statuses[worker_id] = self._running(record)
+            self._watchers[worker_id] = asyncio.create_task(self._watch_adopted(record))
+
+    async def close(self) -> None:
+        """Stop watching; worker processes keep running (a next control plane adopts them)."""
+        for task in self._watchers.values():
+            task.cancel()
+        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+        self._watchers.clear()
+        if self._own_state_dir and not self._processes:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+
+    async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
+        """Spawn ``hodei worker`` for the request (idempotent per worker id)."""
+        known = self._statuses.get(request.worker_id)
+        if known is not None:
+            return known
+        env = {
+            **self._env,
+            "HODEI_SERVER_ADDRESS": request.server_address,
+            "HODEI_WORKER_ID": request.worker_id,
+            "HODEI_WORKER_TOKEN": request.token,
+        }
+        self._files.ensure()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        output = os.open(self._files.log_path(request.worker_id), flags, 0o600)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                env=env,
+                start_new_session=True,  # the worker and all it starts: one session
+            )
+        except OSError as exc:
+            raise ProviderError(
+                f"cannot start the worker process {self._command[0]!r}: {exc}"
+            ) from exc
+        finally:
+            os.close(output)
+        record = WorkerProcess(
+            request.worker_id, request.job_id, process.pid, procfs.start_time(process.pid)
+        )
+        self._files.write(record)
+        self._processes[request.worker_id] = record
+        status = self._running(record)
+        self._statuses[request.worker_id] = status
+        self._watchers[request.worker_id] = asyncio.create_task(self._watch_child(record, process))
+        return status
+
+    async def delete_worker(self, worker_id: WorkerId) -> None:
+        """Let the worker leave, else SIGTERM it (it stops its job), else kill its session."""
+        record = self._processes.get(worker_id)
+        if record is None:
+            return
+        self._deleting.add(worker_id)
+        watcher = self._watchers.get(worker_id)
+        if watcher is not None and not watcher.done():
+            # After delivering its result an agent leaves by itself within milliseconds.
+            await asyncio.wait({watcher}, timeout=SELF_EXIT_WAIT)
+        if watcher is not None and not watcher.done():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(record.pid, signal.SIGTERM)
+            await asyncio.wait({watcher}, timeout=DELETE_GRACE)
+            if not watcher.done():
+                procfs.kill_session(record.pid)
+                await asyncio.wait({watcher}, timeout=DELETE_GRACE)
+        self._forget(worker_id)
+
+    def status(self, worker_id: WorkerId) -> WorkerStatus | None:
+        return self._statuses.get(worker_id)
+
+    async def list_workers(self) -> list[WorkerStatus]:
+        return [self._statuses[w] for w in self._processes if w in self._statuses]
+
+    async def health(self) -> Health:
+        executable = self._command[0]
+        if shutil.which(executable) is None and not os.access(executable, os.X_OK):
+            return Health(False, f"worker command {executable!r} not found")
+        running = sum(1 for s in self._statuses.values() if s.phase is WorkerPhase.RUNNING)
+        return Health(True, f"{running}/{self._max_workers} local workers")
+
+    def _running(self, record: WorkerProcess) -> WorkerStatus:
+        return WorkerStatus(
+            worker_id=WorkerId(record.worker_id),
+            job_id=JobId(record.job_id),
+            phase=WorkerPhase.RUNNING,
+            name=f"pid {record.pid}",
+        )
+
+    async def _watch_child(
+        self, record: WorkerProcess, process: asyncio.subprocess.Process
+    ) -> None:
+        returncode = await process.wait()
+        if returncode != 0:
+            # The agent did not finish normally (after a clean exit its job's group is
+            # already gone): whatever it left in its session must not outlive it.
+            procfs.kill_session(record.pid)
+        await self._exited(record, _exit_status(returncode))
+
+    async def _watch_adopted(self, record: WorkerProcess) -> None:
+        await procfs.wait_exit(record.pid, record.start_time)
+        procfs.kill_session(record.pid)
+        await self._exited(record, None)
+
+    async def _exited(self, record: WorkerProcess, exit_code: int | None) -> None:
+        worker_id = WorkerId(record.worker_id)
+        if worker_id in self._deleting:
+            status = WorkerStatus(worker_id, JobId(record.job_id), WorkerPhase.GONE)
+        else:
+            status = WorkerStatus(
+                worker_id,
+                JobId(record.job_id),
+                WorkerPhase.EXITED,
+                message=self._exit_message(record, exit_code),
+                exit_code=exit_code,
+                name=f"pid {record.pid}",
+            )
+        self._statuses[worker_id] = status
+        # Nothing left to adopt; the log stays for the diagnosis until delete_worker.
+        self._files.remove_record(worker_id)
+        await self._notify(status)
+
+    def _exit_message(self, record: WorkerProcess, exit_code: int | None) -> str:
+        if exit_code == 0:
+            return "worker process exited"
+        code = "with an unknown status" if exit_code is None else f"with code {exit_code}"
+        tail = self._log_tail(record.worker_id)
+        return f"worker process {record.pid} exited {code}" + (f": {tail}" if tail else "")
+
+    def _log_tail(self, worker_id: str) -> str:
+        try:
+            with open(self._files.log_path(worker_id), "rb") as file:
+                file.seek(0, os.SEEK_END)
+                file.seek(max(0, file.tell() - _TAIL_BYTES))
+                return file.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    async def _notify(self, status: WorkerStatus) -> None:
+        if self._listener is None:
+            return
+        try:
+            await self._listener(status)
+        except Exception:
+            log.exception("status listener failed for worker %s", status.worker_id)
+
+    def _forget(self, worker_id: WorkerId) -> None:
+        self._processes.pop(worker_id, None)
+        self._statuses.pop(worker_id, None)
+        self._watchers.pop(worker_id, None)
+        self._deleting.discard(worker_id)
+        self._files.remove(worker_id)

@@ -1,0 +1,242 @@
+"""The control plane assembled: store, providers, scheduler, gRPC and HTTP (contract B).
+
+``start`` opens the store, recovers what a previous run left, starts the providers and
+then serves; ``stop`` drains: no new jobs are accepted, agents keep their streams so
+running jobs can finish within the grace period, then everything closes. Workers are
+left running on stop; a control plane started on the same store picks them up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import string
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+from grpc_health.v1.health import aio as health_aio
+
+from hodei.config.settings import ServerSettings
+from hodei.providers.base import Provider
+from hodei.server import grpc_services, recovery
+from hodei.server.auth import ApiTokenInterceptor, check_listen_address, is_loopback_host
+from hodei.server.background import Background
+from hodei.server.controller import JobController
+from hodei.server.events import JobEvents
+from hodei.server.http import build_app, start_http
+from hodei.server.jobs import JobBook
+from hodei.server.loghub import LogHub
+from hodei.server.metrics import Metrics
+from hodei.server.provider_factory import build_providers, default_provider_name
+from hodei.server.scheduler import Scheduler
+from hodei.server.supervisor import Supervisor
+from hodei.server.tuning import Tuning
+from hodei.server.worker_session import WorkerSession
+from hodei.server.workers import WorkerBook
+from hodei.store import SqliteStore, Store, store_from_url
+
+log = logging.getLogger(__name__)
+
+
+def _new_instance_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "hodei-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def worker_address(settings: ServerSettings, grpc_port: int) -> str:
+    """What workers dial: HODEI_SERVER_ADDRESS, else this host's loopback and our port."""
+    if settings.server_address:
+        return settings.server_address
+    host = settings.grpc_address.rpartition(":")[0].strip("[]")
+    if host in ("0.0.0.0", "::", "") or is_loopback_host(host):
+        return f"127.0.0.1:{grpc_port}"
+    return f"{host}:{grpc_port}"
+
+
+def _local_state_dir(store: Store) -> Path | None:
+    """Local workers' pid files live next to a SQLite file, so a restart finds them."""
+    if isinstance(store, SqliteStore) and store.path != ":memory:":
+        return Path(store.path + ".workers")
+    return None
+
+
+class ControlPlane:
+    """One control plane: see the module docstring."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        providers: Sequence[Provider] | None = None,
+        store: Store | None = None,
+        tuning: Tuning | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tuning = tuning or Tuning()
+        self.store: Store = store if store is not None else store_from_url(settings.database_url)
+        self.metrics = Metrics()
+        self._given_providers = list(providers) if providers is not None else None
+        self.providers: dict[str, Provider] = {}
+        self.instance = ""
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._background = Background()
+        self._grpc_port = 0
+        self._http_port = 0
+        self._job_servicer: grpc_services.JobServicer | None = None
+        self._health: health_aio.HealthServicer | None = None
+        self.events = JobEvents()
+        self.hub = LogHub()
+        self.jobs = JobBook(self.store, self.events)
+        self.workers = WorkerBook(self.store, token_ttl=self.tuning.token_ttl)
+
+    @property
+    def grpc_port(self) -> int:
+        return self._grpc_port
+
+    @property
+    def http_port(self) -> int:
+        return self._http_port
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``: where clients on this host reach the gRPC API."""
+        return f"127.0.0.1:{self._grpc_port}"
+
+    async def start(self) -> None:
+        """Open, recover, and serve. Raises ListenError, StoreError, ProviderError."""
+        settings = self.settings
+        check_listen_address(
+            settings.grpc_address, api_token=settings.api_token, insecure=settings.insecure
+        )
+        await self.store.open()
+        self.instance = settings.instance or await self.store.set_meta_default(
+            "instance", _new_instance_id()
+        )
+        interceptors = [ApiTokenInterceptor(settings.api_token)] if settings.api_token else []
+        self._grpc, self._grpc_port = grpc_services.create_server(
+            settings.grpc_address, interceptors=interceptors
+        )
+        server_address = worker_address(settings, self._grpc_port)
+        if self._given_providers is None:
+            built = await build_providers(
+                settings,
+                server_address=server_address,
+                instance=self.instance,
+                registry=self.metrics.registry,
+                state_dir=_local_state_dir(self.store),
+            )
+        else:
+            built = self._given_providers
+        self.providers = {p.name: p for p in built}
+        await self._wire(server_address)
+        await self._grpc.start()
+        self._http, self._http_port = await start_http(
+            build_app(store=self.store, providers=built, metrics=self.metrics),
+            settings.http_address,
+        )
+        self.scheduler.kick()
+        log.info("control plane %s serving gRPC on %s", self.instance, self._grpc_port)
+
+    async def _wire(self, server_address: str) -> None:
+        assert self._grpc is not None
+        self.controller = JobController(
+            jobs=self.jobs,
+            workers=self.workers,
+            providers=self.providers,
+            hub=self.hub,
+            metrics=self.metrics,
+            background=self._background,
+            tuning=self.tuning,
+            on_capacity=lambda: self.scheduler.kick(),
+        )
+        self.scheduler = Scheduler(
+            jobs=self.jobs,
+            workers=self.workers,
+            providers=self.providers,
+            controller=self.controller,
+            store=self.store,
+            metrics=self.metrics,
+            background=self._background,
+            server_address=server_address,
+            instance=self.instance,
+        )
+        self.metrics.watch(
+            jobs=self.jobs.counts,
+            queue_depth=self.jobs.queue_depth,
+            workers=self.workers.counts_by_state,
+        )
+        for provider in self.providers.values():
+            await provider.start(self.controller.on_status)
+        await recovery.recover(
+            jobs=self.jobs,
+            workers=self.workers,
+            controller=self.controller,
+            providers=self.providers,
+        )
+        self._job_servicer = grpc_services.JobServicer(
+            jobs=self.jobs,
+            workers=self.workers,
+            controller=self.controller,
+            providers=self.providers,
+            default_provider=self._default_provider(),
+            store=self.store,
+            hub=self.hub,
+            events=self.events,
+            metrics=self.metrics,
+            kick=self.scheduler.kick,
+        )
+        self._health = grpc_services.add_services(
+            self._grpc, self._job_servicer, grpc_services.WorkerServicer(self._new_session)
+        )
+        await grpc_services.set_serving(self._health, True)
+        supervisor = Supervisor(
+            jobs=self.jobs,
+            workers=self.workers,
+            controller=self.controller,
+            providers=self.providers,
+            tuning=self.tuning,
+        )
+        self._background.spawn(self.scheduler.run(), name="scheduler")
+        self._background.spawn(supervisor.run(), name="supervisor")
+
+    def _default_provider(self) -> str | None:
+        if self._given_providers is None:
+            return default_provider_name(self.settings)
+        names = list(self.providers)
+        return "kubernetes" if "kubernetes" in names else (names[0] if names else None)
+
+    def _new_session(self) -> WorkerSession:
+        return WorkerSession(
+            jobs=self.jobs,
+            workers=self.workers,
+            controller=self.controller,
+            store=self.store,
+            hub=self.hub,
+        )
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Drain for up to ``grace`` seconds, then close everything (workers keep running)."""
+        if self._job_servicer is not None:
+            self._job_servicer.accepting = False
+        if hasattr(self, "scheduler"):
+            self.scheduler.paused = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.jobs.wait_idle(), grace)
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._grpc is not None:
+            await self._grpc.stop(max(deadline - loop.time(), 0))
+        if self._http is not None:
+            await self._http.cleanup()
+        await self._background.close()
+        for provider in self.providers.values():
+            await provider.close()
+        await self.store.close()

@@ -1,0 +1,141 @@
+"""Who may talk to the control plane: API clients, workers, and where it may listen.
+
+Clients present ``authorization: Bearer <HODEI_API_TOKEN>`` on every JobService call
+when the server has a token. Workers present a one-time registration token bound to
+their worker id (stored only as its SHA-256 hash, with a short TTL, consumed on first
+use), then a resume token for reconnects. The decisions are pure functions; the gRPC
+interceptor is the only I/O here.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from hodei.domain.ids import WorkerId
+from hodei.store.base import TokenKind, TokenRecord
+
+JOB_SERVICE_PREFIX = "/hodei.v1.JobService/"
+
+
+class ListenError(RuntimeError):
+    """The control plane would expose its API without authentication."""
+
+
+def new_secret() -> str:
+    """A fresh unguessable token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(secret: str) -> str:
+    """The SHA-256 hex digest under which a token is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TokenCheck(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"  # no such token (guessed, or from another control plane)
+    WRONG_KIND = "wrong kind"
+    EXPIRED = "expired"
+    USED = "already used"  # a replayed one-time token
+    FOREIGN = "bound to another worker"
+
+    @property
+    def permission(self) -> bool:
+        """True when the caller is authenticated but not allowed (PERMISSION_DENIED)."""
+        return self is TokenCheck.FOREIGN
+
+
+def check_token(
+    record: TokenRecord | None, *, worker_id: WorkerId, kind: TokenKind, now: datetime
+) -> TokenCheck:
+    """Whether ``record`` lets ``worker_id`` register (or resume) at ``now``."""
+    if record is None:
+        return TokenCheck.UNKNOWN
+    if record.kind is not kind:
+        return TokenCheck.WRONG_KIND
+    if record.worker_id != worker_id:
+        return TokenCheck.FOREIGN
+    if record.used:
+        return TokenCheck.USED
+    if record.expires_at is not None and now >= record.expires_at:
+        return TokenCheck.EXPIRED
+    return TokenCheck.OK
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (from HOST:PORT) only accepts connections from this machine."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen_address(address: str, *, api_token: str | None, insecure: bool) -> None:
+    """Refuse a non-loopback gRPC address without a token unless ``insecure`` is set."""
+    host = address.rpartition(":")[0]
+    if api_token or insecure or is_loopback_host(host):
+        return
+    raise ListenError(
+        f"refusing to listen on HODEI_GRPC_ADDRESS={address} without authentication: "
+        "set HODEI_API_TOKEN (clients then send it), listen on a loopback address such as "
+        "HODEI_GRPC_ADDRESS=127.0.0.1:50051, or set HODEI_INSECURE=1 to accept anyone on purpose"
+    )
+
+
+def bearer_ok(metadata: Any, token: str) -> bool:
+    """Whether the call's metadata carries ``authorization: Bearer <token>``."""
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            presented = value if isinstance(value, str) else value.decode()
+            return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+    return False
+
+
+def _denying_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    message = "missing or wrong API token: send 'authorization: Bearer <HODEI_API_TOKEN>'"
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield None  # pragma: no cover - abort raises
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming, **kwargs)
+    return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+
+
+class ApiTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Rejects JobService calls without the API token with UNAUTHENTICATED."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(JOB_SERVICE_PREFIX):
+            return handler
+        if bearer_ok(handler_call_details.invocation_metadata, self._token):
+            return handler
+        return _denying_handler(handler)

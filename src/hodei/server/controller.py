@@ -1,0 +1,230 @@
+"""The job controller: carries out the lifecycle decisions of :mod:`hodei.server.lifecycle`.
+
+Everything that ends, retries or cancels a job comes through here: a result from the
+agent, a worker status from a provider, a cancel request, the supervisor's backstops.
+Each step holds the job's lock, re-reads the job and checks the worker is still the
+job's current one, so late or duplicate events (a GONE after a retry, a status after
+the result) fall away instead of moving a job twice. After a job ends its worker is
+deleted through its provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from hodei.api.messages import CancelJob, JobResult
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job
+from hodei.domain.reasons import Failure
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+from hodei.providers.base import Provider, ProviderError, WorkerPhase, WorkerStatus
+from hodei.server import lifecycle
+from hodei.server.background import Background
+from hodei.server.jobs import JobBook, utcnow
+from hodei.server.loghub import LogHub
+from hodei.server.metrics import Metrics
+from hodei.server.tuning import Tuning
+from hodei.server.workers import WorkerBook
+
+log = logging.getLogger(__name__)
+
+_FAILED_STATES = frozenset({JobState.FAILED, JobState.TIMED_OUT})
+
+
+class JobController:
+    """Ends, retries and cancels jobs; reacts to results and worker statuses."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobBook,
+        workers: WorkerBook,
+        providers: Mapping[str, Provider],
+        hub: LogHub,
+        metrics: Metrics,
+        background: Background,
+        tuning: Tuning,
+        on_capacity: Callable[[], None],
+    ) -> None:
+        self._jobs = jobs
+        self._workers = workers
+        self._providers = providers
+        self._hub = hub
+        self._metrics = metrics
+        self._background = background
+        self._tuning = tuning
+        self._on_capacity = on_capacity
+        self.cancel_requested: dict[JobId, datetime] = {}
+
+    async def _current(self, job_id: JobId, worker_id: WorkerId | None) -> Job | None:
+        """The unfinished job, if ``worker_id`` (when given) is still its worker."""
+        job = await self._jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return None
+        if worker_id is not None and job.worker_id != worker_id:
+            return None
+        return job
+
+    async def registered(self, record: WorkerRecord) -> None:
+        """The worker's agent registered for the first time: note the start latency."""
+        now = utcnow()
+        await self._workers.save(record.updated(registered_at=now))
+        self._metrics.worker_start_latency.labels(record.provider).observe(
+            (now - record.created_at).total_seconds()
+        )
+
+    async def started(self, job_id: JobId, worker_id: WorkerId) -> None:
+        """The agent started the job's process: STARTING -> RUNNING."""
+        async with self._jobs.lock(job_id):
+            job = await self._current(job_id, worker_id)
+            if job is None or job.state is not JobState.STARTING:
+                return
+            now = utcnow()
+            await self._jobs.save(job.moved_to(JobState.RUNNING, started_at=now))
+            self._metrics.dispatch_latency.labels("RUNNING").observe(
+                (now - job.created_at).total_seconds()
+            )
+
+    async def finish_with_result(self, worker_id: WorkerId, result: JobResult) -> None:
+        """Record the agent's result (once; a re-sent result changes nothing)."""
+        async with self._jobs.lock(result.job_id):
+            job = await self._current(result.job_id, worker_id)
+            if job is None:
+                return
+            if job.state is JobState.STARTING and not result.error:
+                # The result overtook JobStarted (or replaced it): the job did run.
+                job = await self._jobs.save(job.moved_to(JobState.RUNNING, started_at=utcnow()))
+            outcome = lifecycle.outcome_of_result(
+                exit_code=result.exit_code,
+                timed_out=result.timed_out,
+                cancelled=result.cancelled,
+                error=result.error,
+                timeout=job.spec.timeout_seconds,
+            )
+            await self._end(job, outcome, wait_for_agent=True)
+
+    async def fail(self, job_id: JobId, failure: Failure, *, worker_id: WorkerId | None) -> None:
+        """A platform failure of the job's worker: retry when allowed, else FAILED."""
+        async with self._jobs.lock(job_id):
+            job = await self._current(job_id, worker_id)
+            if job is not None:
+                await self._fail_locked(job, failure)
+
+    async def _fail_locked(self, job: Job, failure: Failure) -> None:
+        if not lifecycle.should_retry(job, failure):
+            await self._end(job, lifecycle.failed_outcome(failure))
+            return
+        log.info("job %s: %s; retrying (attempt %d done)", job.id, failure, job.attempt)
+        await self._jobs.save(
+            job.moved_to(
+                JobState.QUEUED,
+                worker_id=None,
+                reason=failure.reason,
+                message=f"retrying after attempt {job.attempt}: {failure.message}",
+            )
+        )
+        self._metrics.job_retries.labels(failure.reason).inc()
+        if job.worker_id is not None:
+            self.release(job.worker_id, wait_for_agent=False)
+        self._on_capacity()
+
+    async def end(self, job_id: JobId, outcome: lifecycle.Outcome) -> None:
+        """End an unfinished job with ``outcome`` (backstops, lost workers)."""
+        async with self._jobs.lock(job_id):
+            job = await self._current(job_id, None)
+            if job is not None:
+                await self._end(job, outcome)
+
+    async def _end(
+        self, job: Job, outcome: lifecycle.Outcome, *, wait_for_agent: bool = False
+    ) -> None:
+        ended = job.moved_to(
+            outcome.state,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            message=outcome.message,
+            finished_at=utcnow(),
+        )
+        await self._jobs.save(ended)
+        self._hub.close(job.id)
+        self.cancel_requested.pop(job.id, None)
+        if outcome.state in _FAILED_STATES:
+            self._metrics.jobs_failed.labels(outcome.reason or "unknown").inc()
+        if job.worker_id is not None:
+            self.release(job.worker_id, wait_for_agent=wait_for_agent)
+
+    def release(self, worker_id: WorkerId, *, wait_for_agent: bool) -> None:
+        """Delete the worker through its provider, in the background."""
+        self._background.spawn(
+            self._release(worker_id, wait_for_agent), name=f"release-{worker_id}"
+        )
+
+    async def _release(self, worker_id: WorkerId, wait_for_agent: bool) -> None:
+        if wait_for_agent:  # let the agent read its ResultAck and hang up first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._workers.wait_disconnected(worker_id), self._tuning.release_wait
+                )
+        record = await self._workers.fetch(worker_id)
+        if record is None:
+            return
+        provider = self._providers.get(record.provider)
+        if provider is not None:
+            try:
+                await provider.delete_worker(worker_id)
+            except ProviderError as exc:
+                log.warning("could not delete worker %s: %s", worker_id, exc)
+        current = self._workers.get(worker_id)
+        if current is not None:
+            await self._workers.save(current.updated(state=WorkerPhase.GONE.value))
+        self._on_capacity()
+
+    async def cancel(self, job_id: JobId) -> Job | None:
+        """Cancel as contract C says; returns the job after the request (None: unknown)."""
+        async with self._jobs.lock(job_id):
+            job = await self._jobs.get(job_id)
+            if job is None:
+                return None
+            action = lifecycle.cancel_action(job.state)
+            if action is lifecycle.CancelAction.NONE:
+                return job
+            worker_id = job.worker_id
+            signal = action is lifecycle.CancelAction.SIGNAL_AGENT and worker_id is not None
+            if signal and worker_id and self._workers.send(worker_id, CancelJob(job.id)):
+                self.cancel_requested.setdefault(job.id, utcnow())
+                return job
+            await self._end(job, lifecycle.CANCELLED_OUTCOME)
+            return await self._jobs.get(job_id)
+
+    async def on_status(self, status: WorkerStatus) -> None:
+        """A provider's status update (the provider listener)."""
+        record = self._workers.get(status.worker_id)
+        if record is None:
+            return
+        changed = record.updated(
+            state=status.phase.value,
+            name=status.name or record.name,
+            reason=status.reason,
+            message=status.message,
+        )
+        if changed != record:
+            await self._workers.save(changed)
+            if not changed.active:
+                self._on_capacity()
+        async with self._jobs.lock(record.job_id):
+            job = await self._current(record.job_id, record.id)
+            if job is None:
+                return
+            waiting = lifecycle.waiting_reason_of_status(status)
+            if waiting is not None:
+                self._jobs.set_waiting(job.id, waiting)
+            elif status.phase is WorkerPhase.RUNNING and job.state is JobState.STARTING:
+                self._jobs.set_waiting(job.id, "worker started; waiting for its agent")
+            failure = lifecycle.failure_of_status(status)
+            if failure is not None:
+                await self._fail_locked(job, failure)

@@ -1,0 +1,48 @@
+"""Job change notifications for WatchJob: each subscriber gets every change in order.
+
+A job changes state a handful of times, so an unbounded queue per subscriber is cheap
+and guarantees a watcher sees every state (and every waiting reason) without polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from hodei.domain.ids import JobId
+from hodei.domain.jobs import Job
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as clients see it: the stored record plus the transient waiting reason."""
+
+    job: Job
+    waiting_reason: str = ""
+
+
+class JobEvents:
+    """Fan-out of :class:`JobView` changes to subscribers of one job."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[JobId, set[asyncio.Queue[JobView]]] = {}
+
+    def publish(self, view: JobView) -> None:
+        for queue in self._subscribers.get(view.job.id, ()):
+            queue.put_nowait(view)
+
+    @asynccontextmanager
+    async def subscribe(self, job_id: JobId) -> AsyncIterator[asyncio.Queue[JobView]]:
+        """A queue receiving every change of ``job_id`` while the context is open."""
+        queue: asyncio.Queue[JobView] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._subscribers.get(job_id)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._subscribers[job_id]

@@ -1,0 +1,258 @@
+"""The gRPC face of the control plane: JobService, WorkerService and grpc.health.v1.
+
+Thin adapters: they convert protobuf to domain values (via :mod:`hodei.api`), call the
+job book, controller and sessions, and map errors to status codes. ``create_server``
+builds and binds a server without starting it, so tests and the app choose when to
+serve and always stop it with a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from hodei.api import convert
+from hodei.api.messages import (
+    ProtocolError,
+    WorkerMessage,
+    decode_worker_message,
+    encode_server_message,
+)
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, worker_pb2, worker_pb2_grpc
+from hodei.domain.ids import JobId
+from hodei.domain.jobs import Job, SpecError
+from hodei.providers.base import Provider
+from hodei.server.controller import JobController
+from hodei.server.events import JobEvents
+from hodei.server.jobs import JobBook
+from hodei.server.loghub import LogHub, read_logs
+from hodei.server.metrics import Metrics
+from hodei.server.worker_session import SessionError, WorkerSession
+from hodei.server.workers import WorkerBook
+from hodei.store.base import Store
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+SERVICE_NAMES = ("hodei.v1.JobService", "hodei.v1.WorkerService")
+_DEFAULT_LIST_LIMIT = 100
+
+
+def create_server(
+    address: str, *, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> tuple[grpc.aio.Server, int]:
+    """A gRPC server bound to ``address`` (port 0 picks one), not started yet."""
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    port = server.add_insecure_port(address)
+    return server, port
+
+
+def add_services(
+    server: grpc.aio.Server, jobs: JobServicer, workers: WorkerServicer
+) -> health.aio.HealthServicer:
+    """Register JobService, WorkerService and grpc.health.v1; returns the health servicer."""
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)  # type: ignore[no-untyped-call]
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+async def set_serving(servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", *SERVICE_NAMES):
+        await servicer.set(name, status)
+
+
+class JobServicer(jobs_pb2_grpc.JobServiceServicer):
+    """The client API."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobBook,
+        workers: WorkerBook,
+        controller: JobController,
+        providers: Mapping[str, Provider],
+        default_provider: str | None,
+        store: Store,
+        hub: LogHub,
+        events: JobEvents,
+        metrics: Metrics,
+        kick: Callable[[], None],
+    ) -> None:
+        self._jobs = jobs
+        self._workers = workers
+        self._controller = controller
+        self._providers = providers
+        self._default_provider = default_provider
+        self._store = store
+        self._hub = hub
+        self._events = events
+        self._metrics = metrics
+        self._kick = kick
+        self.accepting = True
+
+    def _pb(self, job: Job) -> types_pb2.Job:
+        view = self._jobs.view(job)
+        return convert.job_to_pb(view.job, waiting_reason=view.waiting_reason)
+
+    async def _job(self, job_id: str, context: grpc.aio.ServicerContext) -> Job:
+        job = await self._jobs.get(JobId(job_id)) if job_id else None
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id!r} not found")
+        assert job is not None
+        return job
+
+    async def SubmitJob(
+        self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Job:
+        if not self.accepting:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "the control plane is shutting down; submit later"
+            )
+        try:
+            spec = convert.spec_from_pb(request.spec).validated()
+        except SpecError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        provider = spec.provider or self._default_provider
+        if provider not in self._providers:
+            accepted = ", ".join(self._providers) or "none (no provider is enabled)"
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"provider {provider!r} is unknown or disabled; accepted: {accepted}",
+            )
+        assert provider is not None
+        job = await self._jobs.submit(spec, provider=provider)
+        self._metrics.jobs_submitted.inc()
+        self._kick()
+        return self._pb(job)
+
+    async def GetJob(
+        self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Job:
+        return self._pb(await self._job(request.id, context))
+
+    async def ListJobs(
+        self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ListJobsResponse:
+        try:
+            states = [convert.state_from_pb(s) for s in request.states]
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"states: {exc}")
+        jobs = await self._jobs.list(states=states, limit=request.limit or _DEFAULT_LIST_LIMIT)
+        return jobs_pb2.ListJobsResponse(jobs=[self._pb(job) for job in jobs])
+
+    async def CancelJob(
+        self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Job:
+        job = await self._controller.cancel(JobId(request.id)) if request.id else None
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id!r} not found")
+        assert job is not None
+        return self._pb(job)
+
+    async def StreamLogs(
+        self, request: jobs_pb2.StreamLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.LogChunk]:
+        job = await self._job(request.job_id, context)
+
+        async def ended() -> bool:
+            current = await self._jobs.get(job.id)
+            return current is None or current.state.terminal
+
+        async for chunk in read_logs(
+            self._store,
+            self._hub,
+            job.id,
+            from_sequence=request.from_sequence,
+            follow=request.follow,
+            job_ended=ended,
+        ):
+            yield convert.chunk_to_pb(chunk)
+
+    async def WatchJob(
+        self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.Job]:
+        job = await self._job(request.id, context)
+        async with self._events.subscribe(job.id) as changes:
+            current = await self._jobs.get(job.id)
+            assert current is not None
+            last = self._jobs.view(current)
+            yield convert.job_to_pb(last.job, waiting_reason=last.waiting_reason)
+            while not last.job.state.terminal:
+                view = await changes.get()
+                if view == last:
+                    continue
+                last = view
+                yield convert.job_to_pb(view.job, waiting_reason=view.waiting_reason)
+
+    async def ListWorkers(
+        self, request: jobs_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> jobs_pb2.ListWorkersResponse:
+        records = sorted(self._workers.active(), key=lambda r: r.created_at)
+        return jobs_pb2.ListWorkersResponse(workers=[convert.worker_to_pb(r) for r in records])
+
+
+SessionFactory = Callable[[], WorkerSession]
+
+
+async def _decoded(
+    requests: AsyncIterator[worker_pb2.WorkerMessage],
+) -> AsyncIterator[WorkerMessage]:
+    async for request in requests:
+        try:
+            yield decode_worker_message(request)
+        except ProtocolError as exc:
+            raise SessionError("INVALID_ARGUMENT", str(exc)) from None
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
+    """The agents' bidirectional stream; each connection is one :class:`WorkerSession`."""
+
+    def __init__(self, new_session: SessionFactory) -> None:
+        self._new_session = new_session
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[worker_pb2.WorkerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[worker_pb2.ServerMessage]:
+        session = self._new_session()
+        failure: list[SessionError] = []
+
+        async def consume() -> None:
+            try:
+                await session.run(_decoded(request_iterator))
+            except SessionError as exc:
+                failure.append(exc)
+            finally:
+                session.outbox.put_nowait(None)
+
+        reader = asyncio.create_task(consume())
+        try:
+            while (message := await session.outbox.get()) is not None:
+                yield encode_server_message(message)
+            await _settle(reader)
+            if failure:
+                await context.abort(grpc.StatusCode[failure[0].code], str(failure[0]))
+        finally:
+            reader.cancel()
+
+
+async def _settle(task: Awaitable[None]) -> None:
+    """Wait briefly for the reader to finish (a replaced connection may still be reading)."""
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), 0.05)

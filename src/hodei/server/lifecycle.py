@@ -1,0 +1,138 @@
+"""Pure decisions about a job's life: how a result or a worker status ends it, and
+whether a platform failure earns another attempt.
+
+The control plane's I/O code asks these functions what to do and then does it, so the
+rules of contract C (final-state mapping, retry on platform failures only, provider
+diagnosis winning over a generic WorkerLost, the timeout backstop) live in one place and
+are tested without servers.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from hodei.domain import reasons
+from hodei.domain.jobs import Job
+from hodei.domain.reasons import Failure
+from hodei.domain.states import JobState
+from hodei.providers.base import WorkerPhase, WorkerStatus
+
+K = TypeVar("K")
+
+# A RUNNING job this long past its timeout without a result is ended by the server.
+TIMEOUT_BACKSTOP = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The terminal state a job ends in, with what ``hodei jobs show`` displays."""
+
+    state: JobState
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+def outcome_of_result(
+    *, exit_code: int, timed_out: bool, cancelled: bool, error: str, timeout: float | None = None
+) -> Outcome:
+    """Map an agent's JobResult to the job's final state (contract C)."""
+    if error:
+        not_found = "no such file" in error.lower() or "not found" in error.lower()
+        reason = reasons.COMMAND_NOT_FOUND if not_found else reasons.START_ERROR
+        return Outcome(JobState.FAILED, exit_code or 127, reason, error)
+    if cancelled:
+        return Outcome(JobState.CANCELLED, exit_code, reasons.CANCELLED, "cancelled by request")
+    if timed_out:
+        limit = f" of {timeout:g}s" if timeout else ""
+        return Outcome(
+            JobState.TIMED_OUT,
+            exit_code,
+            reasons.DEADLINE_EXCEEDED,
+            f"the job ran past its timeout{limit} and was killed",
+        )
+    if exit_code == 0:
+        return Outcome(JobState.SUCCEEDED, 0)
+    return Outcome(JobState.FAILED, exit_code, reasons.NON_ZERO_EXIT, f"exit code {exit_code}")
+
+
+def failure_of_status(status: WorkerStatus) -> Failure | None:
+    """The failure a worker status means for a job without a recorded result, if any."""
+    if status.phase is WorkerPhase.FAILED:
+        return Failure(status.reason or reasons.WORKER_LOST, status.message or "")
+    if status.phase is WorkerPhase.EXITED:
+        if status.reason:
+            return Failure(status.reason, status.message or "")
+        code = "" if status.exit_code is None else f" with code {status.exit_code}"
+        return Failure(reasons.WORKER_LOST, f"the worker exited{code} before reporting a result")
+    if status.phase is WorkerPhase.GONE:
+        return Failure(reasons.WORKER_LOST, "the worker disappeared before reporting a result")
+    return None
+
+
+def waiting_reason_of_status(status: WorkerStatus) -> str | None:
+    """What a spinner shows while the worker is not running yet; None when not waiting."""
+    if status.phase is not WorkerPhase.PENDING:
+        return None
+    if status.reason and status.message:
+        return f"{status.reason}: {status.message}"
+    return status.reason or status.message or "waiting for the worker to start"
+
+
+def should_retry(job: Job, failure: Failure) -> bool:
+    """Retry platform failures worth another worker while attempts remain."""
+    return failure.reason in reasons.RETRYABLE_REASONS and job.attempt < job.spec.max_attempts
+
+
+def failed_outcome(failure: Failure) -> Outcome:
+    return Outcome(JobState.FAILED, None, failure.reason, failure.message)
+
+
+def backstop_due(job: Job, now: datetime, *, grace: timedelta = TIMEOUT_BACKSTOP) -> bool:
+    """Whether a RUNNING job is past timeout + grace with no result: the server ends it."""
+    if job.state is not JobState.RUNNING or job.spec.timeout_seconds is None:
+        return False
+    if job.started_at is None:
+        return False
+    return now >= job.started_at + timedelta(seconds=job.spec.timeout_seconds) + grace
+
+
+def backstop_outcome(job: Job, *, grace: timedelta = TIMEOUT_BACKSTOP) -> Outcome:
+    timeout = job.spec.timeout_seconds or 0
+    return Outcome(
+        JobState.TIMED_OUT,
+        None,
+        reasons.DEADLINE_EXCEEDED,
+        f"no result {grace.total_seconds():g}s after the {timeout:g}s timeout; "
+        "the worker was deleted",
+    )
+
+
+def overdue(since: Mapping[K, datetime], now: datetime, grace: timedelta) -> list[K]:
+    """Keys whose time in ``since`` is at least ``grace`` ago."""
+    return [key for key, at in since.items() if now - at >= grace]
+
+
+class CancelAction(enum.Enum):
+    NONE = "none"  # already finished
+    FINISH = "finish"  # QUEUED: cancelled at once
+    DELETE_WORKER = "delete worker"  # STARTING: no process to signal yet
+    SIGNAL_AGENT = "signal agent"  # RUNNING: the agent kills the process group
+
+
+def cancel_action(state: JobState) -> CancelAction:
+    """What cancelling a job in ``state`` takes (contract C)."""
+    if state.terminal:
+        return CancelAction.NONE
+    if state is JobState.QUEUED:
+        return CancelAction.FINISH
+    if state is JobState.STARTING:
+        return CancelAction.DELETE_WORKER
+    return CancelAction.SIGNAL_AGENT
+
+
+CANCELLED_OUTCOME = Outcome(JobState.CANCELLED, None, reasons.CANCELLED, "cancelled by request")

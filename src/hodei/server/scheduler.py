@@ -1,0 +1,153 @@
+"""The scheduler: hands queued jobs to providers, first come first served, within capacity.
+
+Each job gets a fresh worker. A provider with a cap (``capacity``) takes no more jobs
+while that many of its workers are alive; the rest wait QUEUED, and the scheduler wakes
+whenever capacity may have freed up (a worker deleted or gone) or a job arrives. Which
+jobs go now is a pure function of the queue and the counts (:func:`plan_dispatch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from hodei.domain.jobs import Job
+from hodei.domain.reasons import PROVIDER_ERROR, Failure
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+from hodei.providers.base import Provider, ProviderError, WorkerRequest
+from hodei.server.background import Background
+from hodei.server.controller import JobController
+from hodei.server.jobs import JobBook, utcnow
+from hodei.server.metrics import Metrics
+from hodei.server.workers import WorkerBook
+from hodei.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def plan_dispatch(
+    queued: Sequence[Job],
+    *,
+    active: Mapping[str, int],
+    capacity: Mapping[str, int | None],
+) -> list[Job]:
+    """The queued jobs to dispatch now, in queue order.
+
+    A job goes when its provider has a free slot. A full provider holds back only its
+    own jobs, so FIFO holds per provider and one busy provider cannot starve another.
+    """
+    free = {
+        name: None if cap is None else max(cap - active.get(name, 0), 0)
+        for name, cap in capacity.items()
+    }
+    chosen = []
+    for job in queued:
+        name = job.provider or ""
+        if name not in free:
+            continue
+        slots = free[name]
+        if slots is None:
+            chosen.append(job)
+        elif slots > 0:
+            free[name] = slots - 1
+            chosen.append(job)
+    return chosen
+
+
+class Scheduler:
+    """Dispatch loop: wakes on :meth:`kick`, starts the jobs :func:`plan_dispatch` picks."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobBook,
+        workers: WorkerBook,
+        providers: Mapping[str, Provider],
+        controller: JobController,
+        store: Store,
+        metrics: Metrics,
+        background: Background,
+        server_address: str,
+        instance: str,
+    ) -> None:
+        self._jobs = jobs
+        self._workers = workers
+        self._providers = providers
+        self._controller = controller
+        self._store = store
+        self._metrics = metrics
+        self._background = background
+        self._server_address = server_address
+        self._instance = instance
+        self._wake = asyncio.Event()
+        self.paused = False
+
+    def kick(self) -> None:
+        """Ask for a scheduling pass (a job arrived or capacity freed up)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.paused:
+                continue
+            plan = plan_dispatch(
+                self._jobs.queued(),
+                active=self._workers.active_counts(),
+                capacity={name: p.capacity for name, p in self._providers.items()},
+            )
+            for job in plan:
+                await self._dispatch(job)
+
+    async def _dispatch(self, queued: Job) -> None:
+        provider = self._providers[queued.provider or ""]
+        async with self._jobs.lock(queued.id):
+            job = await self._jobs.get(queued.id)
+            if job is None or job.state is not JobState.QUEUED:
+                return
+            offset = await self._store.last_log_sequence(job.id)
+            record, token = await self._workers.create(
+                job, provider=provider.name, log_offset=offset
+            )
+            job = await self._jobs.save(
+                job.moved_to(
+                    JobState.STARTING,
+                    attempt=record.attempt,
+                    worker_id=record.id,
+                    reason=None,
+                    message=None,
+                )
+            )
+            self._jobs.set_waiting(job.id, "creating the worker")
+            self._metrics.dispatch_latency.labels("STARTING").observe(
+                (utcnow() - job.created_at).total_seconds()
+            )
+        # Creating can be slow (an API call, a process spawn): do it beside the loop.
+        self._background.spawn(
+            self._create(provider, job, record, token), name=f"create-{record.id}"
+        )
+
+    async def _create(self, provider: Provider, job: Job, record: WorkerRecord, token: str) -> None:
+        request = WorkerRequest(
+            worker_id=record.id,
+            job_id=job.id,
+            token=token,
+            server_address=self._server_address,
+            instance=self._instance,
+            image=job.spec.image,
+            resources=job.spec.resources,
+            timeout_seconds=job.spec.timeout_seconds,
+            labels=job.spec.labels,
+        )
+        try:
+            status = await provider.create_worker(request)
+        except ProviderError as exc:
+            log.warning("job %s: %s could not create worker: %s", job.id, provider.name, exc)
+            await self._controller.fail(
+                job.id, Failure(exc.reason or PROVIDER_ERROR, str(exc)), worker_id=record.id
+            )
+            return
+        await self._controller.on_status(status)

@@ -1,0 +1,207 @@
+"""One worker agent's stream (WorkerService.Connect), as a protocol state machine.
+
+The session authenticates the first message (Register), hands out the job, and then
+handles the agent's messages: JobStarted moves the job to RUNNING, each LogBatch is
+stored durably and published before it is acknowledged, and the JobResult is recorded
+only when every log chunk up to its ``last_sequence`` is stored. A worker may only speak
+for its own job. Agents number log chunks from 1 in every attempt; the session shifts
+them by the attempt's offset so a retried job keeps one gap-free log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+from hodei.api.messages import (
+    AssignJob,
+    CancelJob,
+    Heartbeat,
+    JobResult,
+    JobStarted,
+    LogAck,
+    LogBatch,
+    Register,
+    Registered,
+    ResultAck,
+    ServerMessage,
+    WorkerMessage,
+)
+from hodei.domain.ids import JobId
+from hodei.domain.logs import LogChunk
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+from hodei.server.controller import JobController
+from hodei.server.jobs import JobBook
+from hodei.server.loghub import LogHub
+from hodei.server.workers import AuthError, WorkerBook
+from hodei.store.base import Store
+
+
+_MAX_COALESCED = 64  # chunks per transaction (~4 MiB of 64 KiB chunks)
+
+
+@dataclass(frozen=True)
+class _Logs:
+    chunks: list[LogChunk]  # sequences already shifted into the job's numbering
+    ack: int  # the highest sequence in the agent's numbering
+
+
+class SessionError(Exception):
+    """Ends the stream with a gRPC status named by ``code`` (e.g. ``UNAUTHENTICATED``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class WorkerSession:
+    """Serves one connection; messages for the agent go to ``outbox`` (None ends it)."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobBook,
+        workers: WorkerBook,
+        controller: JobController,
+        store: Store,
+        hub: LogHub,
+    ) -> None:
+        self._jobs = jobs
+        self._workers = workers
+        self._controller = controller
+        self._store = store
+        self._hub = hub
+        self.outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
+        # Writes waiting for the writer task, in stream order (None: the stream ended).
+        self._pending: deque[_Logs | JobResult | None] = deque()
+        self._ready = asyncio.Event()
+
+    def _send(self, message: ServerMessage) -> None:
+        self.outbox.put_nowait(message)
+
+    async def run(self, messages: AsyncIterator[WorkerMessage]) -> None:
+        """Handle the stream until the agent hangs up; raises :class:`SessionError`."""
+        first = await anext(messages, None)
+        if not isinstance(first, Register):
+            raise SessionError("INVALID_ARGUMENT", "the first message must be Register")
+        record = await self._register(first)
+        reader = asyncio.create_task(self._read(record, messages))
+        writer = asyncio.create_task(self._write(record))
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done:
+                writer.result()  # the writer only stops early on an error: raise it
+            reader.result()
+            self._queue(None)  # the agent hung up: store what it sent, then end
+            await writer
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            self._workers.disconnect(record.id, self.outbox)
+
+    async def _read(self, record: WorkerRecord, messages: AsyncIterator[WorkerMessage]) -> None:
+        async for message in messages:
+            await self._handle(record, message)
+
+    def _queue(self, item: _Logs | JobResult | None) -> None:
+        self._pending.append(item)
+        self._ready.set()
+
+    async def _write(self, record: WorkerRecord) -> None:
+        """Store log batches in order, coalescing those that queued up while the previous
+        transaction ran (group commit), and record the result after every earlier batch."""
+        while True:
+            await self._ready.wait()
+            item = self._pending.popleft()
+            if isinstance(item, _Logs):
+                chunks, ack = list(item.chunks), item.ack
+                while self._pending and isinstance(self._pending[0], _Logs):
+                    if len(chunks) >= _MAX_COALESCED:
+                        break
+                    more = self._pending.popleft()
+                    assert isinstance(more, _Logs)
+                    chunks.extend(more.chunks)
+                    ack = max(ack, more.ack)
+            if not self._pending:
+                self._ready.clear()
+            if item is None:
+                return
+            if isinstance(item, JobResult):
+                await self._result(record, item)
+                continue
+            await self._store.append_logs(chunks)
+            self._hub.publish(record.job_id, chunks)
+            self._send(LogAck(record.job_id, ack))
+
+    async def _register(self, register: Register) -> WorkerRecord:
+        try:
+            admission = await self._workers.admit(register)
+        except AuthError as exc:
+            code = "PERMISSION_DENIED" if exc.permission else "UNAUTHENTICATED"
+            raise SessionError(code, str(exc)) from None
+        record = admission.record
+        job = await self._jobs.get(record.job_id)
+        if job is None or job.worker_id != record.id:
+            raise SessionError(
+                "PERMISSION_DENIED", f"worker {record.id} no longer serves job {record.job_id}"
+            )
+        self._workers.connect(record.id, self.outbox)
+        if admission.first:
+            await self._controller.registered(record)
+        self._send(Registered(admission.resume_token))
+        if job.state is JobState.STARTING:
+            self._send(AssignJob(job.id, job.spec))
+        elif (
+            job.state.terminal and job.state is not JobState.SUCCEEDED
+        ) or job.id in self._controller.cancel_requested:
+            self._send(CancelJob(job.id))
+        return record
+
+    def _check_job(self, record: WorkerRecord, job_id: JobId) -> None:
+        if job_id != record.job_id:
+            raise SessionError(
+                "PERMISSION_DENIED", f"worker {record.id} may only report for job {record.job_id}"
+            )
+
+    async def _handle(self, record: WorkerRecord, message: WorkerMessage) -> None:
+        match message:
+            case JobStarted():
+                self._check_job(record, message.job_id)
+                await self._controller.started(record.job_id, record.id)
+            case LogBatch():
+                self._logs(record, message)
+            case JobResult():
+                self._check_job(record, message.job_id)
+                self._queue(message)
+            case Heartbeat():
+                pass
+            case Register():
+                raise SessionError("INVALID_ARGUMENT", "Register may only be sent first")
+
+    def _logs(self, record: WorkerRecord, batch: LogBatch) -> None:
+        if not batch.chunks:
+            return
+        for chunk in batch.chunks:
+            self._check_job(record, chunk.job_id)
+            if chunk.sequence < 1:
+                raise SessionError("INVALID_ARGUMENT", "log sequences start at 1")
+        shifted = [replace(c, sequence=c.sequence + record.log_offset) for c in batch.chunks]
+        self._queue(_Logs(shifted, max(c.sequence for c in batch.chunks)))
+
+    async def _result(self, record: WorkerRecord, result: JobResult) -> None:
+        offset = record.log_offset
+        last = result.last_sequence
+        stored = await self._store.count_logs(record.job_id, up_to=offset + last)
+        stored -= await self._store.count_logs(record.job_id, up_to=offset)
+        if stored < last:
+            raise SessionError(
+                "FAILED_PRECONDITION",
+                f"result names log sequence {last} but only {stored} chunks arrived; "
+                "re-send the unacknowledged log batches",
+            )
+        await self._controller.finish_with_result(record.id, result)
+        self._send(ResultAck(result.job_id))

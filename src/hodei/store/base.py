@@ -1,0 +1,117 @@
+"""The store interface: what the control plane persists so it can resume after a restart.
+
+Jobs (with their current attempt), worker records (one per attempt), log chunks, worker
+token hashes and a little metadata (the instance id). The interface is small and speaks
+domain types only, so a PostgreSQL store can be added next to the SQLite one; the
+in-memory store implements the same interface for tests and throwaway control planes.
+Every implementation must pass ``tests/store``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job
+from hodei.domain.logs import LogChunk
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used (file not writable, disk full, closed)."""
+
+
+class TokenKind(enum.Enum):
+    REGISTER = "register"  # the one-time token a worker is started with
+    RESUME = "resume"  # handed out at registration; lets the agent reconnect
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A worker credential, stored only as the SHA-256 hash of the secret."""
+
+    token_hash: str
+    worker_id: WorkerId
+    kind: TokenKind
+    expires_at: datetime | None
+    used: bool = False
+
+
+class Store(Protocol):
+    """Persistence for the control plane. All methods are coroutines safe to call
+    concurrently from one event loop."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema; raises :class:`StoreError`."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` if the store cannot serve requests now."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta_default(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless a value exists; return the stored one."""
+        ...
+
+    async def save_job(self, job: Job) -> None:
+        """Insert or replace the job (its position in submission order is kept)."""
+        ...
+
+    async def get_job(self, job_id: JobId) -> Job | None: ...
+
+    async def list_jobs(
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[Job]:
+        """Jobs in submission order (newest first unless ``oldest_first``)."""
+        ...
+
+    async def count_jobs(self) -> dict[JobState, int]:
+        """How many jobs are in each state (states without jobs may be absent)."""
+        ...
+
+    async def save_worker(self, record: WorkerRecord) -> None: ...
+
+    async def get_worker(self, worker_id: WorkerId) -> WorkerRecord | None: ...
+
+    async def list_workers(self, *, active_only: bool = False) -> list[WorkerRecord]:
+        """Worker records, oldest first; ``active_only`` keeps PENDING/RUNNING ones."""
+        ...
+
+    async def add_token(self, record: TokenRecord) -> None: ...
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    async def use_token(self, token_hash: str) -> bool:
+        """Mark the token used; True only for the one caller that found it unused."""
+        ...
+
+    async def append_logs(self, chunks: Sequence[LogChunk]) -> None:
+        """Store chunks durably; a chunk whose (job, sequence) exists is ignored."""
+        ...
+
+    async def read_logs(
+        self, job_id: JobId, *, after: int = 0, limit: int = 1000
+    ) -> list[LogChunk]:
+        """Chunks with sequence > ``after``, in sequence order, at most ``limit``."""
+        ...
+
+    async def last_log_sequence(self, job_id: JobId) -> int:
+        """The highest stored sequence of the job's log, 0 when it has none."""
+        ...
+
+    async def count_logs(self, job_id: JobId, *, up_to: int) -> int:
+        """How many chunks with sequence ≤ ``up_to`` are stored for the job."""
+        ...

@@ -1,0 +1,291 @@
+"""The worker agent: dial the control plane, run the one job it assigns, deliver every byte.
+
+Connections come and go (a control plane restart, a network blip); the job does not
+stop for them. Output and the result are kept until the control plane acknowledges
+them and are sent again on the next connection, and the agent exits only after the
+result is acknowledged, so a result is never lost. If no control plane answers for
+``give_up_after`` seconds, the agent kills the job's process group and exits rather
+than leave an orphan running forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hodei.config import WorkerSettings
+from hodei.worker import messages as m
+from hodei.worker.backoff import backoff_delays
+from hodei.worker.connection import Connection, ConnectionLost, Rejected
+from hodei.worker.job import RunningJob
+from hodei.worker.logbuffer import (
+    DEFAULT_LINGER,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    LogBuffer,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_DELIVERED = 0
+EXIT_REJECTED = 3  # the control plane refused this worker's token
+EXIT_UNREACHABLE = 4  # no control plane for give_up_after seconds
+EXIT_NO_JOB = 5  # registered, but no job was assigned in time
+
+
+class AgentConnection(Protocol):
+    async def send(self, message: m.Outgoing) -> None: ...
+    async def receive(self) -> m.Incoming | None: ...
+    async def close(self) -> None: ...
+
+
+Connector = Callable[[str], Awaitable[AgentConnection]]
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """Tunables; the defaults suit production, tests shorten the waits."""
+
+    give_up_after: float = 120.0
+    register_timeout: float = 30.0
+    assign_timeout: float = 120.0
+    kill_grace: float = 2.0
+    heartbeat_interval: float = 10.0
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    linger: float = DEFAULT_LINGER
+    backoff: Callable[[], Iterator[float]] = field(default=backoff_delays)
+
+
+class _SessionEnded(Exception):
+    """The result was acknowledged: the agent's work is done."""
+
+
+class _NoJob(Exception):
+    """Registered, but nothing to run arrived in time."""
+
+
+class Agent:
+    """Runs the protocol of contract C for one worker; :meth:`run` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        connector: Connector | None = None,
+        options: AgentOptions | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._connector: Connector = connector or Connection.open
+        self._options = options or AgentOptions()
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._buffer = LogBuffer(
+            max_batch_bytes=self._options.max_batch_bytes,
+            max_message_bytes=self._options.max_message_bytes,
+            linger=self._options.linger,
+        )
+        self._wake = asyncio.Event()
+        self._resume_token = ""
+        self._job: RunningJob | None = None
+        self._job_task: asyncio.Task[None] | None = None
+        self._started_sent = False
+        self._paused = False
+        self._main_task: asyncio.Task[int] | None = None
+
+    @property
+    def job(self) -> RunningJob | None:
+        return self._job
+
+    def terminate(self) -> None:
+        """Stop the job as cancelled (SIGTERM to the agent); the result is still delivered."""
+        if self._job is not None:
+            self._job.stop("cancel")
+        elif self._main_task is not None:
+            self._main_task.cancel()  # nothing to report: just leave
+
+    async def run(self) -> int:
+        """Connect, reconnect, run the job; return once the result is acknowledged."""
+        self._main_task = asyncio.current_task()
+        delays = self._options.backoff()
+        lost_since = time.monotonic()
+        try:
+            while True:
+                registered = False
+                try:
+                    connection = await self._connector(self._settings.server_address)
+                    try:
+                        registered = await self._session(connection)
+                    finally:
+                        await connection.close()
+                except _SessionEnded:
+                    return EXIT_DELIVERED
+                except _NoJob:
+                    log.error("no job was assigned; exiting")
+                    return EXIT_NO_JOB
+                except Rejected as exc:
+                    log.error("control plane refused this worker: %s", exc)
+                    await self._abandon()
+                    return EXIT_REJECTED
+                except ConnectionLost as exc:
+                    log.warning("connection to %s lost: %s", self._settings.server_address, exc)
+                if registered:
+                    delays, lost_since = self._options.backoff(), time.monotonic()
+                if time.monotonic() - lost_since > self._options.give_up_after:
+                    log.error("no control plane for %.0f s; giving up", self._options.give_up_after)
+                    await self._abandon()
+                    return EXIT_UNREACHABLE
+                await asyncio.sleep(next(delays))
+        finally:
+            if self._job_task is not None and not self._job_task.done():
+                self._job_task.cancel()
+
+    async def _abandon(self) -> None:
+        """Kill the job (if any) so that nothing outlives the agent."""
+        job = self._job
+        if job is not None and job.process is not None and job.result is None:
+            await job.process.kill_group(self._options.kill_grace)
+
+    async def _session(self, connection: AgentConnection) -> bool:
+        """Register and exchange messages until the stream breaks; True if registered."""
+        s = self._settings
+        await connection.send(
+            m.Register(s.worker_id, resume_token=self._resume_token)
+            if self._resume_token
+            else m.Register(s.worker_id, token=s.token)
+        )
+        try:
+            first = await asyncio.wait_for(connection.receive(), self._options.register_timeout)
+        except TimeoutError:
+            raise ConnectionLost("no answer to Register") from None
+        if not isinstance(first, m.Registered):
+            raise ConnectionLost(f"expected Registered, got {type(first).__name__}")
+        self._resume_token = first.resume_token or self._resume_token
+        sender = asyncio.create_task(self._send_loop(connection))
+        receiver = asyncio.create_task(self._receive_loop(connection))
+        try:
+            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+            raise ConnectionLost("stream ended")
+        except ConnectionLost:
+            return True
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+
+    async def _receive_loop(self, connection: AgentConnection) -> None:
+        while True:
+            timeout = self._options.assign_timeout if self._job is None else None
+            try:
+                message = await asyncio.wait_for(connection.receive(), timeout)
+            except TimeoutError:
+                raise _NoJob() from None
+            if isinstance(message, m.Assignment):
+                self._assign(message)
+            elif isinstance(message, m.CancelJob):
+                if self._job is not None and message.job_id == self._job.assignment.job_id:
+                    self._job.stop("cancel")
+            elif isinstance(message, m.LogAck):
+                self._buffer.ack(message.sequence)
+                if self._paused and self._buffer.has_room():
+                    self._set_paused(False)
+            elif isinstance(message, m.ResultAck):
+                raise _SessionEnded()
+
+    def _assign(self, assignment: m.Assignment) -> None:
+        if self._job is not None:
+            return  # a repeat after a reconnect: this job is already running here
+        self._job = RunningJob(
+            assignment,
+            base_env=self._base_env,
+            sink=self._on_output,
+            on_change=self._wake.set,
+            kill_grace=self._options.kill_grace,
+        )
+        self._job_task = asyncio.create_task(self._job.run())
+
+    def _on_output(self, stream: m.Stream, data: bytes) -> None:
+        buffer = self._buffer
+        was_empty = buffer.pending_bytes == 0
+        buffer.add(stream, data, time.monotonic())
+        if was_empty or buffer.pending_bytes >= buffer.max_batch_bytes:
+            self._wake.set()
+        if not buffer.has_room():
+            self._set_paused(True)
+
+    def _set_paused(self, paused: bool) -> None:
+        process = self._job.process if self._job is not None else None
+        if process is None or paused == self._paused:
+            return
+        self._paused = paused
+        if paused:
+            process.pause_output()
+        else:
+            process.resume_output()
+
+    async def _send_loop(self, connection: AgentConnection) -> None:
+        """Send JobStarted, output batches, the result and heartbeats, in that order.
+
+        A new stream repeats JobStarted (a restarted control plane may not have stored
+        it) and every unacknowledged batch; the control plane treats both as idempotent.
+        """
+        job_id = self._job.assignment.job_id if self._job is not None else ""
+        if self._job is not None and self._job.started is not None:
+            await connection.send(self._job.started)
+            self._started_sent = True
+        for batch in self._buffer.in_flight():
+            await connection.send(m.LogBatch(job_id, batch))
+        result_sent = False
+        while True:
+            self._wake.clear()
+            job = self._job
+            if job is not None and job.started is not None and not self._started_sent:
+                await connection.send(job.started)
+                self._started_sent = True
+            # Once the job has ended no output can follow: send whatever is pending.
+            while job is not None and (
+                self._buffer.ready(time.monotonic())
+                or (job.result is not None and self._buffer.pending_bytes)
+            ):
+                batch = self._buffer.take_batch()
+                await connection.send(m.LogBatch(job.assignment.job_id, batch))
+            if job is not None and job.result is not None and not result_sent:
+                # The result goes last: every chunk up to last_sequence is already sent.
+                last = self._buffer.last_sequence
+                await connection.send(dataclasses.replace(job.result, last_sequence=last))
+                result_sent = True
+            await self._idle(connection)
+
+    async def _idle(self, connection: AgentConnection) -> None:
+        due = self._buffer.flush_at()
+        interval = self._options.heartbeat_interval
+        timeout = interval if due is None else max(0.0, due - time.monotonic())
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            if due is None:
+                await connection.send(m.Heartbeat())
+
+
+async def run_agent(settings: WorkerSettings, *, options: AgentOptions | None = None) -> int:
+    """Run the agent with SIGTERM/SIGINT stopping the job (its result still delivered)."""
+    import signal
+
+    agent = Agent(settings, options=options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, agent.terminate)
+    try:
+        return await agent.run()
+    except asyncio.CancelledError:
+        return 128 + signal.SIGTERM

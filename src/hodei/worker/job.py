@@ -1,0 +1,115 @@
+"""One job's run inside the agent: start, watch the clock, stop on request, report.
+
+It knows nothing of the connection: output goes to a sink, and the outcome is kept as
+a :class:`~hodei.worker.messages.JobResult` (without ``last_sequence``, which the sender
+fills in once every byte of output has been numbered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+from hodei.worker.messages import Assignment, JobResult, JobStarted
+from hodei.worker.process import JobProcess, OutputSink, StartError
+
+StopReason = Literal["timeout", "cancel"]
+
+# Variables of the agent that the job must not see: the worker's credential.
+_PRIVATE = frozenset({"HODEI_WORKER_TOKEN"})
+
+
+def job_environment(base: Mapping[str, str], assignment: Assignment) -> dict[str, str]:
+    """The job's environment: the agent's own, minus its credential, plus the job's."""
+    env = {key: value for key, value in base.items() if key not in _PRIVATE}
+    env["HODEI_JOB_ID"] = assignment.job_id
+    env.update(assignment.env)
+    return env
+
+
+class RunningJob:
+    """Runs one :class:`Assignment`; :attr:`started` and :attr:`result` fill in as it goes."""
+
+    def __init__(
+        self,
+        assignment: Assignment,
+        *,
+        base_env: Mapping[str, str],
+        sink: OutputSink,
+        on_change: Callable[[], None],
+        kill_grace: float = 2.0,
+    ) -> None:
+        self.assignment = assignment
+        self.started: JobStarted | None = None
+        self.result: JobResult | None = None
+        self.process: JobProcess | None = None
+        self._base_env = base_env
+        self._sink = sink
+        self._on_change = on_change
+        self._kill_grace = kill_grace
+        self._stop_reason: StopReason | None = None
+        self._killer: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    def stop(self, reason: StopReason) -> None:
+        """Kill the job's process group; the first reason given is the one reported."""
+        if self._stop_reason is not None or self.result is not None:
+            return
+        self._stop_reason = reason
+        if self.process is not None:
+            self._killer = asyncio.create_task(self.process.kill_group(self._kill_grace))
+
+    async def run(self) -> None:
+        """Start the command, wait for it and record the result; never raises."""
+        try:
+            await self._run()
+        except Exception as exc:  # report it: a job must end with a result, whatever broke
+            if self.process is not None:
+                self.process.signal_group(signal.SIGKILL)
+            self._finish(JobResult(self.assignment.job_id, exit_code=125, error=repr(exc)))
+
+    async def _run(self) -> None:
+        job_id = self.assignment.job_id
+        if self._stop_reason == "cancel":  # cancelled before it could start
+            self._finish(JobResult(job_id, exit_code=130, cancelled=True))
+            return
+        env = job_environment(self._base_env, self.assignment)
+        try:
+            self.process = await JobProcess.start(self.assignment.argv, env=env, sink=self._sink)
+        except StartError as exc:
+            self._finish(JobResult(job_id, exit_code=exc.exit_code, error=str(exc)))
+            return
+        self.started = JobStarted(job_id, self.process.pid)
+        self._on_change()
+        timer = None
+        if self.assignment.timeout_seconds is not None:
+            timer = asyncio.get_running_loop().call_later(
+                self.assignment.timeout_seconds, self.stop, "timeout"
+            )
+        if self._stop_reason is not None:  # stopped while starting
+            self._killer = asyncio.create_task(self.process.kill_group(self._kill_grace))
+        status = await self.process.wait()
+        if timer is not None:
+            timer.cancel()
+        if self._killer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._killer
+        self._finish(
+            JobResult(
+                job_id,
+                exit_code=status,
+                timed_out=self._stopped_by("timeout"),
+                cancelled=self._stopped_by("cancel"),
+            )
+        )
+
+    def _stopped_by(self, reason: StopReason) -> bool:
+        return self._stop_reason == reason
+
+    def _finish(self, result: JobResult) -> None:
+        self.result = result
+        self.finished.set()
+        self._on_change()

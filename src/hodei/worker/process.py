@@ -1,0 +1,143 @@
+"""The job's process: started in its own process group, output as bytes, killed as a group.
+
+The command runs in a new process group (inside the worker's session), so a timeout or a
+cancel can signal everything it started — ``sh -c 'a | b &'`` included — and the agent
+itself is not hit. Output is handed over exactly as read from the pipes (no decoding, no
+line splitting), and reading pauses when the caller says its buffer is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from hodei.worker.messages import Stream
+
+OutputSink = Callable[[Stream, bytes], None]
+
+_STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
+# Bigger pipes mean fewer reads and wake-ups for jobs that print a lot (Linux only).
+_F_SETPIPE_SZ = 1031
+_PIPE_SIZE = 1024 * 1024
+
+
+class StartError(Exception):
+    """The command could not be started; ``exit_code`` follows the shell's convention."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_status(returncode: int) -> int:
+    """A returncode as a shell reports it: ``128 + N`` for a process killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    def __init__(self, sink: OutputSink) -> None:
+        self._sink = sink
+        self.exited = asyncio.Event()
+        self.pipes_closed = asyncio.Event()
+        self._open = {1, 2}
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self._sink(_STREAMS[fd], bytes(data) if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open.discard(fd)
+        if not self._open:
+            self.pipes_closed.set()
+
+    def process_exited(self) -> None:
+        self.exited.set()
+
+
+class JobProcess:
+    """One running command. Create with :meth:`start`; await :meth:`wait` for its status."""
+
+    def __init__(self, transport: asyncio.SubprocessTransport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self.pid: int = transport.get_pid()
+
+    @classmethod
+    async def start(
+        cls, argv: Sequence[str], *, env: Mapping[str, str], sink: OutputSink
+    ) -> JobProcess:
+        """Start ``argv`` with ``env``; raise :class:`StartError` if it cannot be executed."""
+        loop = asyncio.get_running_loop()
+        options: dict[str, Any] = {"process_group": 0}
+        try:
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _Protocol(sink),
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=dict(env),
+                **options,
+            )
+        except FileNotFoundError as exc:
+            raise StartError(f"{argv[0]}: command not found ({exc.strerror})", 127) from None
+        except PermissionError as exc:
+            raise StartError(f"{argv[0]}: cannot execute ({exc.strerror})", 126) from None
+        except OSError as exc:
+            raise StartError(f"{argv[0]}: cannot start ({exc})", 126) from None
+        process = cls(transport, protocol)
+        process._grow_pipes()
+        return process
+
+    def _grow_pipes(self) -> None:
+        for fd in (1, 2):
+            pipe = self._transport.get_pipe_transport(fd)
+            handle = pipe.get_extra_info("pipe") if pipe is not None else None
+            if handle is not None:
+                with contextlib.suppress(OSError, ValueError, ImportError):
+                    import fcntl
+
+                    fcntl.fcntl(handle.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
+
+    def pause_output(self) -> None:
+        """Stop reading the pipes; the job blocks once they are full."""
+        for fd in (1, 2):
+            pipe = self._transport.get_pipe_transport(fd)
+            if pipe is not None and not pipe.is_closing():
+                with contextlib.suppress(RuntimeError):
+                    pipe.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_output(self) -> None:
+        for fd in (1, 2):
+            pipe = self._transport.get_pipe_transport(fd)
+            if pipe is not None and not pipe.is_closing():
+                with contextlib.suppress(RuntimeError):
+                    pipe.resume_reading()  # type: ignore[attr-defined]
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the job's whole process group (gone already is fine)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    async def kill_group(self, grace: float) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
+        self.signal_group(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._protocol.exited.wait(), grace)
+        self.signal_group(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        """Wait for the command and all of its output; return its exit status.
+
+        When the command itself ends, whatever it left running in its group is killed,
+        so a stray background process neither outlives the job nor holds its pipes open.
+        """
+        await self._protocol.exited.wait()
+        self.signal_group(signal.SIGKILL)
+        await self._protocol.pipes_closed.wait()
+        returncode = self._transport.get_returncode()
+        self._transport.close()
+        return exit_status(returncode if returncode is not None else -signal.SIGKILL)

@@ -1,0 +1,143 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from hodei.api import convert
+from hodei.api.messages import (
+    AssignJob,
+    CancelJob,
+    Heartbeat,
+    JobResult,
+    JobStarted,
+    LogAck,
+    LogBatch,
+    ProtocolError,
+    Register,
+    Registered,
+    ResultAck,
+    decode_server_message,
+    decode_worker_message,
+    encode_server_message,
+    encode_worker_message,
+)
+from hodei.api.v1 import types_pb2, worker_pb2
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+
+T0 = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+FULL_SPEC = JobSpec(
+    command=("python", "-c", "print(1)"),
+    env={"A": "b"},
+    image="img:1",
+    resources=Resources("100m", "1", "64Mi", "1Gi"),
+    timeout_seconds=3.5,
+    labels={"team": "a"},
+    max_attempts=4,
+    provider="kubernetes",
+)
+
+
+@pytest.mark.parametrize("spec", [FULL_SPEC, JobSpec(shell="echo hi"), JobSpec(command=("true",))])
+def test_spec_round_trip(spec: JobSpec):
+    assert convert.spec_from_pb(convert.spec_to_pb(spec)) == spec
+
+
+def test_empty_wire_fields_mean_defaults():
+    spec = convert.spec_from_pb(types_pb2.JobSpec(command=["x"]))
+    assert (spec.shell, spec.image, spec.timeout_seconds, spec.max_attempts, spec.provider) == (
+        None,
+        None,
+        None,
+        1,
+        None,
+    )
+    assert spec.resources == Resources()
+
+
+def test_empty_shell_is_kept_apart_from_no_shell():
+    assert convert.spec_from_pb(convert.spec_to_pb(JobSpec(shell=""))).shell == ""
+
+
+@pytest.mark.parametrize("exit_code", [None, 0, 3])
+def test_job_round_trip(exit_code: int | None):
+    job = Job(
+        JobId("j-1"),
+        FULL_SPEC,
+        JobState.FAILED,
+        T0,
+        attempt=2,
+        exit_code=exit_code,
+        reason="NonZeroExit",
+        message="exit code 3",
+        started_at=T0,
+        finished_at=T0,
+        worker_id=WorkerId("w-1"),
+        provider="local",
+    )
+    message = convert.job_to_pb(job, waiting_reason="pulling")
+    assert message.waiting_reason == "pulling"
+    assert message.created_at == "2026-05-06T07:08:09.123456Z"
+    assert convert.job_from_pb(message) == job
+
+
+def test_all_states_and_streams_map():
+    for state in JobState:
+        assert convert.state_from_pb(convert.state_to_pb(state)) is state
+    for stream in LogStream:
+        assert convert.stream_from_pb(convert.stream_to_pb(stream)) is stream
+    with pytest.raises(ValueError):
+        convert.state_from_pb(types_pb2.JOB_STATE_UNSPECIFIED)
+
+
+def test_chunk_and_worker_round_trip():
+    chunk = LogChunk(JobId("j-1"), 7, LogStream.STDERR, b"\xff\x00")
+    assert convert.chunk_from_pb(convert.chunk_to_pb(chunk)) == chunk
+    record = WorkerRecord(WorkerId("w-1"), JobId("j-1"), "local", 0, T0, "RUNNING", "pid 9")
+    assert convert.worker_from_pb(convert.worker_to_pb(record)) == record
+
+
+def test_time_helpers():
+    assert convert.format_time(None) == "" and convert.parse_time("") is None
+    assert convert.parse_time(convert.format_time(T0)) == T0
+
+
+WORKER_MESSAGES = [
+    Register(WorkerId("w-1"), token="t"),
+    Register(WorkerId("w-1"), resume_token="r"),
+    JobStarted(JobId("j-1"), 42),
+    LogBatch((LogChunk(JobId("j-1"), 1, LogStream.STDOUT, b"x"),)),
+    JobResult(JobId("j-1"), 3, timed_out=True, cancelled=False, error="e", last_sequence=9),
+    Heartbeat(),
+]
+SERVER_MESSAGES = [
+    Registered("r"),
+    AssignJob(JobId("j-1"), FULL_SPEC),
+    CancelJob(JobId("j-1")),
+    LogAck(JobId("j-1"), 5),
+    ResultAck(JobId("j-1")),
+]
+
+
+@pytest.mark.parametrize("message", WORKER_MESSAGES)
+def test_worker_messages_round_trip(message):
+    assert decode_worker_message(encode_worker_message(message)) == message
+
+
+@pytest.mark.parametrize("message", SERVER_MESSAGES)
+def test_server_messages_round_trip(message):
+    assert decode_server_message(encode_server_message(message)) == message
+
+
+def test_empty_or_malformed_messages_are_protocol_errors():
+    with pytest.raises(ProtocolError):
+        decode_worker_message(worker_pb2.WorkerMessage())
+    with pytest.raises(ProtocolError):
+        decode_server_message(worker_pb2.ServerMessage())
+    bad = worker_pb2.WorkerMessage(
+        logs=worker_pb2.LogBatch(chunks=[types_pb2.LogChunk(job_id="j", sequence=1)])
+    )
+    with pytest.raises(ProtocolError, match="malformed logs"):
+        decode_worker_message(bad)

@@ -1,0 +1,215 @@
+"""``hodei`` as a user runs it: real processes for the CLI, the server and the workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+HODEI = [sys.executable, "-m", "hodei"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
+    env.update(extra)
+    return env
+
+
+def hodei(
+    *argv: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*HODEI, *argv], env=env, capture_output=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: object, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Server:
+    """``hodei server`` in a subprocess on a fixed port, its log in a file."""
+
+    def __init__(self, tmp_path: Path, port: int) -> None:
+        self.port = port
+        self.log = tmp_path / f"server-{time.monotonic_ns()}.log"
+        self.env = clean_env(
+            HODEI_GRPC_ADDRESS=f"127.0.0.1:{port}",
+            HODEI_HTTP_ADDRESS="127.0.0.1:0",
+            HODEI_DATABASE_URL=f"sqlite:///{tmp_path / 'hodei.db'}",
+        )
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([*HODEI, "server"], env=self.env, stderr=log)
+        wait_for(lambda: b"hodei server ready" in self.log.read_bytes(), what="server ready")
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        return clean_env(HODEI_SERVER=f"127.0.0.1:{self.port}")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def worker_processes(port: int) -> list[int]:
+    """Live processes whose environment says they serve the control plane on ``port``."""
+    marker = f"HODEI_SERVER_ADDRESS=127.0.0.1:{port}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def show(job_id: str, env: dict[str, str]) -> dict[str, object]:
+    result = hodei("jobs", "show", job_id, "-o", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_readme_first_command_with_no_server() -> None:
+    result = hodei("run", "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=clean_env())
+    assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+
+
+def test_big_binary_output_arrives_intact(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    block = os.urandom(1 << 20)
+    data.write_bytes(block * 100)  # 100 MiB, every byte value, no line structure
+    result = hodei("run", "--", "cat", str(data), env=clean_env(), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout) == 100 << 20
+    assert result.stdout == data.read_bytes()
+
+
+def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
+    server = Server(tmp_path, free_port())
+    servers.append(server)
+    env = server.client_env
+
+    run = hodei(
+        "run", "--label", "team=ml", "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=env
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (3, b"out\n", b"err\n")
+
+    detached = hodei("run", "--detach", "--", "sh", "-c", "printf 'x\\377'", env=env)
+    job_id = detached.stdout.decode().strip()
+    assert detached.returncode == 0 and job_id.startswith("j-")
+    logs = hodei("jobs", "logs", "-f", job_id, env=env)
+    assert logs.stdout == b"x\xff"
+    wait_for(lambda: show(job_id, env)["state"] == "SUCCEEDED", what="job to succeed")
+    job = show(job_id, env)
+    assert job["exit_code"] == 0 and job["finished_at"]
+
+    listed = hodei("jobs", "list", "-o", "json", env=env)
+    assert {job_id} <= {j["id"] for j in json.loads(listed.stdout)}
+    table = hodei("jobs", "list", env=env)
+    assert b"STATE" in table.stdout and job_id.encode() in table.stdout
+    workers = hodei("workers", "list", "-o", "json", env=env)
+    assert workers.returncode == 0 and isinstance(json.loads(workers.stdout), list)
+
+    timed_out = hodei("run", "--timeout", "0.5", "--", "sleep", "30", env=env)
+    assert timed_out.returncode == 124
+
+    missing = hodei("jobs", "show", "j-nothere", env=env)
+    assert missing.returncode == 1 and b"j-nothere" in missing.stderr
+
+    assert server.stop() == 0
+    assert worker_processes(server.port) == []
+
+
+def test_ctrl_c_cancels_the_job(tmp_path: Path, servers: list[Server]) -> None:
+    server = Server(tmp_path, free_port())
+    servers.append(server)
+    env = server.client_env
+    run = subprocess.Popen(
+        [*HODEI, "run", "--", "sh", "-c", "echo started; sleep 30"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert run.stdout is not None
+    assert run.stdout.readline() == b"started\n"
+    run.send_signal(signal.SIGINT)
+    assert run.wait(timeout=30) == 130
+    jobs = json.loads(hodei("jobs", "list", "-o", "json", env=env).stdout)
+    assert [j["state"] for j in jobs] == ["CANCELLED"]
+    wait_for(lambda: worker_processes(server.port) == [], what="worker to exit")
+
+
+def test_unreachable_server_and_bad_settings() -> None:
+    result = hodei("run", "--", "true", env=clean_env(HODEI_SERVER="127.0.0.1:1"))
+    assert result.returncode == 125 and b"HODEI_SERVER" in result.stderr
+    result = hodei("server", env=clean_env(HODEI_K8S_ENABLED="maybe"))
+    assert result.returncode == 2 and b"HODEI_K8S_ENABLED" in result.stderr
+    result = hodei("worker", env=clean_env())
+    assert result.returncode == 2 and b"HODEI_SERVER_ADDRESS" in result.stderr
+
+
+def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Server]) -> None:
+    port = free_port()
+    first = Server(tmp_path, port)
+    servers.append(first)
+    env = first.client_env
+    job_ids = []
+    for i in range(3):
+        result = hodei("run", "--detach", "--", "sh", "-c", f"sleep 2; echo done-{i}", env=env)
+        job_ids.append(result.stdout.decode().strip())
+    wait_for(
+        lambda: all(show(j, env)["state"] == "RUNNING" for j in job_ids),
+        what="jobs to run",
+    )
+    first.process.kill()
+    first.process.wait()
+
+    second = Server(tmp_path, port)
+    servers.append(second)
+    wait_for(
+        lambda: all(
+            show(j, env)["state"] not in ("QUEUED", "STARTING", "RUNNING") for j in job_ids
+        ),
+        timeout=60,
+        what="jobs to finish after the restart",
+    )
+    for i, job_id in enumerate(job_ids):
+        job = show(job_id, env)
+        assert (job["state"], job["exit_code"]) == ("SUCCEEDED", 0), job
+        assert hodei("jobs", "logs", job_id, env=env).stdout == f"done-{i}\n".encode()
+    wait_for(lambda: worker_processes(port) == [], what="workers to exit")
+    assert second.stop() == 0

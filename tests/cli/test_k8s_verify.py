@@ -1,0 +1,199 @@
+"""`hodei k8s verify` against the emulator: a correct install passes, broken ones name the fix."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hodei.cli import k8s
+from kube_emulator.testing import RunningEmulator
+from tests.deploy.manifests import DEPLOY, PROVIDER_FILES
+
+
+def _install(emulator: RunningEmulator, *files: str) -> None:
+    for name in files or PROVIDER_FILES:
+        emulator.apply_manifest(DEPLOY / name)
+
+
+def _verify(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="hodei")
+    k8s.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["k8s", "verify", *argv])
+    code: int = args.func(args)
+    return code
+
+
+def _admin(emulator: RunningEmulator) -> tuple[str, str]:
+    return ("--kubeconfig", str(emulator.admin_kubeconfig))
+
+
+def _fail_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("FAIL")]
+
+
+def test_correct_install_passes_every_check(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(kube_emulator)
+    kube_emulator.reset_request_counts()
+
+    assert _verify(*_admin(kube_emulator)) == 0
+
+    out = capsys.readouterr().out
+    assert _fail_lines(out) == []
+    assert "ok    RoleBinding hodei-provider in hodei-workers" in out
+    assert (
+        "ok    system:serviceaccount:hodei-system:hodei-control-plane may watch pods in "
+        "hodei-workers: yes" in out
+    )
+    assert "may create pods/exec in hodei-workers: no" in out
+    assert "skip  Deployment hodei-control-plane in hodei-system: not deployed" in out
+    assert out.splitlines()[-1].startswith("21 checks: 20 ok, 0 FAIL, 1 skip")
+    counts = kube_emulator.request_counts()
+    assert counts[("create", "subjectaccessreviews")] == 11
+    writes = {k for k in counts if k[0] != "get" and k[1] != "subjectaccessreviews"}
+    assert writes == set()
+
+
+def test_install_with_control_plane_checks_it_too(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(kube_emulator)
+    created = kube_emulator.kubectl(
+        "create", "secret", "generic", "hodei-api-token", "-n", "hodei-system",
+        "--from-literal=token=abc",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    _install(kube_emulator, "control-plane.yaml")
+
+    assert _verify(*_admin(kube_emulator)) == 0
+
+    out = capsys.readouterr().out
+    assert (
+        "ok    Deployment hodei-control-plane in hodei-system: runs as hodei-control-plane" in out
+    )
+    assert "ok    Service hodei-control-plane in hodei-system: grpc 50051, http 9090" in out
+    assert "ok    Secret hodei-api-token in hodei-system: present with key 'token'" in out
+
+
+def test_deleted_role_binding_fails_with_the_fix(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(kube_emulator)
+    deleted = kube_emulator.kubectl(
+        "delete", "rolebinding", "hodei-provider", "-n", "hodei-workers"
+    )
+    assert deleted.returncode == 0, deleted.stderr
+
+    assert _verify(*_admin(kube_emulator)) == 1
+
+    out = capsys.readouterr().out
+    fails = _fail_lines(out)
+    assert fails[0] == "FAIL  RoleBinding hodei-provider in hodei-workers: not found"
+    # Without the binding the provider may do nothing it needs: one line per permission.
+    assert len(fails) == 1 + 7
+    assert "may create pods in hodei-workers: no, but the provider needs it" in out
+    assert "      fix: kubectl apply -f deploy/kubernetes/rbac.yaml" in out
+
+
+def test_missing_workers_namespace_fails_with_the_fix(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(kube_emulator)
+    deleted = kube_emulator.kubectl("delete", "namespace", "hodei-workers")
+    assert deleted.returncode == 0, deleted.stderr
+
+    assert _verify(*_admin(kube_emulator)) == 1
+
+    out = capsys.readouterr().out
+    assert "FAIL  Namespace hodei-workers: not found" in out
+    assert "fix: kubectl apply -f deploy/kubernetes/namespace.yaml" in out
+    assert "FAIL  Role hodei-provider in hodei-workers: not found" in out
+    assert "FAIL  NetworkPolicy hodei-default-deny in hodei-workers: not found" in out
+    assert "ok    Namespace hodei-system" in out
+
+
+def test_missing_network_policy_fails_with_the_fix(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(kube_emulator)
+    deleted = kube_emulator.kubectl(
+        "delete", "networkpolicy", "hodei-worker-egress", "-n", "hodei-workers"
+    )
+    assert deleted.returncode == 0, deleted.stderr
+
+    assert _verify(*_admin(kube_emulator)) == 1
+
+    out = capsys.readouterr().out
+    assert _fail_lines(out) == [
+        "FAIL  NetworkPolicy hodei-worker-egress in hodei-workers: not found"
+    ]
+    assert "fix: kubectl apply -f deploy/kubernetes/network-policy.yaml" in out
+
+
+def test_namespace_flag_and_settings_choose_the_workers_namespace(
+    kube_emulator: RunningEmulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _install(kube_emulator)
+    monkeypatch.setenv("HODEI_K8S_KUBECONFIG", str(kube_emulator.admin_kubeconfig))
+    monkeypatch.setenv("HODEI_K8S_NAMESPACE", "team-a")
+
+    assert _verify() == 1
+    assert "FAIL  Namespace team-a: not found" in capsys.readouterr().out
+
+    assert _verify("--namespace", "hodei-workers") == 0
+
+
+def test_unreachable_cluster_exits_2_with_a_message(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "nowhere.kubeconfig"
+    config.write_text(
+        kube_emulator.admin_kubeconfig.read_text().replace(kube_emulator.url, "https://127.0.0.1:1")
+    )
+    assert _verify("--kubeconfig", str(config)) == 2
+    assert "cannot reach the Kubernetes API" in capsys.readouterr().err
+
+
+def test_missing_kubeconfig_exits_2_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert _verify("--kubeconfig", str(tmp_path / "absent")) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_unknown_context_exits_2_naming_it(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _verify(*_admin(kube_emulator), "--context", "elsewhere") == 2
+    assert "no such context" in capsys.readouterr().err
+
+
+def test_as_the_control_plane_it_reviews_its_own_access(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The control plane may not read namespaces: the tool says so instead of guessing.
+    _install(kube_emulator)
+    sa = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
+    assert _verify("--kubeconfig", str(sa)) == 2
+    assert "refused a read" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("hodei") is None, reason="the hodei command is not installed")
+def test_hodei_command_runs_verify(kube_emulator: RunningEmulator) -> None:
+    _install(kube_emulator)
+    hodei = shutil.which("hodei")
+    assert hodei is not None
+    env = {**os.environ, "HODEI_K8S_KUBECONFIG": str(kube_emulator.admin_kubeconfig)}
+    result = subprocess.run(
+        [hodei, "k8s", "verify"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 FAIL" in result.stdout.splitlines()[-1]

@@ -1,0 +1,75 @@
+"""Tables and JSON of jobs and workers: pure formatting."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from hodei.cli import output
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+JOB = Job(
+    id=JobId("j-abc"),
+    spec=JobSpec(shell="echo hi | wc", labels={"team": "ml"}),
+    state=JobState.FAILED,
+    created_at=NOW - timedelta(minutes=5),
+    started_at=NOW - timedelta(minutes=4),
+    finished_at=NOW - timedelta(minutes=3),
+    exit_code=3,
+    reason="NonZeroExit",
+    message="exit code 3",
+    worker_id=None,
+    provider="local",
+)
+
+
+def test_job_json_has_the_documented_keys_with_nulls_and_utc_times() -> None:
+    data = json.loads(output.to_json(output.job_dict(JOB)))
+    for key in ("id", "state", "exit_code", "reason", "message", "created_at", "started_at",
+                "finished_at", "worker_id"):  # fmt: skip
+        assert key in data
+    assert data["state"] == "FAILED"
+    assert data["exit_code"] == 3
+    assert data["worker_id"] is None
+    assert data["created_at"] == "2026-01-01T11:55:00Z"
+    assert data["shell"] == "echo hi | wc"
+
+
+def test_jobs_table_lines_up_columns() -> None:
+    text = output.jobs_table([JOB], NOW)
+    header, row = text.splitlines()
+    assert header.split() == ["ID", "STATE", "EXIT", "REASON", "PROVIDER", "AGE", "COMMAND"]
+    assert row.startswith("j-abc")
+    assert row.index("FAILED") == header.index("STATE")
+    assert "5m" in row and "sh -c 'echo hi | wc'" in row
+
+
+def test_job_details_and_workers_table() -> None:
+    details = output.job_details(JOB)
+    assert "State:" in details and "NonZeroExit" in details and "team=ml" in details
+    worker = WorkerRecord(
+        id=WorkerId("w-1"),
+        job_id=JobId("j-abc"),
+        provider="local",
+        attempt=1,
+        created_at=NOW - timedelta(seconds=42),
+        state="RUNNING",
+        name="pid 7",
+    )
+    table = output.workers_table([worker], NOW)
+    assert "pid 7" in table and "42s" in table
+    assert output.worker_dict(worker)["name"] == "pid 7"
+
+
+def test_age_units() -> None:
+    assert [output.age(NOW - timedelta(seconds=s), NOW) for s in (5, 120, 7200, 200000)] == [
+        "5s",
+        "2m",
+        "2h",
+        "2d",
+    ]
+    assert output.age(None, NOW) == "-"

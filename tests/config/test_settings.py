@@ -1,0 +1,142 @@
+import pytest
+
+from hodei.config.settings import (
+    KubernetesSettings,
+    ServerSettings,
+    SettingsError,
+    load_client_settings,
+    load_kubernetes_settings,
+    load_server_settings,
+    load_worker_settings,
+)
+
+
+def test_server_defaults():
+    settings = load_server_settings({})
+    assert settings == ServerSettings()
+    assert (settings.grpc_address, settings.http_address) == ("0.0.0.0:50051", "0.0.0.0:9090")
+    assert settings.database_url is None and settings.api_token is None
+    assert settings.insecure is False and settings.local_enabled is True
+    assert settings.local_max_workers == 16 and settings.server_address is None
+
+
+def test_kubernetes_defaults_are_the_documented_ones():
+    k = load_kubernetes_settings({})
+    assert k == KubernetesSettings()
+    assert (
+        k.enabled,
+        k.namespace,
+        k.kubeconfig,
+        k.context,
+        k.service_account,
+        k.image_pull_secrets,
+    ) == (False, "hodei-workers", None, None, "hodei-worker", ())
+    assert (
+        k.default_cpu_request,
+        k.default_memory_request,
+        k.default_cpu_limit,
+        k.default_memory_limit,
+    ) == ("100m", "128Mi", "1000m", "512Mi")
+    assert k.worker_image == "hodei:latest"
+
+
+def test_values_are_parsed():
+    settings = load_server_settings(
+        {
+            "HODEI_GRPC_ADDRESS": "127.0.0.1:0",
+            "HODEI_HTTP_ADDRESS": "[::]:9091",
+            "HODEI_DATABASE_URL": "sqlite:///tmp/x.db",
+            "HODEI_API_TOKEN": "t",
+            "HODEI_INSECURE": "yes",
+            "HODEI_SERVER_ADDRESS": "cp:50051",
+            "HODEI_INSTANCE": "prod-1",
+            "HODEI_LOCAL_ENABLED": "0",
+            "HODEI_LOCAL_MAX_WORKERS": "4",
+            "HODEI_K8S_ENABLED": "true",
+            "HODEI_K8S_NAMESPACE": "jobs",
+            "HODEI_K8S_IMAGE_PULL_SECRET": "a, b",
+            "HODEI_K8S_MAX_WORKERS": "7",
+            "HODEI_K8S_PENDING_TIMEOUT": "2.5",
+            "HODEI_K8S_DEFAULT_CPU_REQUEST": "250m",
+        }
+    )
+    assert (
+        settings.database_url == "sqlite:///tmp/x.db"
+        and settings.insecure
+        and not settings.local_enabled
+    )
+    assert settings.local_max_workers == 4 and settings.instance == "prod-1"
+    k = settings.kubernetes
+    assert (
+        k.enabled,
+        k.namespace,
+        k.image_pull_secrets,
+        k.max_workers,
+        k.pending_timeout,
+        k.default_cpu_request,
+    ) == (True, "jobs", ("a", "b"), 7, 2.5, "250m")
+
+
+def test_empty_value_means_default():
+    assert load_server_settings({"HODEI_GRPC_ADDRESS": ""}).grpc_address == "0.0.0.0:50051"
+
+
+INVALID = [
+    ("HODEI_GRPC_ADDRESS", "50051", "HOST:PORT"),
+    ("HODEI_HTTP_ADDRESS", "host:99999", "HOST:PORT"),
+    ("HODEI_DATABASE_URL", "postgres://db", "sqlite:///"),
+    ("HODEI_API_TOKEN", "   ", "non-empty"),
+    ("HODEI_INSECURE", "maybe", "1, 0, true"),
+    ("HODEI_SERVER_ADDRESS", "nope", "HOST:PORT"),
+    ("HODEI_INSTANCE", "Bad_Name", "DNS-1123 label"),
+    ("HODEI_LOCAL_ENABLED", "2", "1, 0, true"),
+    ("HODEI_LOCAL_MAX_WORKERS", "0", "whole number"),
+    ("HODEI_K8S_ENABLED", "maybe", "1, 0, true"),
+    ("HODEI_K8S_NAMESPACE", "Hodei", "DNS-1123 label"),
+    ("HODEI_K8S_KUBECONFIG", " ", "non-empty"),
+    ("HODEI_K8S_CONTEXT", " ", "non-empty"),
+    ("HODEI_K8S_SERVICE_ACCOUNT", "UPPER", "DNS-1123 subdomain"),
+    ("HODEI_K8S_IMAGE_PULL_SECRET", "ok,Not_ok", "DNS-1123 subdomain"),
+    ("HODEI_K8S_DEFAULT_CPU_REQUEST", "abc", "Kubernetes quantity"),
+    ("HODEI_K8S_DEFAULT_MEMORY_REQUEST", "lots", "Kubernetes quantity"),
+    ("HODEI_K8S_DEFAULT_CPU_LIMIT", "1x", "Kubernetes quantity"),
+    ("HODEI_K8S_DEFAULT_MEMORY_LIMIT", "-", "Kubernetes quantity"),
+    ("HODEI_WORKER_IMAGE", " ", "non-empty"),
+    ("HODEI_K8S_MAX_WORKERS", "-3", "whole number"),
+    ("HODEI_K8S_PENDING_TIMEOUT", "soon", "seconds"),
+    ("HODEI_K8S_PENDING_TIMEOUT", "inf", "seconds"),
+    ("HODEI_K8S_QPS", "0", "seconds"),
+    ("HODEI_K8S_BURST", "x", "whole number"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "accepted"), INVALID)
+def test_invalid_value_names_variable_value_and_accepted(variable: str, value: str, accepted: str):
+    with pytest.raises(SettingsError) as info:
+        load_server_settings({variable: value})
+    message = str(info.value)
+    assert variable in message and repr(value) in message and accepted in message
+    assert (info.value.variable, info.value.value) == (variable, value)
+
+
+def test_client_settings():
+    assert load_client_settings({}).server is None
+    client = load_client_settings({"HODEI_SERVER": "127.0.0.1:50051", "HODEI_API_TOKEN": "t"})
+    assert (client.server, client.api_token) == ("127.0.0.1:50051", "t")
+    with pytest.raises(SettingsError, match="HODEI_SERVER"):
+        load_client_settings({"HODEI_SERVER": "nope"})
+
+
+def test_worker_settings_require_all_three():
+    env = {
+        "HODEI_SERVER_ADDRESS": "127.0.0.1:1",
+        "HODEI_WORKER_ID": "w-1",
+        "HODEI_WORKER_TOKEN": "t",
+    }
+    worker = load_worker_settings(env)
+    assert (worker.server_address, worker.worker_id, worker.token) == ("127.0.0.1:1", "w-1", "t")
+    for name in env:
+        with pytest.raises(SettingsError, match=name):
+            load_worker_settings({**env, name: ""})
+    with pytest.raises(SettingsError, match="HOST:PORT"):
+        load_worker_settings({**env, "HODEI_SERVER_ADDRESS": "x"})

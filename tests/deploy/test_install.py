@@ -1,0 +1,234 @@
+"""install.sh, kubectl apply -f / -k and cleanup, against the emulator with the real kubectl."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from kube_emulator.testing import RunningEmulator
+from tests.deploy.cluster import (
+    HODEI_NAMESPACES,
+    can_i,
+    hodei_objects,
+    kubectl_json,
+    run_install,
+    token_of,
+    writes,
+)
+from tests.deploy.manifests import DEPLOY, PROVIDER_FILES, README
+
+PROVIDER_OBJECTS = {
+    "Namespace//hodei-system",
+    "Namespace//hodei-workers",
+    "ServiceAccount/hodei-workers/hodei-worker",
+    "ServiceAccount/hodei-system/hodei-control-plane",
+    "Role/hodei-workers/hodei-provider",
+    "RoleBinding/hodei-workers/hodei-provider",
+    "NetworkPolicy/hodei-workers/hodei-default-deny",
+    "NetworkPolicy/hodei-workers/hodei-worker-egress",
+    "ConfigMap/hodei-system/hodei-provider-config",
+}
+CONTROL_PLANE_OBJECTS = {
+    "Secret/hodei-system/hodei-api-token",
+    "Deployment/hodei-system/hodei-control-plane",
+    "Service/hodei-system/hodei-control-plane",
+}
+
+
+def _ours(objects: dict[str, str]) -> set[str]:
+    # Objects the cluster itself adds to every namespace (default ServiceAccount, CA bundle).
+    return {
+        key
+        for key in objects
+        if not key.endswith("/default") and not key.endswith("/kube-root-ca.crt")
+    }
+
+
+def test_install_on_a_fresh_cluster_applies_everything_and_verifies(
+    kube_emulator: RunningEmulator,
+) -> None:
+    result = run_install(kube_emulator)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All checks passed." in result.stdout
+    assert "FAIL" not in result.stdout
+    assert _ours(hodei_objects(kube_emulator)) == PROVIDER_OBJECTS
+    order = [m.group(1) for m in re.finditer(r"^(\w+)[./]\S* created$", result.stdout, re.M)]
+    assert order[:2] == ["namespace", "namespace"]
+    assert order.index("serviceaccount") < order.index("networkpolicy") < order.index("configmap")
+
+
+def test_second_run_changes_nothing_and_succeeds(kube_emulator: RunningEmulator) -> None:
+    assert run_install(kube_emulator, "--with-control-plane").returncode == 0
+    before = hodei_objects(kube_emulator)
+    token = token_of(kube_emulator)
+    kube_emulator.reset_request_counts()
+
+    again = run_install(kube_emulator, "--with-control-plane")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert writes(kube_emulator) == {}
+    assert hodei_objects(kube_emulator) == before
+    assert token_of(kube_emulator) == token
+    assert " created" not in again.stdout and " configured" not in again.stdout
+    assert "secret/hodei-api-token exists (kept as it is)" in again.stdout
+
+
+def test_dry_run_changes_nothing(kube_emulator: RunningEmulator) -> None:
+    kube_emulator.reset_request_counts()
+    result = run_install(kube_emulator, "--dry-run", "--with-control-plane")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "namespace/hodei-workers created (dry run)" in result.stdout
+    assert "Dry run: nothing was changed." in result.stdout
+    assert writes(kube_emulator) == {}
+    assert hodei_objects(kube_emulator) == {}
+
+
+def test_dry_run_uninstall_changes_nothing(kube_emulator: RunningEmulator) -> None:
+    assert run_install(kube_emulator).returncode == 0
+    before = hodei_objects(kube_emulator)
+    kube_emulator.reset_request_counts()
+    result = run_install(kube_emulator, "--uninstall", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert writes(kube_emulator) == {}
+    assert hodei_objects(kube_emulator) == before
+
+
+def test_api_token_secret_is_created_once_and_never_overwritten(
+    kube_emulator: RunningEmulator,
+) -> None:
+    kube_emulator.apply_manifest(DEPLOY / "namespace.yaml")
+    mine = base64.b64encode(b"my-own-token").decode()
+    created = kube_emulator.kubectl(
+        "create", "secret", "generic", "hodei-api-token", "-n", "hodei-system",
+        "--from-literal=token=my-own-token",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+
+    result = run_install(kube_emulator, "--with-control-plane")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert token_of(kube_emulator) == mine
+
+
+def test_generated_token_is_random_hex(kube_emulator: RunningEmulator) -> None:
+    assert run_install(kube_emulator, "--with-control-plane").returncode == 0
+    token = base64.b64decode(token_of(kube_emulator)).decode()
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    assert _ours(hodei_objects(kube_emulator)) == PROVIDER_OBJECTS | CONTROL_PLANE_OBJECTS
+
+
+def test_uninstall_removes_everything(kube_emulator: RunningEmulator) -> None:
+    assert run_install(kube_emulator, "--with-control-plane").returncode == 0
+    result = run_install(kube_emulator, "--uninstall")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hodei_objects(kube_emulator) == {}
+    # Nothing of Hodei's anywhere else either (no cluster-scoped leftovers).
+    everything = kubectl_json(
+        kube_emulator, "get", "clusterroles,clusterrolebindings,namespaces", "-l",
+        "app.kubernetes.io/part-of=hodei",
+    )  # fmt: skip
+    assert everything["items"] == []
+
+
+def _readme_apply_order() -> list[str]:
+    text = README.read_text()
+    quick_start = text.split("## Quick Start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^kubectl apply -f (\S+)$", quick_start, re.M)
+
+
+def test_applying_the_files_one_by_one_in_the_readme_order_works(
+    kube_emulator: RunningEmulator,
+) -> None:
+    order = _readme_apply_order()
+    assert tuple(order) == PROVIDER_FILES
+    for name in order:
+        result = kube_emulator.kubectl("apply", "-f", str(DEPLOY / name))
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+    assert _ours(hodei_objects(kube_emulator)) == PROVIDER_OBJECTS
+    assert can_i(kube_emulator, "create", "pods", "-n", "hodei-workers") == "yes"
+    # install.sh over a manual install: nothing to change.
+    kube_emulator.reset_request_counts()
+    assert run_install(kube_emulator).returncode == 0
+    assert writes(kube_emulator) == {}
+
+
+def test_kubectl_apply_k_works(kube_emulator: RunningEmulator) -> None:
+    result = kube_emulator.kubectl("apply", "-k", str(DEPLOY))
+    assert result.returncode == 0, result.stderr
+    assert _ours(hodei_objects(kube_emulator)) == PROVIDER_OBJECTS
+    assert run_install(kube_emulator).returncode == 0
+
+
+def test_control_plane_manifest_applies_by_hand_after_the_secret(
+    kube_emulator: RunningEmulator,
+) -> None:
+    for name in PROVIDER_FILES:
+        assert kube_emulator.kubectl("apply", "-f", str(DEPLOY / name)).returncode == 0
+    created = kube_emulator.kubectl(
+        "create", "secret", "generic", "hodei-api-token", "-n", "hodei-system",
+        "--from-literal=token=abc",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    result = kube_emulator.kubectl("apply", "-f", str(DEPLOY / "control-plane.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert _ours(hodei_objects(kube_emulator)) >= CONTROL_PLANE_OBJECTS
+
+
+def test_cleanup_commands_leave_no_hodei_object(kube_emulator: RunningEmulator) -> None:
+    assert run_install(kube_emulator, "--with-control-plane").returncode == 0
+    assert kube_emulator.kubectl(
+        "run", "leftover", "-n", "hodei-workers", "--image=hodei:latest", "--restart=Never",
+        "--labels=app.kubernetes.io/name=hodei,app.kubernetes.io/component=worker",
+        "--overrides", _RESTRICTED_OVERRIDES,
+    ).returncode == 0  # fmt: skip
+    for ns in ("hodei-workers", "hodei-system"):
+        result = kube_emulator.kubectl("delete", "namespace", ns)
+        assert result.returncode == 0, result.stderr
+    assert hodei_objects(kube_emulator) == {}
+    for ns in HODEI_NAMESPACES:
+        assert kubectl_json(kube_emulator, "get", "all,configmaps,secrets", "-n", ns)["items"] == []
+
+
+def test_missing_kubectl_is_a_clear_error(kube_emulator: RunningEmulator) -> None:
+    result = run_install(kube_emulator, env={"KUBECTL": "kubectl-that-does-not-exist"})
+    assert result.returncode != 0
+    assert "kubectl not found" in result.stderr
+
+
+def test_unreachable_cluster_is_a_clear_error(kube_emulator: RunningEmulator) -> None:
+    config = kube_emulator.config.workdir / "nowhere.kubeconfig"
+    config.write_text(
+        kube_emulator.admin_kubeconfig.read_text().replace(kube_emulator.url, "https://127.0.0.1:1")
+    )
+    result = run_install(kube_emulator, env={"KUBECONFIG": str(config)})
+    assert result.returncode != 0
+    assert "cannot reach the Kubernetes API" in result.stderr
+    assert hodei_objects(kube_emulator) == {}
+
+
+def test_unknown_option_is_rejected(kube_emulator: RunningEmulator) -> None:
+    result = run_install(kube_emulator, "--frobnicate")
+    assert result.returncode != 0 and "unknown option: --frobnicate" in result.stderr
+    assert hodei_objects(kube_emulator) == {}
+
+
+_RESTRICTED_OVERRIDES = (
+    '{"apiVersion":"v1","spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":10001,'
+    '"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"leftover",'
+    '"image":"hodei:latest","securityContext":{"allowPrivilegeEscalation":false,'
+    '"capabilities":{"drop":["ALL"]}}}]}}'
+)
+
+
+def test_install_fails_when_the_control_plane_has_more_rights_than_it_should(
+    kube_emulator: RunningEmulator,
+) -> None:
+    grant = kube_emulator.kubectl(
+        "create", "clusterrolebinding", "too-much", "--clusterrole=cluster-admin",
+        "--serviceaccount=hodei-system:hodei-control-plane",
+    )  # fmt: skip
+    assert grant.returncode == 0, grant.stderr
+    result = run_install(kube_emulator)
+    assert result.returncode == 1
+    assert "FAIL  can-i get secrets -n hodei-workers: yes (expected no)" in result.stdout
+    assert "verification check(s) failed" in result.stderr

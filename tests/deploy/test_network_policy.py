@@ -1,0 +1,172 @@
+"""What the shipped NetworkPolicies allow, decided by the evaluator for the pods that really exist.
+
+Worker pods come from the provider's own pod builder, the control plane's pods from the
+Deployment's template, namespaces from namespace.yaml: if any of them changes its labels,
+these tests see the policies stop matching.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hodei.config.settings import KubernetesSettings
+from hodei.domain.ids import new_job_id, new_worker_id
+from hodei.providers.base import WorkerRequest
+from hodei.providers.kubernetes import pods
+from tests.deploy.manifests import find, namespace_labels, of_kind
+from tests.deploy.policy_eval import (
+    External,
+    Pod,
+    egress_allowed,
+    ingress_allowed,
+    selector_matches,
+)
+
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+PORTS = (22, 53, 80, 443, 2379, 6443, 8080, 9090, 50051)
+
+
+def _policies() -> list[dict]:
+    return of_kind("NetworkPolicy")
+
+
+def _worker_pod(**request: object) -> Pod:
+    settings = KubernetesSettings()
+    req = WorkerRequest(
+        worker_id=new_worker_id(),
+        job_id=new_job_id(),
+        token="t",
+        server_address="hodei-control-plane.hodei-system.svc:50051",
+        instance="cp-1",
+        **request,  # type: ignore[arg-type]
+    )
+    manifest = pods.build_pod(pods.WorkerPodSpec.from_request(req, settings))
+    namespace = manifest["metadata"]["namespace"]
+    return Pod(namespace, manifest["metadata"]["labels"], namespace_labels(namespace))
+
+
+def _control_plane_pod() -> Pod:
+    template = find("Deployment", "hodei-control-plane")["spec"]["template"]
+    return Pod("hodei-system", template["metadata"]["labels"], namespace_labels("hodei-system"))
+
+
+def _destinations() -> dict[str, Pod | External]:
+    worker = _worker_pod()
+    return {
+        "control plane": _control_plane_pod(),
+        "other pod in hodei-system": Pod(
+            "hodei-system", {"app": "other"}, namespace_labels("hodei-system")
+        ),
+        "control plane labels elsewhere": Pod(
+            "default",
+            _control_plane_pod().labels,
+            {"kubernetes.io/metadata.name": "default"},
+        ),
+        "cluster DNS": Pod(
+            "kube-system", {"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"}
+        ),
+        "another worker": worker,
+        "API server address": External("10.96.0.1"),
+        "internet": External("203.0.113.7"),
+    }
+
+
+def test_worker_pods_of_the_provider_are_selected_by_the_egress_policy() -> None:
+    worker = _worker_pod(labels={"team": "a"})
+    egress = find("NetworkPolicy", "hodei-worker-egress")
+    assert egress["metadata"]["namespace"] == worker.namespace
+    assert selector_matches(egress["spec"]["podSelector"], worker.labels)
+
+
+def test_egress_of_worker_pods_is_exactly_dns_control_plane_grpc_and_https() -> None:
+    worker, policies = _worker_pod(), _policies()
+    allowed = {
+        (name, protocol, port)
+        for (name, dest), protocol, port in itertools.product(
+            _destinations().items(), PROTOCOLS, PORTS
+        )
+        if egress_allowed(policies, worker, dest, protocol, port)
+    }
+    expected = {
+        (name, protocol, port)
+        for name in _destinations()
+        for protocol, port in (("UDP", 53), ("TCP", 53), ("TCP", 443))
+    } | {("control plane", "TCP", 50051)}
+    assert allowed == expected
+
+
+def test_nothing_may_connect_to_a_worker_pod() -> None:
+    worker, policies = _worker_pod(), _policies()
+    for source, protocol, port in itertools.product(_destinations().values(), PROTOCOLS, PORTS):
+        assert not ingress_allowed(policies, worker, source, protocol, port)
+
+
+def test_other_pods_in_the_workers_namespace_are_fully_isolated() -> None:
+    stray = Pod("hodei-workers", {"run": "test-worker"}, namespace_labels("hodei-workers"))
+    policies = _policies()
+    for dest, protocol, port in itertools.product(_destinations().values(), PROTOCOLS, PORTS):
+        assert not egress_allowed(policies, stray, dest, protocol, port)
+        assert not ingress_allowed(policies, stray, dest, protocol, port)
+
+
+def test_policies_do_not_touch_the_control_plane_namespace() -> None:
+    control_plane = _control_plane_pod()
+    worker = _worker_pod()
+    assert ingress_allowed(_policies(), control_plane, worker, "TCP", 50051)
+    assert egress_allowed(_policies(), control_plane, External("10.96.0.1"), "TCP", 443)
+
+
+# The evaluator itself, on policies whose answers are known.
+def _policy(spec: dict, namespace: str = "ns") -> dict:
+    return {"metadata": {"name": "p", "namespace": namespace}, "spec": spec}
+
+
+def test_evaluator_allows_everything_for_unselected_pods() -> None:
+    policy = _policy({"podSelector": {"matchLabels": {"a": "1"}}, "policyTypes": ["Egress"]})
+    pod = Pod("ns", {"a": "2"})
+    assert egress_allowed([policy], pod, External("1.2.3.4"), "TCP", 80)
+    assert not egress_allowed([policy], Pod("ns", {"a": "1"}), External("1.2.3.4"), "TCP", 80)
+
+
+def test_evaluator_pod_selector_alone_means_the_policy_namespace() -> None:
+    policy = _policy(
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"db": "1"}}}]}],
+        }
+    )
+    pod = Pod("ns", {})
+    assert egress_allowed([policy], pod, Pod("ns", {"db": "1"}), "TCP", 5432)
+    assert not egress_allowed([policy], pod, Pod("other", {"db": "1"}), "TCP", 5432)
+    assert not egress_allowed([policy], pod, External("1.2.3.4"), "TCP", 5432)
+
+
+def test_evaluator_ip_blocks_ports_ranges_and_expressions() -> None:
+    policy = _policy(
+        {
+            "podSelector": {
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]
+            },
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                    "ports": [{"protocol": "TCP", "port": 8000, "endPort": 8100}],
+                }
+            ],
+        }
+    )
+    web = Pod("ns", {"tier": "web"})
+    assert egress_allowed([policy], web, External("10.2.3.4"), "TCP", 8050)
+    assert not egress_allowed([policy], web, External("10.1.3.4"), "TCP", 8050)
+    assert not egress_allowed([policy], web, External("10.2.3.4"), "TCP", 8101)
+    assert not egress_allowed([policy], web, External("10.2.3.4"), "UDP", 8050)
+    assert egress_allowed([policy], Pod("ns", {"tier": "db"}), External("8.8.8.8"), "TCP", 1)
+
+
+def test_evaluator_default_policy_types_is_ingress_only_without_egress_rules() -> None:
+    policy = _policy({"podSelector": {}})
+    pod = Pod("ns", {})
+    assert not ingress_allowed([policy], pod, Pod("ns", {}), "TCP", 80)
+    assert egress_allowed([policy], pod, Pod("ns", {}), "TCP", 80)

@@ -1,0 +1,43 @@
+from decimal import Decimal
+
+import pytest
+
+from hodei.domain.quantities import (
+    QuantityError,
+    cpu_millicores,
+    memory_bytes,
+    parse_quantity,
+    validate_quantity,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("100m", Decimal("0.1")),
+        ("0.5", Decimal("0.5")),
+        ("2", Decimal(2)),
+        ("128Mi", Decimal(134217728)),
+        ("1Gi", Decimal(2**30)),
+        ("1e3", Decimal(1000)),
+        ("1k", Decimal(1000)),
+        (".5", Decimal("0.5")),
+        ("1E2", Decimal(100)),
+    ],
+)
+def test_parse(text: str, value: Decimal):
+    assert parse_quantity(text) == value
+
+
+def test_cpu_and_memory_round_up():
+    assert cpu_millicores("0.1") == 100
+    assert cpu_millicores("1") == 1000
+    assert cpu_millicores("0.0001") == 1
+    assert memory_bytes("128Mi") == 134217728
+    assert memory_bytes("1.5") == 2
+
+
+@pytest.mark.parametrize("text", ["abc", "", "1Qi", "Mi", "1.2.3", "-1", "1 Gi"])
+def test_invalid_quantities_list_accepted_forms(text: str):
+    with pytest.raises(QuantityError, match=r"Kubernetes quantity|negative"):
+        validate_quantity(text)

@@ -1,0 +1,212 @@
+"""Pod status -> (phase, reason, message), from status shapes the Kubernetes docs show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hodei.providers.base import WorkerPhase
+from hodei.providers.kubernetes.diagnosis import Diagnosis, diagnose, essentials
+
+
+def pod(
+    status: dict[str, Any], *, image: str = "hodei:latest", deadline: int | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "worker",
+                "image": image,
+                "resources": {"limits": {"cpu": "1", "memory": "128Mi"}},
+            }
+        ]
+    }
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    return {
+        "metadata": {"name": "hodei-worker-w-1", "resourceVersion": "7", "managedFields": [{}]},
+        "spec": spec,
+        "status": status,
+    }
+
+
+def waiting(reason: str, message: str = "") -> dict[str, Any]:
+    state: dict[str, Any] = {"waiting": {"reason": reason}}
+    if message:
+        state["waiting"]["message"] = message
+    return {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [
+            {"name": "worker", "ready": False, "restartCount": 0, "state": state}
+        ],
+    }
+
+
+def terminated(phase: str, code: int, reason: str, message: str = "") -> dict[str, Any]:
+    term: dict[str, Any] = {"exitCode": code, "reason": reason}
+    if message:
+        term["message"] = message
+    return {
+        "phase": phase,
+        "containerStatuses": [{"name": "worker", "state": {"terminated": term}}],
+    }
+
+
+def test_freshly_created_pod_is_pending_without_reason() -> None:
+    assert diagnose(pod({})) == Diagnosis(WorkerPhase.PENDING)
+    assert diagnose(pod({"phase": "Pending"})) == Diagnosis(WorkerPhase.PENDING)
+
+
+def test_container_creating_is_plain_pending() -> None:
+    assert diagnose(pod(waiting("ContainerCreating"))) == Diagnosis(WorkerPhase.PENDING)
+
+
+def test_unschedulable_carries_the_scheduler_message() -> None:
+    status = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient cpu.",
+            }
+        ],
+    }
+    assert diagnose(pod(status)) == Diagnosis(
+        WorkerPhase.PENDING, "Unschedulable", "0/3 nodes are available: 3 Insufficient cpu."
+    )
+
+
+def test_err_image_pull_not_found_fails_with_the_image() -> None:
+    msg = (
+        "rpc error: code = NotFound desc = failed to pull and unpack image "
+        '"docker.io/library/nope:1": not found'
+    )
+    d = diagnose(pod(waiting("ErrImagePull", msg), image="nope:1"))
+    assert d.phase is WorkerPhase.FAILED
+    assert d.reason == "ErrImagePull"
+    assert d.message == f'image "nope:1" could not be pulled: {msg}'
+
+
+def test_err_image_pull_transient_keeps_waiting() -> None:
+    msg = "rpc error: code = Unknown desc = context deadline exceeded"
+    d = diagnose(pod(waiting("ErrImagePull", msg), image="registry.example/app:2"))
+    assert d == Diagnosis(
+        WorkerPhase.PENDING,
+        "ErrImagePull",
+        f'image "registry.example/app:2" could not be pulled: {msg}',
+    )
+
+
+def test_image_pull_back_off_fails() -> None:
+    msg = 'Back-off pulling image "nope:1"'
+    d = diagnose(pod(waiting("ImagePullBackOff", msg), image="nope:1"))
+    assert d == Diagnosis(
+        WorkerPhase.FAILED, "ImagePullBackOff", f'image "nope:1" could not be pulled: {msg}'
+    )
+
+
+def test_create_container_config_error_fails() -> None:
+    msg = 'secret "missing" not found'
+    d = diagnose(pod(waiting("CreateContainerConfigError", msg)))
+    assert d == Diagnosis(WorkerPhase.FAILED, "CreateContainerConfigError", msg)
+
+
+def test_run_container_error_fails_as_provider_error() -> None:
+    d = diagnose(pod(waiting("RunContainerError", 'exec: "hodei": executable file not found')))
+    assert d.phase is WorkerPhase.FAILED
+    assert d.reason == "ProviderError"
+    assert "executable file not found" in (d.message or "")
+
+
+def test_running() -> None:
+    status = {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}
+    assert diagnose(pod(status)) == Diagnosis(WorkerPhase.RUNNING)
+
+
+def test_succeeded_is_exit_zero() -> None:
+    assert diagnose(pod(terminated("Succeeded", 0, "Completed"))) == Diagnosis(
+        WorkerPhase.EXITED, exit_code=0
+    )
+
+
+def test_oom_killed_names_the_limit() -> None:
+    d = diagnose(pod(terminated("Failed", 137, "OOMKilled")))
+    assert d == Diagnosis(
+        WorkerPhase.EXITED,
+        "OOMKilled",
+        "the worker container was killed for exceeding its memory limit (limit 128Mi)",
+        137,
+    )
+
+
+def test_container_error_exit() -> None:
+    d = diagnose(pod(terminated("Failed", 2, "Error")))
+    assert d == Diagnosis(
+        WorkerPhase.EXITED, "ContainerExited", "the worker container exited with code 2", 2
+    )
+
+
+def test_container_error_exit_with_termination_message() -> None:
+    d = diagnose(pod(terminated("Failed", 1, "Error", "HODEI_WORKER_TOKEN: missing\n")))
+    assert d.message == (
+        "the worker container exited with code 1 (Error: HODEI_WORKER_TOKEN: missing)"
+    )
+
+
+def test_deadline_exceeded() -> None:
+    status = {
+        "phase": "Failed",
+        "reason": "DeadlineExceeded",
+        "message": "Pod was active on the node longer than the specified deadline",
+    }
+    d = diagnose(pod(status, deadline=90))
+    assert d == Diagnosis(
+        WorkerPhase.FAILED,
+        "DeadlineExceeded",
+        "the worker pod exceeded its active deadline of 90s: "
+        "Pod was active on the node longer than the specified deadline",
+    )
+
+
+def test_evicted() -> None:
+    status = {
+        "phase": "Failed",
+        "reason": "Evicted",
+        "message": "The node was low on resource: memory. "
+        "Threshold quantity: 100Mi, available: 50Mi.",
+    }
+    d = diagnose(pod(status))
+    assert d == Diagnosis(WorkerPhase.FAILED, "Evicted", status["message"])
+
+
+def test_failed_without_container_status_is_worker_lost() -> None:
+    d = diagnose(pod({"phase": "Failed", "message": "node shut down"}))
+    assert d == Diagnosis(WorkerPhase.FAILED, "WorkerLost", "node shut down")
+
+
+def test_unknown_phase_waits() -> None:
+    d = diagnose(pod({"phase": "Unknown"}))
+    assert d.phase is WorkerPhase.PENDING
+    assert d.reason == "Unknown"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        waiting("ErrImagePull", "not found"),
+        terminated("Failed", 137, "OOMKilled"),
+        {"phase": "Failed", "reason": "DeadlineExceeded"},
+    ],
+)
+def test_essentials_keep_the_diagnosis(status: dict[str, Any]) -> None:
+    full = pod(status, image="nope:1", deadline=5)
+    full["metadata"]["labels"] = {"hodei.io/worker-id": "w-1"}
+    slim = essentials(full)
+    assert diagnose(slim) == diagnose(full)
+    assert "managedFields" not in slim["metadata"]
+    assert slim["metadata"]["labels"] == {"hodei.io/worker-id": "w-1"}
+    assert slim["metadata"]["resourceVersion"] == "7"

@@ -1,0 +1,151 @@
+"""End to end: `hodei run` against a control plane whose jobs run on worker pods that the
+emulator's kubelet runs as local `hodei worker` processes (issue 4, item 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import MANIFESTS, Admin, no_pods
+
+pytestmark = pytest.mark.slow
+
+CONTROL_PLANE = ("hodei-system", "hodei-control-plane")
+
+
+@dataclass
+class Cluster:
+    emulator: Any
+    plane: Any
+    admin: Admin
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("HODEI_API_TOKEN", None)
+        env["HODEI_SERVER"] = self.plane.address
+        return env
+
+    async def run(self, *args: str, within: float = 60) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hodei",
+            "run",
+            *args,
+            env=self.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), within)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    async def no_pods_left(self) -> list[str]:
+        await no_pods(self.admin)
+        return await self.admin.pod_names()
+
+
+@pytest.fixture
+async def cluster_factory(kube_emulator_factory: Any, control_plane_factory: Any) -> Any:
+    admins: list[Any] = []
+
+    async def make(**env: str) -> Cluster:
+        emulator = kube_emulator_factory(
+            kubelet=True, images=("hodei:latest",), serviceaccounts=(CONTROL_PLANE,)
+        )
+        emulator.apply_manifest(MANIFESTS / "namespace.yaml")
+        emulator.apply_manifest(MANIFESTS / "rbac.yaml")
+        settings = {
+            "HODEI_K8S_ENABLED": "1",
+            "HODEI_LOCAL_ENABLED": "0",
+            "HODEI_K8S_KUBECONFIG": str(emulator.serviceaccount_kubeconfig(*CONTROL_PLANE)),
+            "HODEI_K8S_PENDING_TIMEOUT": "4",
+            **env,
+        }
+        plane = await control_plane_factory(env=settings)
+        admin_cm = Admin.connect(Path(emulator.admin_kubeconfig))
+        admin = await admin_cm.__aenter__()
+        admins.append(admin_cm)
+        return Cluster(emulator, plane, admin)
+
+    yield make
+    for cm in admins:
+        await cm.__aexit__(None, None, None)
+
+
+Make = Callable[..., Awaitable[Cluster]]
+
+
+async def test_exit_code_output_and_cleanup(cluster_factory: Make) -> None:
+    cluster = await cluster_factory()
+    code, out, err = await cluster.run("--", "sh", "-c", "echo hi; exit 4")
+    assert (code, out) == (4, "hi\n"), err
+    assert await cluster.no_pods_left() == []
+
+
+async def test_timeout_exits_124_and_cleans_up(cluster_factory: Make) -> None:
+    cluster = await cluster_factory()
+    code, _, err = await cluster.run("--timeout", "1", "--", "sleep", "30")
+    assert code == 124, err
+    assert await cluster.no_pods_left() == []
+
+
+async def test_interrupt_cancels_the_job_and_deletes_the_pod(cluster_factory: Make) -> None:
+    cluster = await cluster_factory()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hodei",
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+        env=cluster.env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert line == b"started\n"
+    proc.send_signal(signal.SIGINT)
+    await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130
+    assert await cluster.no_pods_left() == []
+
+
+async def test_unschedulable_exits_125_with_the_scheduler_message(cluster_factory: Make) -> None:
+    cluster = await cluster_factory(HODEI_K8S_PENDING_TIMEOUT="2")
+    code, out, err = await cluster.run("--cpu", "64", "--", "true")
+    assert code == 125, err
+    assert out == ""
+    assert "Unschedulable" in err
+    assert "Insufficient cpu" in err
+    assert await cluster.no_pods_left() == []
+
+
+async def test_bad_image_exits_125_naming_the_image(cluster_factory: Make) -> None:
+    cluster = await cluster_factory()
+    code, _, err = await cluster.run("--image", "nope:1", "--", "true")
+    assert code == 125, err
+    assert "nope:1" in err
+    assert "ErrImagePull" in err or "ImagePullBackOff" in err
+    assert await cluster.no_pods_left() == []
+
+
+async def test_oom_is_reported_with_the_limit(cluster_factory: Make) -> None:
+    cluster = await cluster_factory()
+    hog = "b = b'x' * (1024 * 2**20); import time; time.sleep(30)"
+    code, _, err = await cluster.run("--memory", "300Mi", "--", sys.executable, "-c", hog)
+    assert code != 0
+    assert "OOMKilled" in err, err
+    assert "300Mi" in err
+    assert await cluster.no_pods_left() == []

@@ -1,0 +1,188 @@
+"""The worker pod's shape, field by field, from one WorkerPodSpec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hodei.config.settings import KubernetesSettings
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Resources
+from hodei.providers.base import WorkerRequest
+from hodei.providers.kubernetes.pods import (
+    WorkerPodSpec,
+    build_pod,
+    label_selector,
+    pod_name,
+)
+
+SETTINGS = KubernetesSettings(
+    enabled=True,
+    namespace="hodei-workers",
+    service_account="hodei-worker",
+    image_pull_secrets=("regcred", "other"),
+)
+
+
+def request(**changes: Any) -> WorkerRequest:
+    values: dict[str, Any] = {
+        "worker_id": WorkerId("w-abc"),
+        "job_id": JobId("j-xyz"),
+        "token": "tok-123",
+        "server_address": "hodei-control-plane.hodei-system.svc:50051",
+        "instance": "cp1",
+    }
+    values.update(changes)
+    return WorkerRequest(**values)
+
+
+def pod_for(settings: KubernetesSettings = SETTINGS, **changes: Any) -> dict[str, Any]:
+    return build_pod(WorkerPodSpec.from_request(request(**changes), settings))
+
+
+def test_metadata_name_namespace_and_labels() -> None:
+    pod = pod_for(labels={"team": "data", "hodei.io/instance": "spoofed"})
+    assert pod["apiVersion"] == "v1"
+    assert pod["kind"] == "Pod"
+    assert pod["metadata"] == {
+        "name": "hodei-worker-w-abc",
+        "namespace": "hodei-workers",
+        "labels": {
+            "team": "data",
+            "app.kubernetes.io/name": "hodei",
+            "app.kubernetes.io/component": "worker",
+            "app.kubernetes.io/managed-by": "hodei",
+            "hodei.io/worker-id": "w-abc",
+            "hodei.io/job-id": "j-xyz",
+            "hodei.io/instance": "cp1",  # a job label never overrides Hodei's own
+        },
+    }
+
+
+def test_pod_level_spec() -> None:
+    spec = pod_for()["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["serviceAccountName"] == "hodei-worker"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "other"}]
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    assert "activeDeadlineSeconds" not in spec
+    assert len(spec["containers"]) == 1
+
+
+def test_no_pull_secrets_no_field() -> None:
+    spec = pod_for(KubernetesSettings())["spec"]
+    assert "imagePullSecrets" not in spec
+
+
+def test_container_command_env_and_security() -> None:
+    container = pod_for()["spec"]["containers"][0]
+    assert container["name"] == "worker"
+    assert container["image"] == "hodei:latest"
+    assert container["command"] == ["hodei", "worker"]
+    assert "args" not in container
+    assert container["env"] == [
+        {"name": "HODEI_SERVER_ADDRESS", "value": "hodei-control-plane.hodei-system.svc:50051"},
+        {"name": "HODEI_WORKER_ID", "value": "w-abc"},
+        {"name": "HODEI_WORKER_TOKEN", "value": "tok-123"},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+
+
+def test_default_resources() -> None:
+    container = pod_for()["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "1000m", "memory": "512Mi"},
+    }
+
+
+def test_job_image_and_resources() -> None:
+    res = Resources(cpu_request="250m", cpu_limit="2", memory_request="1Gi", memory_limit="2Gi")
+    container = pod_for(image="python:3.12", resources=res)["spec"]["containers"][0]
+    assert container["image"] == "python:3.12"
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("res", "requests", "limits"),
+    [
+        # a request above the default limit raises the limit with it
+        (
+            Resources(cpu_request="64"),
+            {"cpu": "64", "memory": "128Mi"},
+            {"cpu": "64", "memory": "512Mi"},
+        ),
+        # a limit below the default request lowers the request with it
+        (
+            Resources(memory_limit="64Mi"),
+            {"cpu": "100m", "memory": "64Mi"},
+            {"cpu": "1000m", "memory": "64Mi"},
+        ),
+    ],
+)
+def test_request_never_exceeds_limit(
+    res: Resources, requests: dict[str, str], limits: dict[str, str]
+) -> None:
+    container = pod_for(resources=res)["spec"]["containers"][0]
+    assert container["resources"] == {"requests": requests, "limits": limits}
+
+
+def test_settings_defaults_used() -> None:
+    settings = KubernetesSettings(
+        default_cpu_request="200m",
+        default_memory_request="256Mi",
+        default_cpu_limit="3",
+        default_memory_limit="1Gi",
+        worker_image="registry.example/hodei:1.0",
+        service_account="runner",
+    )
+    pod = pod_for(settings)
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "registry.example/hodei:1.0"
+    assert pod["spec"]["serviceAccountName"] == "runner"
+    assert container["resources"] == {
+        "requests": {"cpu": "200m", "memory": "256Mi"},
+        "limits": {"cpu": "3", "memory": "1Gi"},
+    }
+
+
+@pytest.mark.parametrize(("timeout", "deadline"), [(30, 90), (0.5, 61), (3600, 3660)])
+def test_active_deadline_is_timeout_plus_slack(timeout: float, deadline: int) -> None:
+    assert pod_for(timeout_seconds=timeout)["spec"]["activeDeadlineSeconds"] == deadline
+
+
+def test_job_env_is_not_in_the_pod() -> None:
+    # WorkerRequest has no env: the job's env travels over gRPC in AssignJob.
+    names = [e["name"] for e in pod_for()["spec"]["containers"][0]["env"]]
+    assert names == ["HODEI_SERVER_ADDRESS", "HODEI_WORKER_ID", "HODEI_WORKER_TOKEN", "HOME"]
+
+
+def test_names_and_selector() -> None:
+    assert pod_name("w-1") == "hodei-worker-w-1"
+    assert label_selector("cp1") == "app.kubernetes.io/managed-by=hodei,hodei.io/instance=cp1"
+
+
+def test_pod_validates_against_kubernetes_schema() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    pod = pod_for(timeout_seconds=10, labels={"team": "a"})
+    kubernetes_validate.validate(pod, "1.33", strict=True)

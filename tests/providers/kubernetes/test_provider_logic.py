@@ -1,0 +1,148 @@
+"""The provider's own logic with an in-memory PodApi: statuses pushed in order, the log
+tail read only for an abnormal exit, the pending timeout, idempotent create/delete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hodei.config.settings import KubernetesSettings
+from hodei.providers.base import WorkerPhase
+from hodei.providers.kubernetes import KubernetesApiError, KubernetesProvider
+from hodei.providers.kubernetes.pods import pod_name
+
+from .fake_api import FakePodApi
+from .helpers import Recorder, worker_request
+
+RUNNING = {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}
+
+
+def exited(code: int, reason: str = "Error") -> dict[str, object]:
+    phase = "Succeeded" if code == 0 else "Failed"
+    term = {"exitCode": code, "reason": reason}
+    return {"phase": phase, "containerStatuses": [{"state": {"terminated": term}}]}
+
+
+@pytest.fixture
+def api() -> FakePodApi:
+    return FakePodApi()
+
+
+@pytest.fixture
+async def started(api: FakePodApi) -> AsyncIterator[tuple[KubernetesProvider, Recorder]]:
+    settings = KubernetesSettings(enabled=True, pending_timeout=0.3, max_workers=7)
+    provider = KubernetesProvider(settings=settings, api=api, instance="test")
+    recorder = Recorder()
+    await provider.start(recorder)
+    try:
+        yield provider, recorder
+    finally:
+        await provider.close()
+
+
+async def test_capacity_and_name(started: tuple[KubernetesProvider, Recorder]) -> None:
+    provider, _ = started
+    assert provider.name == "kubernetes"
+    assert provider.capacity == 7
+
+
+async def test_lifecycle_pushes_each_change_once(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    request = worker_request()
+    name = pod_name(request.worker_id)
+    status = await provider.create_worker(request)
+    assert status.phase is WorkerPhase.PENDING and status.name == name
+    assert await provider.create_worker(request) == status  # retried: the same pod
+    api.set_status(name, RUNNING)
+    await recorder.wait_for(request.worker_id, WorkerPhase.RUNNING, within=2)
+    api.set_status(name, exited(0, "Completed"))
+    await recorder.wait_for(request.worker_id, WorkerPhase.EXITED, within=2)
+    await provider.delete_worker(request.worker_id)
+    await provider.delete_worker(request.worker_id)  # absent: fine
+    await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=2)
+    phases = [s.phase for s in recorder.of(request.worker_id)]
+    assert phases == [WorkerPhase.RUNNING, WorkerPhase.EXITED, WorkerPhase.GONE]
+    assert api.calls == {"list": 1, "watch": 1, "create": 2, "delete": 2}  # no log read
+    assert provider.status(request.worker_id) is None  # forgotten once gone
+
+
+async def test_abnormal_exit_carries_log_tail_before_gone(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    request = worker_request()
+    name = pod_name(request.worker_id)
+    await provider.create_worker(request)
+    api.logs[name] = "connecting to 127.0.0.1:1\nerror: connection refused\n"
+    api.log_gate = asyncio.Event()  # hold the log read until the pod is gone
+    api.set_status(name, exited(1))
+    await asyncio.sleep(0.05)
+    await provider.delete_worker(request.worker_id)
+    await asyncio.sleep(0.05)
+    assert recorder.of(request.worker_id) == []  # nothing overtakes the held exit
+    api.log_gate.set()
+    await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=2)
+    first, second = recorder.of(request.worker_id)
+    assert first.phase is WorkerPhase.EXITED and first.exit_code == 1
+    assert first.reason == "ContainerExited"
+    assert first.message is not None and "error: connection refused" in first.message
+    assert second.phase is WorkerPhase.GONE
+    assert api.calls["log"] == 1
+
+
+async def test_pending_timeout_fails_and_deletes(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    request = worker_request()
+    await provider.create_worker(request)
+    failed = await recorder.wait_for(request.worker_id, WorkerPhase.FAILED, within=3)
+    assert failed.reason == "PendingTimeout"
+    assert failed.message == ("the worker pod stayed Pending for 0.3s (HODEI_K8S_PENDING_TIMEOUT)")
+    await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=2)
+    assert api.pods == {}
+    assert api.calls["delete"] == 1
+
+
+async def test_running_pod_is_not_timed_out(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    request = worker_request()
+    await provider.create_worker(request)
+    api.set_status(pod_name(request.worker_id), RUNNING)
+    await asyncio.sleep(0.6)
+    assert [s.phase for s in recorder.of(request.worker_id)] == [WorkerPhase.RUNNING]
+
+
+async def test_failed_create_is_raised_and_forgotten(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, _ = started
+
+    async def refuse(body: object) -> dict[str, object]:
+        raise KubernetesApiError("denied", status=403)
+
+    api.create_pod = refuse  # type: ignore[method-assign,assignment]
+    request = worker_request()
+    with pytest.raises(KubernetesApiError):
+        await provider.create_worker(request)
+    assert provider.status(request.worker_id) is None
+
+
+async def test_list_workers_reads_the_cache(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, _ = started
+    requests = [worker_request() for _ in range(3)]
+    for r in requests:
+        await provider.create_worker(r)
+    calls = dict(api.calls)
+    listed = await provider.list_workers()
+    assert {s.worker_id for s in listed} == {r.worker_id for r in requests}
+    assert {s.job_id for s in listed} == {r.job_id for r in requests}
+    assert api.calls == calls  # no API call

@@ -1,0 +1,54 @@
+"""Client-side helpers for control-plane tests: submit a job, wait for its end, read logs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from hodei.api import convert
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.logs import LogChunk
+
+
+async def submit(
+    stub: jobs_pb2_grpc.JobServiceStub,
+    *command: str,
+    metadata: tuple[tuple[str, str], ...] = (),
+    **spec: object,
+) -> Job:
+    message = convert.spec_to_pb(JobSpec(command=tuple(command), **spec))  # type: ignore[arg-type]
+    reply = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=message), metadata=metadata)
+    return convert.job_from_pb(reply)
+
+
+async def watch(stub: jobs_pb2_grpc.JobServiceStub, job_id: str) -> list[types_pb2.Job]:
+    """Every view WatchJob sends until the job ends."""
+    return [view async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job_id))]
+
+
+async def wait_done(stub: jobs_pb2_grpc.JobServiceStub, job_id: str) -> Job:
+    views = await watch(stub, job_id)
+    return convert.job_from_pb(views[-1])
+
+
+async def logs(
+    stub: jobs_pb2_grpc.JobServiceStub, job_id: str, *, follow: bool = False, start: int = 0
+) -> list[LogChunk]:
+    request = jobs_pb2.StreamLogsRequest(job_id=job_id, follow=follow, from_sequence=start)
+    return [convert.chunk_from_pb(c) async for c in stub.StreamLogs(request)]
+
+
+def output(chunks: list[LogChunk]) -> Mapping[str, bytes]:
+    out: dict[str, bytes] = {"STDOUT": b"", "STDERR": b""}
+    for chunk in chunks:
+        out[chunk.stream.value] += chunk.data
+    return out
+
+
+async def eventually(predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (for effects the server completes in the background;
+    no event marks them, so poll briefly)."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)

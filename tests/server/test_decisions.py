@@ -1,0 +1,229 @@
+"""Pure decisions of the control plane: tokens, listening, results, statuses, retries,
+cancel, backstops and the dispatch plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.reasons import Failure
+from hodei.domain.states import JobState
+from hodei.providers.base import WorkerPhase, WorkerStatus
+from hodei.server import lifecycle
+from hodei.server.auth import (
+    ListenError,
+    TokenCheck,
+    bearer_ok,
+    check_listen_address,
+    check_token,
+    hash_token,
+    is_loopback_host,
+    new_secret,
+)
+from hodei.server.scheduler import plan_dispatch
+from hodei.store.base import TokenKind, TokenRecord
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+W1 = WorkerId("w-1")
+
+
+def test_secrets_are_fresh_and_hashed_with_sha256():
+    a, b = new_secret(), new_secret()
+    assert a != b and len(a) >= 43
+    assert hash_token("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def record(**changes) -> TokenRecord:
+    base = dict(
+        token_hash="h",
+        worker_id=W1,
+        kind=TokenKind.REGISTER,
+        expires_at=NOW + timedelta(minutes=10),
+    )
+    return TokenRecord(**{**base, **changes})
+
+
+@pytest.mark.parametrize(
+    ("token", "worker", "kind", "now", "expected"),
+    [
+        (record(), W1, TokenKind.REGISTER, NOW, TokenCheck.OK),
+        (None, W1, TokenKind.REGISTER, NOW, TokenCheck.UNKNOWN),
+        (record(used=True), W1, TokenKind.REGISTER, NOW, TokenCheck.USED),
+        (record(), W1, TokenKind.REGISTER, NOW + timedelta(minutes=10), TokenCheck.EXPIRED),
+        (record(), WorkerId("w-2"), TokenKind.REGISTER, NOW, TokenCheck.FOREIGN),
+        (record(), W1, TokenKind.RESUME, NOW, TokenCheck.WRONG_KIND),
+        (
+            record(kind=TokenKind.RESUME, expires_at=None),
+            W1,
+            TokenKind.RESUME,
+            NOW + timedelta(days=9),
+            TokenCheck.OK,
+        ),
+    ],
+)
+def test_check_token(token, worker, kind, now, expected):
+    assert check_token(token, worker_id=worker, kind=kind, now=now) is expected
+
+
+def test_only_foreign_tokens_are_permission_errors():
+    assert [c for c in TokenCheck if c.permission] == [TokenCheck.FOREIGN]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "[::1]", "::1"])
+def test_loopback_hosts(host):
+    assert is_loopback_host(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "10.0.0.1", "example.com", ""])
+def test_non_loopback_hosts(host):
+    assert not is_loopback_host(host)
+
+
+def test_listen_address_rules():
+    check_listen_address("127.0.0.1:50051", api_token=None, insecure=False)
+    check_listen_address("0.0.0.0:50051", api_token="t", insecure=False)
+    check_listen_address("0.0.0.0:50051", api_token=None, insecure=True)
+    with pytest.raises(ListenError, match=r"HODEI_API_TOKEN.*HODEI_GRPC_ADDRESS.*HODEI_INSECURE"):
+        check_listen_address("0.0.0.0:50051", api_token=None, insecure=False)
+
+
+def test_bearer_metadata():
+    assert bearer_ok([("authorization", "Bearer t")], "t")
+    assert bearer_ok([("Authorization", b"Bearer t")], "t")
+    assert not bearer_ok([("authorization", "Bearer x")], "t")
+    assert not bearer_ok([("authorization", "t")], "t")
+    assert not bearer_ok(None, "t")
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (dict(exit_code=0), (JobState.SUCCEEDED, 0, None)),
+        (dict(exit_code=3), (JobState.FAILED, 3, "NonZeroExit")),
+        (dict(exit_code=137, timed_out=True), (JobState.TIMED_OUT, 137, "DeadlineExceeded")),
+        (dict(exit_code=143, cancelled=True), (JobState.CANCELLED, 143, "Cancelled")),
+        (
+            dict(exit_code=0, error="[Errno 2] No such file or directory: 'nope'"),
+            (JobState.FAILED, 127, "CommandNotFound"),
+        ),
+        (
+            dict(exit_code=0, error="[Errno 13] Permission denied"),
+            (JobState.FAILED, 127, "StartError"),
+        ),
+    ],
+)
+def test_outcome_of_result(result, expected):
+    args = dict(exit_code=0, timed_out=False, cancelled=False, error="") | result
+    outcome = lifecycle.outcome_of_result(**args)
+    assert (outcome.state, outcome.exit_code, outcome.reason) == expected
+    if outcome.reason == "NonZeroExit":
+        assert outcome.message == "exit code 3"
+
+
+def status(phase: WorkerPhase, **kw) -> WorkerStatus:
+    return WorkerStatus(W1, JobId("j-1"), phase, **kw)
+
+
+def test_failure_of_status():
+    assert lifecycle.failure_of_status(status(WorkerPhase.PENDING, reason="Unschedulable")) is None
+    assert lifecycle.failure_of_status(status(WorkerPhase.RUNNING)) is None
+    assert lifecycle.failure_of_status(
+        status(WorkerPhase.FAILED, reason="ErrImagePull", message="m")
+    ) == Failure("ErrImagePull", "m")
+    assert lifecycle.failure_of_status(
+        status(WorkerPhase.EXITED, reason="OOMKilled", message="limit")
+    ) == Failure("OOMKilled", "limit")
+    lost = lifecycle.failure_of_status(status(WorkerPhase.EXITED, exit_code=1))
+    assert lost is not None and lost.reason == "WorkerLost" and "code 1" in lost.message
+    assert lifecycle.failure_of_status(status(WorkerPhase.GONE)).reason == "WorkerLost"  # type: ignore[union-attr]
+
+
+def test_waiting_reason_of_status():
+    assert (
+        lifecycle.waiting_reason_of_status(
+            status(WorkerPhase.PENDING, reason="Unschedulable", message="0/3 nodes")
+        )
+        == "Unschedulable: 0/3 nodes"
+    )
+    assert (
+        lifecycle.waiting_reason_of_status(status(WorkerPhase.PENDING, message="pulling image"))
+        == "pulling image"
+    )
+    assert (
+        lifecycle.waiting_reason_of_status(status(WorkerPhase.PENDING))
+        == "waiting for the worker to start"
+    )
+    assert lifecycle.waiting_reason_of_status(status(WorkerPhase.RUNNING)) is None
+
+
+def job(
+    state=JobState.RUNNING,
+    *,
+    attempt=1,
+    max_attempts=1,
+    timeout=None,
+    started=NOW,
+    provider="local",
+    n=1,
+) -> Job:
+    spec = JobSpec(command=("x",), max_attempts=max_attempts, timeout_seconds=timeout)
+    return Job(
+        JobId(f"j-{n}"), spec, state, NOW, attempt=attempt, started_at=started, provider=provider
+    )
+
+
+def test_retry_only_retryable_reasons_while_attempts_remain():
+    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure("WorkerLost", ""))
+    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure("Evicted", ""))
+    assert not lifecycle.should_retry(job(attempt=2, max_attempts=2), Failure("WorkerLost", ""))
+    assert not lifecycle.should_retry(job(attempt=1, max_attempts=5), Failure("NonZeroExit", ""))
+    assert not lifecycle.should_retry(job(attempt=1, max_attempts=5), Failure("Unschedulable", ""))
+
+
+def test_backstop_due_only_past_timeout_plus_grace():
+    grace = timedelta(seconds=30)
+    running = job(timeout=10)
+    assert not lifecycle.backstop_due(running, NOW + timedelta(seconds=39), grace=grace)
+    assert lifecycle.backstop_due(running, NOW + timedelta(seconds=40), grace=grace)
+    assert not lifecycle.backstop_due(job(timeout=None), NOW + timedelta(days=1))
+    assert not lifecycle.backstop_due(job(JobState.STARTING, timeout=1), NOW + timedelta(days=1))
+    outcome = lifecycle.backstop_outcome(running, grace=grace)
+    assert (outcome.state, outcome.reason) == (JobState.TIMED_OUT, "DeadlineExceeded")
+
+
+def test_cancel_actions():
+    assert lifecycle.cancel_action(JobState.QUEUED) is lifecycle.CancelAction.FINISH
+    assert lifecycle.cancel_action(JobState.STARTING) is lifecycle.CancelAction.DELETE_WORKER
+    assert lifecycle.cancel_action(JobState.RUNNING) is lifecycle.CancelAction.SIGNAL_AGENT
+    for state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT):
+        assert lifecycle.cancel_action(state) is lifecycle.CancelAction.NONE
+
+
+def test_overdue():
+    since = {"a": NOW, "b": NOW + timedelta(seconds=5)}
+    assert lifecycle.overdue(since, NOW + timedelta(seconds=10), timedelta(seconds=10)) == ["a"]
+
+
+def queued(*providers: str) -> list[Job]:
+    return [job(JobState.QUEUED, provider=p, n=i) for i, p in enumerate(providers)]
+
+
+def test_plan_dispatch_fifo_within_capacity():
+    jobs = queued("local", "local", "local")
+    assert plan_dispatch(jobs, active={"local": 1}, capacity={"local": 3}) == jobs[:2]
+    assert plan_dispatch(jobs, active={"local": 3}, capacity={"local": 3}) == []
+    assert plan_dispatch(jobs, active={"local": 5}, capacity={"local": 3}) == []
+    assert plan_dispatch(jobs, active={}, capacity={"local": None}) == jobs
+
+
+def test_plan_dispatch_full_provider_does_not_block_another():
+    jobs = queued("kubernetes", "local", "kubernetes", "local")
+    plan = plan_dispatch(jobs, active={"kubernetes": 1}, capacity={"kubernetes": 1, "local": 1})
+    assert plan == [jobs[1]]
+
+
+def test_plan_dispatch_skips_jobs_of_unknown_providers():
+    assert plan_dispatch(queued("gone"), active={}, capacity={"local": None}) == []

@@ -1,0 +1,80 @@
+"""Jobs end to end through the real gRPC server with scripted agents (FakeProvider)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from hodei.api.v1 import jobs_pb2, types_pb2
+from hodei.domain.states import JobState
+from hodei.providers.fake import FakeProvider
+from hodei.server.app import ControlPlane
+from tests.server.helpers import eventually, logs, output, submit, wait_done
+
+
+async def test_submitted_job_succeeds_with_its_output(job_client, fake_provider: FakeProvider):
+    job = await submit(job_client, "echo", "hello")
+    assert job.state is JobState.QUEUED
+    done = await wait_done(job_client, job.id)
+    assert done.state is JobState.SUCCEEDED
+    assert done.exit_code == 0
+    assert done.started_at is not None and done.finished_at is not None
+    assert output(await logs(job_client, job.id))["STDOUT"] == b"hello\n"
+    assert fake_provider.requests[0].job_id == job.id
+
+
+async def test_non_zero_exit_fails_with_reason(job_client):
+    job = await submit(job_client, "exit", "3")
+    done = await wait_done(job_client, job.id)
+    assert (done.state, done.exit_code, done.reason) == (JobState.FAILED, 3, "NonZeroExit")
+    assert done.message == "exit code 3"
+
+
+async def test_finished_jobs_worker_is_deleted(
+    job_client, fake_provider: FakeProvider, control_plane
+):
+    job = await submit(job_client, "echo", "x")
+    done = await wait_done(job_client, job.id)
+    assert done.worker_id is not None
+    await eventually(lambda: done.worker_id in fake_provider.deleted)
+    await eventually(lambda: control_plane.workers.active() == [])
+
+
+async def test_empty_command_is_invalid_argument(job_client):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await job_client.SubmitJob(jobs_pb2.SubmitJobRequest())
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "command" in info.value.details()
+
+
+async def test_unknown_provider_names_the_accepted_ones(job_client):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await submit(job_client, "echo", provider="kubernetes")
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "'kubernetes'" in info.value.details() and "local" in info.value.details()
+
+
+async def test_unknown_job_is_not_found(job_client):
+    for call in (
+        job_client.GetJob(jobs_pb2.GetJobRequest(id="j-nope")),
+        job_client.CancelJob(jobs_pb2.CancelJobRequest(id="j-nope")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_list_jobs_filters_by_state(job_client):
+    job = await submit(job_client, "echo", "a")
+    await wait_done(job_client, job.id)
+    failed = await submit(job_client, "exit", "1")
+    await wait_done(job_client, failed.id)
+    reply = await job_client.ListJobs(jobs_pb2.ListJobsRequest(states=[types_pb2.SUCCEEDED]))
+    assert [j.id for j in reply.jobs] == [job.id]
+    reply = await job_client.ListJobs(jobs_pb2.ListJobsRequest())
+    assert [j.id for j in reply.jobs] == [failed.id, job.id]  # newest first
+
+
+async def test_control_plane_address_is_loopback(control_plane: ControlPlane):
+    assert control_plane.address == f"127.0.0.1:{control_plane.grpc_port}"
+    assert control_plane.grpc_port > 0 and control_plane.http_port > 0

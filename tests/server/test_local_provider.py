@@ -1,0 +1,119 @@
+"""The control plane with the real local provider: real `hodei worker` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.domain.states import JobState
+from hodei.providers.local import LocalProvider
+from tests.server.helpers import eventually, logs, output, submit, wait_done
+
+pytestmark = pytest.mark.slow
+
+
+async def _plane(control_plane_factory, tmp_path: Path, max_workers: int = 16):
+    provider = LocalProvider(max_workers=max_workers, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    return plane, provider
+
+
+async def test_shell_job_output_and_exit_code(control_plane_factory, tmp_path: Path):
+    plane, _ = await _plane(control_plane_factory, tmp_path)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "sh", "-c", "echo out; echo err >&2; printf 'no newline\\377'; exit 3")
+        done = await wait_done(stub, job.id)
+        chunks = await logs(stub, job.id)
+    assert (done.state, done.exit_code, done.reason) == (JobState.FAILED, 3, "NonZeroExit")
+    assert output(chunks) == {"STDOUT": b"out\nno newline\xff", "STDERR": b"err\n"}
+    # The worker is deleted after its job (an agent slow to exit is killed after a grace).
+    await eventually(lambda: plane.workers.active() == [], within=15)
+
+
+async def test_timeout_and_cancel_end_the_process_group(control_plane_factory, tmp_path: Path):
+    plane, _ = await _plane(control_plane_factory, tmp_path)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        timed = await submit(stub, "sleep", "30", timeout_seconds=0.5)
+        cancelled = await submit(stub, "sleep", "30")
+        async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=cancelled.id)):
+            if view.started_at:
+                break
+        await stub.CancelJob(jobs_pb2.CancelJobRequest(id=cancelled.id))
+        assert (await wait_done(stub, cancelled.id)).state is JobState.CANCELLED
+        assert (await wait_done(stub, timed.id)).state is JobState.TIMED_OUT
+
+
+async def test_many_jobs_with_a_worker_cap(control_plane_factory, tmp_path: Path):
+    plane, _ = await _plane(control_plane_factory, tmp_path, max_workers=8)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        jobs = await asyncio.gather(*(submit(stub, "echo", str(i)) for i in range(40)))
+        done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
+        assert [j.state for j in done] == [JobState.SUCCEEDED] * 40
+        texts = [output(await logs(stub, job.id))["STDOUT"] for job in jobs]
+    assert texts == [f"{i}\n".encode() for i in range(40)]
+
+
+async def test_restart_on_same_port_worker_reconnects_and_delivers(
+    control_plane_factory, tmp_path: Path
+):
+    plane, _ = await _plane(control_plane_factory, tmp_path)
+    port = plane.grpc_port
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "sh", "-c", "echo before; sleep 1; echo after")
+        async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
+            if view.started_at:
+                break
+    assert _live_workers(tmp_path / "workers")
+    await plane.stop(grace=0)  # as if killed: the worker process keeps running
+    provider = LocalProvider(max_workers=4, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(
+        providers=[provider], env={"HODEI_GRPC_ADDRESS": f"127.0.0.1:{port}"}
+    )
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        done = await wait_done(stub, job.id)
+        text = output(await logs(stub, job.id))["STDOUT"]
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
+    assert text == b"before\nafter\n"
+    await eventually(lambda: not _live_workers(tmp_path / "workers"))
+
+
+async def test_restart_without_reconnect_is_worker_lost(control_plane_factory, tmp_path: Path):
+    plane, _ = await _plane(control_plane_factory, tmp_path)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "sleep", "30")
+        async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
+            if view.started_at:
+                break
+    assert _live_workers(tmp_path / "workers")
+    await plane.stop(grace=0)
+    plane, _ = await _plane(control_plane_factory, tmp_path)  # another port: no reconnect
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.reason) == (JobState.FAILED, "WorkerLost")
+    await eventually(lambda: not _live_workers(tmp_path / "workers"))
+
+
+def _live_workers(state_dir: Path) -> list[int]:
+    """Worker processes recorded in the local provider's pid files that still run."""
+    pids = []
+    for path in state_dir.rglob("*.json"):
+        pid = json.loads(path.read_text()).get("pid")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        pids.append(pid)
+    return pids

@@ -1,0 +1,236 @@
+"""Provider statuses, retries, concurrency, API token and the HTTP endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.domain.ids import JobId
+from hodei.domain.states import JobState
+from hodei.providers.base import Health, ProviderError, WorkerPhase, WorkerRequest, WorkerStatus
+from hodei.providers.fake import FakeProvider
+from hodei.server.auth import ListenError
+from tests.fixtures.scripted_worker import scripted_agent
+from tests.server.helpers import eventually, submit, wait_done
+
+
+async def test_pending_diagnosis_becomes_waiting_reason_then_failure(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("kubernetes", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x")
+        stream = stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id))
+        seen = [await stream.read()]  # the watch is subscribed from here on
+        request = await requests.get()
+        await provider.push(
+            WorkerStatus(
+                request.worker_id,
+                request.job_id,
+                WorkerPhase.PENDING,
+                reason="Unschedulable",
+                message="0/1 nodes are available",
+            )
+        )
+        await provider.push(
+            WorkerStatus(
+                request.worker_id,
+                request.job_id,
+                WorkerPhase.FAILED,
+                reason="Unschedulable",
+                message="gave up after 300s",
+            )
+        )
+        while (view := await stream.read()) is not grpc.aio.EOF:
+            seen.append(view)
+    assert "Unschedulable: 0/1 nodes are available" in [v.waiting_reason for v in seen]
+    assert (seen[-1].reason, seen[-1].message) == ("Unschedulable", "gave up after 300s")
+    assert seen[-1].waiting_reason == ""
+
+
+async def test_lost_worker_is_retried_until_attempts_run_out(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x", max_attempts=2)
+        for _ in range(2):
+            request = await requests.get()
+            await provider.push(WorkerStatus(request.worker_id, request.job_id, WorkerPhase.GONE))
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.reason, done.attempt) == (JobState.FAILED, "WorkerLost", 2)
+    assert len(provider.requests) == 2
+
+
+async def test_exited_worker_diagnosis_wins_over_worker_lost(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x", max_attempts=3)
+        request = await requests.get()
+        await provider.push(
+            WorkerStatus(
+                request.worker_id,
+                request.job_id,
+                WorkerPhase.EXITED,
+                reason="OOMKilled",
+                message="limit 128Mi",
+                exit_code=137,
+            )
+        )
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.reason, done.message) == (JobState.FAILED, "OOMKilled", "limit 128Mi")
+    assert done.attempt == 1  # OOMKilled is not retried
+
+
+async def test_provider_create_error_fails_job(control_plane_factory):
+    provider = FakeProvider("local")
+    provider.create_error = ProviderError("quota exceeded", reason="ProviderError")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        done = await wait_done(stub, (await submit(stub, "x")).id)
+    assert (done.state, done.reason, done.message) == (
+        JobState.FAILED,
+        "ProviderError",
+        "quota exceeded",
+    )
+    await eventually(lambda: plane.workers.active() == [])
+
+
+async def test_capacity_queues_the_rest_and_all_complete(control_plane_factory):
+    running = 0
+    peak = 0
+
+    async def agent(request: WorkerRequest) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await scripted_agent(request)
+        finally:
+            running -= 1
+
+    provider = FakeProvider("local", capacity=3, on_create=agent)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        jobs = [await submit(stub, "sleep", "0.02") for _ in range(12)]
+        done = [await wait_done(stub, job.id) for job in jobs]
+    assert all(job.state is JobState.SUCCEEDED for job in done)
+    assert peak <= 3
+
+
+async def test_200_jobs_submitted_together_all_complete(control_plane_factory):
+    provider = FakeProvider("local", on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        jobs = await asyncio.gather(*(submit(stub, "echo", str(i)) for i in range(200)))
+        done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
+    assert [job.state for job in done] == [JobState.SUCCEEDED] * 200
+    await provider.aclose_workers()
+
+
+async def test_api_token_is_required_when_set(control_plane_factory):
+    provider = FakeProvider("local", on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[provider], env={"HODEI_API_TOKEN": "s3cret"})
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        for metadata in ((), (("authorization", "Bearer wrong"),)):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.ListJobs(jobs_pb2.ListJobsRequest(), metadata=metadata)
+            assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert "HODEI_API_TOKEN" in info.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stub.WatchJob(jobs_pb2.WatchJobRequest(id="j-x")):
+                pass
+        assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        good = (("authorization", "Bearer s3cret"),)
+        job = await submit(stub, "echo", "ok", metadata=good)
+        reply = await stub.GetJob(jobs_pb2.GetJobRequest(id=job.id), metadata=good)
+        assert reply.id == job.id
+        # Health checks stay open for probes.
+        health = health_pb2_grpc.HealthStub(channel)
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_refuses_open_address_without_token(control_plane_factory):
+    with pytest.raises(ListenError) as info:
+        await control_plane_factory(
+            providers=[FakeProvider()], env={"HODEI_GRPC_ADDRESS": "0.0.0.0:0"}
+        )
+    for name in ("HODEI_API_TOKEN", "HODEI_GRPC_ADDRESS", "HODEI_INSECURE"):
+        assert name in str(info.value)
+
+
+async def test_health_service_reports_serving(control_plane):
+    async with grpc.aio.insecure_channel(control_plane.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "hodei.v1.JobService", "hodei.v1.WorkerService"):
+            answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_http_endpoints(control_plane, job_client, fake_provider: FakeProvider):
+    done = await wait_done(job_client, (await submit(job_client, "exit", "2")).id)
+    assert done.state is JobState.FAILED
+    base = f"http://127.0.0.1:{control_plane.http_port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as reply:
+            assert reply.status == 200
+        async with http.get(f"{base}/readyz") as reply:
+            assert reply.status == 200
+        fake_provider.health_result = Health(False, "API server unreachable")
+        async with http.get(f"{base}/readyz") as reply:
+            assert reply.status == 503
+            assert "provider local: failing: API server unreachable" in await reply.text()
+        async with http.get(f"{base}/metrics") as reply:
+            text = await reply.text()
+    assert 'hodei_jobs{state="FAILED"} 1.0' in text
+    assert "hodei_queue_depth 0.0" in text
+    assert 'hodei_dispatch_latency_seconds_count{phase="RUNNING"} 1.0' in text
+    assert 'hodei_worker_start_latency_seconds_count{provider="local"} 1.0' in text
+    assert 'hodei_jobs_failed_total{reason="NonZeroExit"} 1.0' in text
+
+
+async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(control_plane_factory):
+    provider = FakeProvider("local", on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "sleep", "0.3")
+        async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
+            if view.started_at:
+                break
+        stopping = asyncio.create_task(plane.stop(grace=5))
+        await asyncio.sleep(0)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await submit(stub, "echo")
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        await stopping
+    stored = await _reopen_job(plane, job.id)
+    assert stored.state is JobState.SUCCEEDED
+
+
+async def _reopen_job(plane, job_id: JobId):
+    from hodei.store import store_from_url
+
+    store = store_from_url(plane.settings.database_url)
+    await store.open()
+    try:
+        job = await store.get_job(job_id)
+    finally:
+        await store.close()
+    assert job is not None
+    return job

@@ -1,0 +1,112 @@
+"""Restart recovery: a control plane stopped without draining, and a new one on the
+same SQLite file, must leave no job stuck and no stray worker behind."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import grpc
+
+from hodei.api.messages import AssignJob, JobResult, JobStarted, LogAck, LogBatch, ResultAck
+from hodei.api.v1 import jobs_pb2_grpc
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.states import JobState
+from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
+from hodei.providers.fake import FakeProvider
+from tests.fixtures.control_plane import FAST
+from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
+from tests.server.helpers import logs, output, submit, wait_done
+
+
+async def test_jobs_survive_a_restart(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    first = FakeProvider("local", capacity=3, on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[first])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        reconnecting = await submit(stub, "a")
+        vanished = await submit(stub, "b")
+        silent = await submit(stub, "c", max_attempts=2)
+        queued = await submit(stub, "echo", "late")
+        got = {r.job_id: r for r in [await requests.get() for _ in range(3)]}
+    # The first job's agent registers, starts and sends a log chunk before the crash.
+    agent = WorkerClient(plane.address)
+    resume = await agent.register(got[reconnecting.id].worker_id, token=got[reconnecting.id].token)
+    await agent.expect(AssignJob)
+    await agent.send(JobStarted(JobId(reconnecting.id)))
+    first_chunk = LogChunk(JobId(reconnecting.id), 1, LogStream.STDOUT, b"before\n")
+    await agent.send(LogBatch((first_chunk,)))
+    await agent.expect(LogAck)
+    silent_agent = WorkerClient(plane.address)
+    await silent_agent.register(got[silent.id].worker_id, token=got[silent.id].token)
+    await plane.stop(grace=0)
+    await agent.close()
+    await silent_agent.close()
+
+    second = FakeProvider("local", capacity=3, on_create=scripted_agent)
+    for job in (reconnecting, silent):  # still running; the vanished job's worker is gone
+        request = got[job.id]
+        second.adopt(WorkerStatus(request.worker_id, request.job_id, WorkerPhase.RUNNING))
+    stray = WorkerId("w-stray")
+    second.adopt(WorkerStatus(stray, JobId("j-unknown"), WorkerPhase.RUNNING))
+    plane = await control_plane_factory(
+        providers=[second], tuning=replace(FAST, reconnect_grace=timedelta(seconds=0.5))
+    )
+    assert stray in second.deleted
+
+    agent = WorkerClient(plane.address)
+    assert await agent.register(got[reconnecting.id].worker_id, resume_token=resume) == resume
+    second_chunk = LogChunk(JobId(reconnecting.id), 2, LogStream.STDOUT, b"after\n")
+    await agent.send(LogBatch((first_chunk, second_chunk)))  # re-sent: idempotent
+    assert await agent.expect(LogAck) == LogAck(JobId(reconnecting.id), 2)
+    await agent.send(JobResult(JobId(reconnecting.id), 0, last_sequence=2))
+    await agent.expect(ResultAck)
+    await agent.close()
+
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        finished = await wait_done(stub, reconnecting.id)
+        assert finished.state is JobState.SUCCEEDED
+        assert output(await logs(stub, reconnecting.id))["STDOUT"] == b"before\nafter\n"
+        lost = await wait_done(stub, vanished.id)
+        assert (lost.state, lost.reason) == (JobState.FAILED, "WorkerLost")
+        # Its agent never came back within the grace: retried, and the retry succeeds.
+        retried = await wait_done(stub, silent.id)
+        assert (retried.state, retried.attempt) == (JobState.FAILED, 2)  # "c" exits 127
+        assert got[silent.id].worker_id in second.deleted
+        late = await wait_done(stub, queued.id)
+        assert late.state is JobState.SUCCEEDED
+    await second.aclose_workers()
+
+
+async def test_retry_keeps_one_gap_free_log(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x", max_attempts=2)
+        for attempt in (1, 2):
+            request = await requests.get()
+            agent = WorkerClient(plane.address)
+            await agent.register(request.worker_id, token=request.token)
+            await agent.expect(AssignJob)
+            await agent.send(
+                LogBatch((LogChunk(job.id, 1, LogStream.STDOUT, f"try {attempt}\n".encode()),))
+            )
+            assert await agent.expect(LogAck) == LogAck(job.id, 1)  # in the agent's numbering
+            if attempt == 1:
+                await agent.close()
+                await provider.push(WorkerStatus(request.worker_id, job.id, WorkerPhase.GONE))
+            else:
+                await agent.send(JobResult(job.id, 0, last_sequence=1))
+                await agent.expect(ResultAck)
+                await agent.close()
+        done = await wait_done(stub, job.id)
+        chunks = await logs(stub, job.id)
+    assert done.state is JobState.SUCCEEDED and done.attempt == 2
+    assert [c.sequence for c in chunks] == [1, 2]
+    assert output(chunks)["STDOUT"] == b"try 1\ntry 2\n"

@@ -1,0 +1,245 @@
+"""The worker side of the protocol, driven message by message by a test client.
+
+The provider here creates nothing: each WorkerRequest lands on a queue and the test
+plays the agent with the request's token, so replays, foreign tokens, reports for other
+jobs and reconnects can be exercised exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from hodei.api import convert
+from hodei.api.messages import (
+    AssignJob,
+    CancelJob,
+    JobResult,
+    JobStarted,
+    LogAck,
+    LogBatch,
+    ResultAck,
+)
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.states import JobState
+from hodei.providers.base import WorkerRequest
+from hodei.providers.fake import FakeProvider
+from hodei.server.app import ControlPlane
+from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
+from tests.server.helpers import eventually, logs, output, submit, wait_done
+
+
+class Manual:
+    def __init__(self, plane: ControlPlane, stub: jobs_pb2_grpc.JobServiceStub) -> None:
+        self.plane = plane
+        self.stub = stub
+        self.provider: FakeProvider = plane.providers["local"]  # type: ignore[assignment]
+        self.requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+        self.clients: list[WorkerClient] = []
+
+    def client(self) -> WorkerClient:
+        client = WorkerClient(self.plane.address)
+        self.clients.append(client)
+        return client
+
+    async def job(self, *command: str, **spec: object) -> tuple[str, WorkerRequest]:
+        job = await submit(self.stub, *command, **spec)
+        request = await asyncio.wait_for(self.requests.get(), 5)
+        assert request.job_id == job.id
+        return job.id, request
+
+
+@pytest.fixture
+async def manual(control_plane_factory) -> AsyncIterator[Manual]:
+    provider = FakeProvider("local")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        m = Manual(plane, jobs_pb2_grpc.JobServiceStub(channel))
+        provider.on_create = m.requests.put_nowait
+        yield m
+        for client in m.clients:
+            await client.close()
+
+
+def chunk(job_id: str, seq: int, data: bytes, stream: LogStream = LogStream.STDOUT) -> LogChunk:
+    return LogChunk(JobId(job_id), seq, stream, data)
+
+
+async def test_register_assign_run_and_finish(manual: Manual):
+    job_id, request = await manual.job("anything", "--flag")
+    client = manual.client()
+    await client.register(request.worker_id, token=request.token)
+    assign = await client.expect(AssignJob)
+    assert assign.job_id == job_id and assign.spec.command == ("anything", "--flag")
+    await client.send(JobStarted(JobId(job_id), 1))
+    await client.send(
+        LogBatch(
+            (chunk(job_id, 1, b"no newline"), chunk(job_id, 2, b"\x00\xff\xfe", LogStream.STDERR))
+        )
+    )
+    assert await client.expect(LogAck) == LogAck(JobId(job_id), 2)
+    await client.send(JobResult(JobId(job_id), 0, last_sequence=2))
+    assert await client.expect(ResultAck) == ResultAck(JobId(job_id))
+    done = await wait_done(manual.stub, job_id)
+    assert done.state is JobState.SUCCEEDED
+    assert output(await logs(manual.stub, job_id)) == {
+        "STDOUT": b"no newline",
+        "STDERR": b"\x00\xff\xfe",
+    }
+
+
+async def test_replayed_token_is_unauthenticated(manual: Manual):
+    _, request = await manual.job("x")
+    first = manual.client()
+    await first.register(request.worker_id, token=request.token)
+    replay = manual.client()
+    with pytest.raises(StreamEnded) as info:
+        await replay.register(request.worker_id, token=request.token)
+    assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert "already used" in info.value.details
+
+
+async def test_unknown_token_is_unauthenticated(manual: Manual):
+    _, request = await manual.job("x")
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, token="guessed")
+    assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_foreign_token_is_permission_denied(manual: Manual):
+    _, first = await manual.job("x")
+    _, second = await manual.job("y")
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(second.worker_id, token=first.token)
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+    # The foreign attempt did not burn the token for its rightful worker.
+    await manual.client().register(first.worker_id, token=first.token)
+
+
+async def test_worker_cannot_report_for_another_job(manual: Manual):
+    _, request_a = await manual.job("a")
+    job_b, _ = await manual.job("b")
+    client = manual.client()
+    await client.register(request_a.worker_id, token=request_a.token)
+    await client.expect(AssignJob)
+    await client.send(JobResult(JobId(job_b), 0))
+    with pytest.raises(StreamEnded) as info:
+        await client.recv()
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+    job = await manual.plane.jobs.get(JobId(job_b))
+    assert job is not None and not job.state.terminal
+
+
+async def test_result_waits_for_missing_log_chunks(manual: Manual):
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    resume = await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(JobStarted(JobId(job_id)))
+    await client.send(LogBatch((chunk(job_id, 1, b"one\n"),)))
+    await client.expect(LogAck)
+    await client.send(JobResult(JobId(job_id), 0, last_sequence=2))  # chunk 2 never arrived
+    with pytest.raises(StreamEnded) as info:
+        await client.recv()
+    assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    # Reconnect, re-send everything unacknowledged (and an acknowledged one again): idempotent.
+    again = manual.client()
+    assert await again.register(request.worker_id, resume_token=resume) == resume
+    await again.send(LogBatch((chunk(job_id, 1, b"one\n"), chunk(job_id, 2, b"two\n"))))
+    assert await again.expect(LogAck) == LogAck(JobId(job_id), 2)
+    await again.send(JobResult(JobId(job_id), 0, last_sequence=2))
+    await again.expect(ResultAck)
+    done = await wait_done(manual.stub, job_id)
+    assert done.state is JobState.SUCCEEDED
+    chunks = await logs(manual.stub, job_id)
+    assert [c.sequence for c in chunks] == [1, 2]
+    assert output(chunks)["STDOUT"] == b"one\ntwo\n"
+
+
+async def test_reconnect_while_running_gets_no_second_assignment(manual: Manual):
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    resume = await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(JobStarted(JobId(job_id)))
+    await client.send(LogBatch((chunk(job_id, 1, b"a"),)))
+    await client.expect(LogAck)
+    await client.close()
+    again = manual.client()
+    await again.register(request.worker_id, resume_token=resume)
+    await again.send(JobResult(JobId(job_id), 5, last_sequence=1))
+    assert isinstance(await again.recv(), ResultAck)  # no AssignJob came first
+    done = await wait_done(manual.stub, job_id)
+    assert (done.state, done.exit_code) == (JobState.FAILED, 5)
+
+
+async def test_resume_token_of_another_worker_is_permission_denied(manual: Manual):
+    _, first = await manual.job("a")
+    _, second = await manual.job("b")
+    resume = await manual.client().register(first.worker_id, token=first.token)
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(second.worker_id, resume_token=resume)
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_first_message_must_be_register(manual: Manual):
+    job_id, _ = await manual.job("x")
+    client = manual.client()
+    await client.send(JobStarted(JobId(job_id)))
+    with pytest.raises(StreamEnded) as info:
+        await client.recv()
+    assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_cancel_running_job_signals_agent(manual: Manual):
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(JobStarted(JobId(job_id)))
+    await _until(manual, job_id, JobState.RUNNING)
+    reply = await manual.stub.CancelJob(jobs_pb2.CancelJobRequest(id=job_id))
+    assert reply.state == types_pb2.RUNNING  # the agent has been asked; it ends the job
+    assert await client.expect(CancelJob) == CancelJob(JobId(job_id))
+    await client.send(JobResult(JobId(job_id), 143, cancelled=True))
+    await client.expect(ResultAck)
+    done = await wait_done(manual.stub, job_id)
+    assert (done.state, done.reason) == (JobState.CANCELLED, "Cancelled")
+
+
+async def test_cancel_starting_job_deletes_worker(manual: Manual):
+    job_id, request = await manual.job("x")
+    await manual.stub.CancelJob(jobs_pb2.CancelJobRequest(id=job_id))
+    done = await wait_done(manual.stub, job_id)
+    assert done.state is JobState.CANCELLED
+    await _until_deleted(manual, request.worker_id)
+    with pytest.raises(StreamEnded) as info:  # the cancelled worker may no longer register
+        await manual.client().register(request.worker_id, token=request.token)
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_timeout_backstop_ends_silent_running_job(manual: Manual):
+    job_id, request = await manual.job("x", timeout_seconds=0.2)
+    client = manual.client()
+    await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(JobStarted(JobId(job_id)))
+    done = await wait_done(manual.stub, job_id)  # FAST tuning: backstop 0.5 s after timeout
+    assert (done.state, done.reason) == (JobState.TIMED_OUT, "DeadlineExceeded")
+    await _until_deleted(manual, request.worker_id)
+
+
+async def _until(manual: Manual, job_id: str, state: JobState) -> None:
+    async for view in manual.stub.WatchJob(jobs_pb2.WatchJobRequest(id=job_id)):
+        if convert.state_from_pb(view.state) is state:
+            return
+    raise AssertionError(f"job {job_id} ended without reaching {state}")
+
+
+async def _until_deleted(manual: Manual, worker_id: WorkerId) -> None:
+    await eventually(lambda: worker_id in manual.provider.deleted)

@@ -1,0 +1,171 @@
+"""One behavioural suite for every Store implementation (SQLite file, SQLite :memory:, memory)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+from hodei.store import MemoryStore, SqliteStore, Store, StoreError, TokenKind, TokenRecord
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    impl: Store
+    if request.param == "sqlite-file":
+        impl = SqliteStore(tmp_path / "sub" / "hodei.db")
+    elif request.param == "sqlite-memory":
+        impl = SqliteStore(":memory:")
+    else:
+        impl = MemoryStore()
+    await impl.open()
+    yield impl
+    await impl.close()
+
+
+def job(n: int, state: JobState = JobState.QUEUED, **changes: object) -> Job:
+    spec = JobSpec(
+        command=("echo", str(n)),
+        env={"A": "1"},
+        resources=Resources(cpu_request="100m", memory_limit="1Gi"),
+        timeout_seconds=2.5,
+        labels={"team": "x"},
+        max_attempts=3,
+    )
+    return Job(
+        id=JobId(f"j-{n}"), spec=spec, state=state, created_at=T0 + timedelta(seconds=n), **changes
+    )  # type: ignore[arg-type]
+
+
+async def test_job_round_trips_every_field(store: Store):
+    full = job(
+        1,
+        JobState.FAILED,
+        attempt=2,
+        exit_code=3,
+        reason="NonZeroExit",
+        message="exit code 3",
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=9),
+        worker_id=WorkerId("w-1"),
+        provider="local",
+    )
+    await store.save_job(full)
+    assert await store.get_job(full.id) == full
+    shell = Job(JobId("j-s"), JobSpec(shell="echo $A"), JobState.QUEUED, T0)
+    await store.save_job(shell)
+    assert await store.get_job(shell.id) == shell
+    assert await store.get_job(JobId("j-missing")) is None
+
+
+async def test_list_jobs_orders_filters_and_limits(store: Store):
+    for n in range(5):
+        await store.save_job(job(n, JobState.SUCCEEDED if n % 2 else JobState.QUEUED))
+    # An update keeps the job's place in submission order.
+    await store.save_job(job(0, JobState.STARTING))
+    assert [j.id for j in await store.list_jobs()] == ["j-4", "j-3", "j-2", "j-1", "j-0"]
+    assert [j.id for j in await store.list_jobs(oldest_first=True, limit=2)] == ["j-0", "j-1"]
+    queued = await store.list_jobs(states=[JobState.QUEUED, JobState.STARTING], oldest_first=True)
+    assert [j.id for j in queued] == ["j-0", "j-2", "j-4"]
+    assert await store.count_jobs() == {
+        JobState.STARTING: 1,
+        JobState.QUEUED: 2,
+        JobState.SUCCEEDED: 2,
+    }
+
+
+async def test_meta_default_is_set_once(store: Store):
+    assert await store.get_meta("instance") is None
+    assert await store.set_meta_default("instance", "a") == "a"
+    assert await store.set_meta_default("instance", "b") == "a"
+    assert await store.get_meta("instance") == "a"
+
+
+async def test_workers_round_trip_and_active_filter(store: Store):
+    first = WorkerRecord(
+        WorkerId("w-1"), JobId("j-1"), "local", 1, T0, name="pid 12", registered_at=T0, log_offset=7
+    )
+    second = WorkerRecord(WorkerId("w-2"), JobId("j-2"), "kubernetes", 1, T0 + timedelta(seconds=1))
+    await store.save_worker(first)
+    await store.save_worker(second)
+    assert await store.get_worker(first.id) == first
+    gone = second.updated(state="GONE", reason="Evicted", message="node drained")
+    await store.save_worker(gone)
+    assert await store.get_worker(second.id) == gone
+    assert await store.list_workers() == [first, gone]
+    assert await store.list_workers(active_only=True) == [first]
+    assert await store.get_worker(WorkerId("w-none")) is None
+
+
+async def test_token_is_used_only_once(store: Store):
+    record = TokenRecord("abc", WorkerId("w-1"), TokenKind.REGISTER, T0)
+    await store.add_token(record)
+    assert await store.get_token("abc") == record
+    assert await store.use_token("abc") is True
+    assert await store.use_token("abc") is False
+    assert (await store.get_token("abc")).used is True  # type: ignore[union-attr]
+    assert await store.use_token("unknown") is False
+    assert await store.get_token("unknown") is None
+
+
+async def test_logs_are_idempotent_ordered_and_binary(store: Store):
+    job_id = JobId("j-1")
+    binary = bytes(range(256))
+    await store.append_logs(
+        [LogChunk(job_id, 2, LogStream.STDERR, binary), LogChunk(job_id, 1, LogStream.STDOUT, b"a")]
+    )
+    await store.append_logs(
+        [LogChunk(job_id, 2, LogStream.STDOUT, b"dup"), LogChunk(job_id, 3, LogStream.STDOUT, b"")]
+    )
+    await store.append_logs([])
+    chunks = await store.read_logs(job_id)
+    assert [(c.sequence, c.stream, c.data) for c in chunks] == [
+        (1, LogStream.STDOUT, b"a"),
+        (2, LogStream.STDERR, binary),
+        (3, LogStream.STDOUT, b""),
+    ]
+    assert [c.sequence for c in await store.read_logs(job_id, after=1, limit=1)] == [2]
+    assert await store.count_logs(job_id, up_to=2) == 2
+    assert await store.last_log_sequence(job_id) == 3
+    assert await store.last_log_sequence(JobId("j-none")) == 0
+    assert await store.read_logs(JobId("j-none")) == []
+
+
+async def test_closed_store_fails_ping(store: Store):
+    await store.ping()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()
+    await store.open()
+
+
+async def test_sqlite_file_survives_reopen(tmp_path: Path):
+    path = tmp_path / "hodei.db"
+    first = SqliteStore(path)
+    await first.open()
+    await first.save_job(job(1))
+    await first.append_logs([LogChunk(JobId("j-1"), 1, LogStream.STDOUT, b"x" * 100_000)])
+    await first.close()
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        assert await again.get_job(JobId("j-1")) == job(1)
+        assert (await again.read_logs(JobId("j-1")))[0].data == b"x" * 100_000
+    finally:
+        await again.close()
+
+
+async def test_unwritable_sqlite_path_is_a_store_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot open SQLite store"):
+        await SqliteStore(blocker / "hodei.db").open()

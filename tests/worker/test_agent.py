@@ -1,0 +1,182 @@
+"""The agent against a scripted control plane over real gRPC, with real job processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from hodei.api.v1 import types_pb2
+from hodei.config import WorkerSettings
+from hodei.worker.agent import (
+    EXIT_DELIVERED,
+    EXIT_REJECTED,
+    EXIT_UNREACHABLE,
+    Agent,
+    AgentOptions,
+)
+from tests.worker.fake_control_plane import TOKEN, WORKER_ID, Script, fake_control_plane
+
+STDOUT, STDERR = types_pb2.STDOUT, types_pb2.STDERR
+
+
+def _fast_backoff() -> Iterator[float]:
+    while True:
+        yield 0.02
+
+
+OPTIONS = AgentOptions(give_up_after=5.0, kill_grace=0.5, backoff=_fast_backoff)
+
+
+def shell(script: str, timeout: float = 0.0) -> types_pb2.JobSpec:
+    return types_pb2.JobSpec(shell=script, timeout_seconds=timeout)
+
+
+def agent_for(address: str, options: AgentOptions = OPTIONS) -> Agent:
+    return Agent(WorkerSettings(address, WORKER_ID, TOKEN), options=options)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a parent that no longer reaps does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_runs_the_job_and_reports_output_and_exit_code() -> None:
+    script = Script(shell("echo out; echo err >&2; exit 3"))
+    async with fake_control_plane(script) as (service, address):
+        code = await agent_for(address).run()
+    record = service.record
+    assert code == EXIT_DELIVERED
+    assert record.registers[0].token == TOKEN
+    assert record.first_message_after_register == ["started"]
+    assert record.output(STDOUT) == b"out\n"
+    assert record.output(STDERR) == b"err\n"
+    assert record.acked_result is not None
+    assert record.acked_result.exit_code == 3
+    assert record.acked_result.last_sequence == len(record.chunks)
+
+
+async def test_output_is_bytes_exactly_without_newlines_or_utf8() -> None:
+    payload = b"\xff\xfe no newline \x00\x80"
+    script = Script(types_pb2.JobSpec(command=[sys.executable, "-c", _writer(payload)]))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    assert service.record.output(STDOUT) == payload
+    assert service.record.output(STDERR) == payload[::-1]
+
+
+def _writer(payload: bytes) -> str:
+    return (
+        "import sys;"
+        f"sys.stdout.buffer.write({payload!r}); sys.stdout.flush();"
+        f"sys.stderr.buffer.write({payload[::-1]!r})"
+    )
+
+
+async def test_large_output_is_batched_and_complete() -> None:
+    size = 8 * 1024 * 1024
+    script = Script(shell(f"head -c {size} /dev/zero | tr '\\0' x"))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    record = service.record
+    assert record.output(STDOUT) == b"x" * size
+    assert record.sequences_complete()
+    assert record.acked_result is not None
+    assert record.acked_result.last_sequence == max(record.chunks)
+    assert not record.late_batches
+    assert record.batches <= size // (32 * 1024) + 2
+
+
+async def test_timeout_kills_the_process_group() -> None:
+    script = Script(shell("sleep 60 & echo $!; sleep 60", timeout=0.5))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    result = service.record.acked_result
+    assert result is not None and result.timed_out and not result.cancelled
+    assert result.exit_code == 128 + 15
+    background = int(service.record.output(STDOUT))
+    assert not alive(background)
+
+
+async def test_cancel_kills_the_process_group() -> None:
+    script = Script(shell("sleep 60 & echo $!; wait"), cancel_after_start=True)
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    result = service.record.acked_result
+    assert result is not None and result.cancelled and not result.timed_out
+    assert not alive(int(service.record.output(STDOUT) or b"0") or 1 << 22)
+
+
+async def test_command_not_found_is_reported_as_start_error() -> None:
+    script = Script(types_pb2.JobSpec(command=["/nonexistent/hodei-test-command"]))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    result = service.record.acked_result
+    assert result is not None and result.exit_code == 127
+    assert "command not found" in result.error
+    assert not service.record.started
+
+
+async def test_unacked_logs_are_resent_after_a_reconnect() -> None:
+    script = Script(
+        shell("for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done"), drop_after_batches=2
+    )
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    record = service.record
+    assert [r.resume_token for r in record.registers] == ["", "resume-1"]
+    assert record.output(STDOUT) == b"".join(f"line {i}\n".encode() for i in range(1, 6))
+    assert record.sequences_complete()
+    # JobStarted is repeated on the new stream (the server may have lost it) but the job
+    # was not started again: same process.
+    assert len({started.pid for started in record.started}) == 1
+
+
+async def test_result_is_sent_again_until_acknowledged() -> None:
+    script = Script(shell("echo done; exit 7"), drop_first_result=True)
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    record = service.record
+    assert [r.exit_code for r in record.results] == [7, 7]
+    assert record.output(STDOUT) == b"done\n"
+
+
+async def test_rejected_token_exits_without_running_anything() -> None:
+    async with fake_control_plane(Script(shell("echo no"), reject=True)) as (service, address):
+        assert await agent_for(address).run() == EXIT_REJECTED
+    assert not service.record.chunks
+
+
+async def test_gives_up_and_kills_the_job_when_the_control_plane_is_gone() -> None:
+    options = AgentOptions(give_up_after=0.5, kill_grace=0.2, backoff=_fast_backoff)
+    script = Script(shell("echo $$; exec sleep 60"))
+    async with fake_control_plane(script) as (service, address):
+        agent = agent_for(address, options)
+        task = asyncio.create_task(agent.run())
+        await service.record.started_event.wait()
+        pid = service.record.started[0].pid
+    assert await task == EXIT_UNREACHABLE
+    assert not alive(pid)
+
+
+@pytest.mark.parametrize("env_value", ["x y", "ünï"])
+async def test_job_sees_its_env_but_not_the_worker_token(env_value: str) -> None:
+    spec = types_pb2.JobSpec(
+        command=["sh", "-c", 'printf "%s|%s|%s" "$FOO" "$HODEI_JOB_ID" "$HODEI_WORKER_TOKEN"'],
+        env={"FOO": env_value},
+    )
+    async with fake_control_plane(Script(spec)) as (service, address):
+        agent = Agent(
+            WorkerSettings(address, WORKER_ID, TOKEN),
+            options=OPTIONS,
+            base_env={**os.environ, "HODEI_WORKER_TOKEN": TOKEN},
+        )
+        assert await agent.run() == EXIT_DELIVERED
+    assert service.record.output(STDOUT).decode() == f"{env_value}|j-test000001|"
