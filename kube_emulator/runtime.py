@@ -90,14 +90,20 @@ class EmulatorRuntime:
             await self.kubelet.start()
         self.workdir.mkdir(parents=True, exist_ok=True)
         ssl_context = self.certificates.server_context(self.workdir)
-        self._runner = web.AppRunner(create_app(self.state), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            create_app(self.state), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=1024)
-        await site.start()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            self.port = sock.getsockname()[1]
+            site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=1024)
+            await site.start()
+        except BaseException:
+            sock.close()
+            raise
         self.state.server_address = f"{self.host}:{self.port}"
 
     async def stop(self) -> None:
@@ -107,7 +113,7 @@ class EmulatorRuntime:
                 await self.kubelet.stop()
             finally:
                 self.store.kubelet = None
-        self.store.hub.close_all()
+        self.store.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

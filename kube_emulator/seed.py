@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import admission
 from .resources import resource_type
 from .store import Store
 
@@ -111,8 +112,6 @@ CLUSTER_ROLE_BINDINGS = [
 
 def seed(store: Store) -> None:
     """Create the objects of a new cluster (namespaces first, then what lives in them)."""
-    from . import admission
-
     namespaces, services = resource_type("namespaces"), resource_type("services")
     roles, bindings = resource_type("clusterroles"), resource_type("clusterrolebindings")
     for name in SYSTEM_NAMESPACES:

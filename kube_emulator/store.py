@@ -46,6 +46,7 @@ class Store(ObjectStore):
         self._pod_queues: list[asyncio.Queue[PodEvent]] = []
         self._logs: dict[tuple[str, str], dict[str, LogBuffer]] = {}  # (ns, pod) -> container
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.closed = False  # set at shutdown: open log streams end
         self._purged: set[str] = set()  # uids of terminating namespaces already emptied
         self.namespace_purge_delay = 0.3  # seconds between DELETE and the controller's purge
         self.add_listener(self._on_event)
@@ -162,9 +163,20 @@ class Store(ObjectStore):
         return buffer
 
     def container_done(self, namespace: str, name: str, container: str) -> bool:
-        """Whether a follower should stop: container terminated or pod gone."""
+        """Whether a follower should stop: container terminated, pod gone or shutting down."""
         pod = self.get(PODS, namespace, name)
-        return pod is None or _terminated(pod, container)
+        return self.closed or pod is None or _terminated(pod, container)
+
+    def close(self) -> None:
+        """Shutdown: end log streams and watches so the server can stop promptly."""
+        self.closed = True
+        for containers in self._logs.values():
+            for buffer in containers.values():
+                buffer.notify()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.hub.close_all()
 
     def record_event(
         self,

@@ -115,6 +115,26 @@ def _involved(event: Obj) -> str:
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
 
 
+def _role_ref(binding: Obj) -> str:
+    ref = binding.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _pod_selector(policy: Obj) -> str:
+    selector = (policy.get("spec") or {}).get("podSelector") or {}
+    labels = selector.get("matchLabels") or {}
+    text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return text or "<none>"
+
+
+def _status(deployment: Obj, field: str) -> int:
+    return int((deployment.get("status") or {}).get(field, 0))
+
+
+def _replicas(deployment: Obj) -> int:
+    return int((deployment.get("spec") or {}).get("replicas", 1))
+
+
 _NAME: Column = ("Name", "string", 0, lambda o: o["metadata"]["name"])
 _AGE: Column = ("Age", "string", 0, _age)
 COLUMNS: dict[str, list[Column]] = {
@@ -145,6 +165,21 @@ COLUMNS: dict[str, list[Column]] = {
         ("Reason", "string", 0, lambda o: o.get("reason", "")),
         ("Object", "string", 0, _involved),
         ("Message", "string", 0, lambda o: o.get("message", "")),
+    ],
+    "roles": [_NAME, ("Created At", "date", 0, lambda o: o["metadata"].get("creationTimestamp"))],
+    "clusterroles": [
+        _NAME,
+        ("Created At", "date", 0, lambda o: o["metadata"].get("creationTimestamp")),
+    ],
+    "rolebindings": [_NAME, ("Role", "string", 0, _role_ref), _AGE],
+    "clusterrolebindings": [_NAME, ("Role", "string", 0, _role_ref), _AGE],
+    "networkpolicies": [_NAME, ("Pod-Selector", "string", 0, _pod_selector), _AGE],
+    "deployments": [
+        _NAME,
+        ("Ready", "string", 0, lambda o: f"{_status(o, 'readyReplicas')}/{_replicas(o)}"),
+        ("Up-to-date", "integer", 0, lambda o: _status(o, "updatedReplicas")),
+        ("Available", "integer", 0, lambda o: _status(o, "availableReplicas")),
+        _AGE,
     ],
     "namespaces": [
         _NAME,

@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from . import admission
 from .faults import Faults
+from .meta import clone
 from .resources import by_kind
 from .runtime import EmulatorRuntime, KubeletOptions
 from .store import Store
@@ -131,9 +133,6 @@ class RunningEmulator:
 
 def apply_objects(store: Store, documents: list[dict[str, Any]]) -> None:
     """Create each object, or replace the existing one, through the admission rules."""
-    from . import admission
-    from .meta import clone
-
     for document in documents:
         if document.get("kind") == "List":
             apply_objects(store, list(document.get("items") or []))

@@ -21,6 +21,7 @@ with_control_plane=0
 dry_run=0
 uninstall=0
 kubectl_args=()
+context_name=""
 
 usage() {
   cat <<EOF
@@ -57,10 +58,10 @@ parse_args() {
       --uninstall) uninstall=1 ;;
       --context)
         (($# > 1)) || die "--context needs a context name"
-        kubectl_args+=(--context "$2")
+        context_name="$2"
         shift
         ;;
-      --context=*) kubectl_args+=(--context "${1#--context=}") ;;
+      --context=*) context_name="${1#--context=}" ;;
       -h | --help)
         usage
         exit 0
@@ -69,13 +70,16 @@ parse_args() {
     esac
     shift
   done
+  if [[ -n "$context_name" ]]; then
+    kubectl_args+=(--context "$context_name")
+  fi
 }
 
 check_kubectl() {
   command -v "$KUBECTL" >/dev/null 2>&1 ||
     die "kubectl not found (looked for '$KUBECTL' on PATH); install kubectl 1.28+ or set KUBECTL=/path/to/kubectl"
-  local out context
-  context="$(k config current-context 2>/dev/null || true)"
+  local out context="$context_name"
+  [[ -n "$context" ]] || context="$(k config current-context 2>/dev/null || true)"
   if ! out="$(k get --raw /version --request-timeout=15s 2>&1)"; then
     die "cannot reach the Kubernetes API with kubectl (context: ${context:-none}): ${out}
 Check KUBECONFIG / --context and that the cluster is running."

@@ -70,6 +70,11 @@ async def handle(
     assert info.namespace is not None
     pod = state.store.require(_PODS, info.namespace, info.name)
     container = _container(pod, request.query.get("container"))
+    if request.query.get("previous", "").lower() in ("true", "1"):
+        # The emulator keeps no log of earlier instances of a container.
+        raise errors.bad_request(
+            f'previous terminated container "{container}" in pod "{info.name}" not found'
+        )
     buffer = state.store.log_buffer(info.namespace, info.name, container)
     reason = _waiting_reason(pod, container)
     if buffer is None and reason is not None:

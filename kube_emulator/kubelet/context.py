@@ -39,7 +39,13 @@ class KubeletContext:
     timings: Timings = Timings()
 
     def record_event(
-        self, pod: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
+        self,
+        pod: Mapping[str, Any],
+        reason: str,
+        message: str,
+        *,
+        warning: bool = False,
+        component: str = "kubelet",
     ) -> None:
         """Post an Event about ``pod``; events are best effort, as in a real cluster."""
         metadata = pod.get("metadata") or {}
@@ -50,4 +56,5 @@ class KubeletContext:
                 reason=reason,
                 message=message,
                 type="Warning" if warning else "Normal",
+                component=component,
             )

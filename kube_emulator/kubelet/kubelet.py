@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from kube_emulator.kubelet.scheduling import SchedulingLoop
 from kube_emulator.kubelet_api import PodEvent, PodStore
 
 KUBELET_VERSION = "v1.33.0"
+log = logging.getLogger("kube_emulator.kubelet")
 
 
 def make_runtime(name: str, workdir: Path) -> PodRuntime:
@@ -156,15 +158,20 @@ class Kubelet:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
         return task
 
     async def _dispatch(self, queue: asyncio.Queue[PodEvent]) -> None:
         while True:
             event = await queue.get()
-            if event.type == "DELETED":
-                self._forget(event.pod)
-            else:
-                self._observe(event.pod)
+            try:
+                if event.type == "DELETED":
+                    self._forget(event.pod)
+                else:
+                    self._observe(event.pod)
+            except Exception:
+                # One bad pod must not stop the node; say so loudly and go on.
+                log.exception("kubelet: handling %s of a pod failed", event.type)
 
     def _observe(self, pod: dict[str, Any]) -> None:
         assert self._scheduling is not None
@@ -211,3 +218,8 @@ class Kubelet:
         self._done.add(uid)
         if self._scheduling is not None:
             self._scheduling.capacity_freed()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("kubelet: %s failed", task.get_name(), exc_info=task.exception())

@@ -17,6 +17,7 @@ import contextlib
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kube_emulator.errors import ApiError
@@ -115,7 +116,7 @@ class PodWorker:
                 deadline.cancel()
             if self._sandbox is not None:
                 await self._sandbox.remove()
-            shutil.rmtree(directory, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
         if self._deleting and not self._gone:
             self._ctx.store.finalize_pod_deletion(self.namespace, self.name, uid=self.uid)
 
@@ -141,7 +142,7 @@ class PodWorker:
             await asyncio.wait_for(self._stop.wait(), seconds)
         return self._stop.is_set()
 
-    async def _prepare(self, directory: Any) -> PodLaunch | None:
+    async def _prepare(self, directory: Path) -> PodLaunch | None:
         """Pull check and configuration; None when stopped before the containers could start."""
         spec = self._pod.get("spec") or {}
         missing = [c for c in spec.get("containers") or [] if not self._ctx.catalog.has(c["image"])]

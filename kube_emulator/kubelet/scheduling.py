@@ -17,6 +17,7 @@ from typing import Any
 
 from kube_emulator.errors import ApiError
 from kube_emulator.kubelet.context import KubeletContext
+from kube_emulator.kubelet.scheduler import DEFAULT_SCHEDULER as SCHEDULER
 from kube_emulator.kubelet.scheduler import schedule, wants_scheduling
 from kube_emulator.kubelet.status import scheduled_condition, unschedulable_status
 
@@ -93,7 +94,9 @@ class SchedulingLoop:
         if decision.node_name is None:
             self._tried[uid] = self._epoch
             if _scheduled_message(pod) != decision.message:
-                self._ctx.record_event(pod, "FailedScheduling", decision.message, warning=True)
+                self._ctx.record_event(
+                    pod, "FailedScheduling", decision.message, warning=True, component=SCHEDULER
+                )
                 updated = store.update_pod_status(
                     namespace, name, unschedulable_status(pod, decision.message, now), uid=uid
                 )
@@ -108,6 +111,9 @@ class SchedulingLoop:
         updated = store.update_pod_status(namespace, name, status, uid=uid)
         self._pods[uid] = updated
         self._ctx.record_event(
-            pod, "Scheduled", f"Successfully assigned {namespace}/{name} to {decision.node_name}"
+            pod,
+            "Scheduled",
+            f"Successfully assigned {namespace}/{name} to {decision.node_name}",
+            component=SCHEDULER,
         )
         self._on_bound(updated)

@@ -186,7 +186,11 @@ def conditions(
             before.get("lastTransitionTime") if kept and before else timestamp(now)
         )
     owned = {c["type"] for c in built}
-    return built + [dict(c) for c in previous if c.get("type") not in owned]
+    others = [dict(c) for c in previous if c.get("type") not in owned]
+    if not any(c.get("type") == "PodScheduled" for c in others):
+        # A pod created with spec.nodeName never met the scheduler; the kubelet marks it.
+        others.append(scheduled_condition(now))
+    return built + others
 
 
 def pod_status(pod: Mapping[str, Any], record: PodRecord, now: datetime) -> dict[str, Any]:

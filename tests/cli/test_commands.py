@@ -131,3 +131,15 @@ async def test_many_jobs_at_once_all_complete(control_plane_factory: MakeControl
             await wait_until(server, job.id, JobState.SUCCEEDED, JobState.FAILED)
             assert (await client.get(job.id)).state is JobState.SUCCEEDED
             assert b"".join([c.data async for c in client.logs(job.id)]) == f"{i}\n".encode()
+
+
+async def test_api_token_is_sent_and_a_missing_one_is_explained(
+    control_plane_factory: MakeControlPlane, capsysbinary: Capture
+) -> None:
+    server = await control_plane_factory(env={"HODEI_API_TOKEN": "s3cret"})
+    without = env_for(server)
+    assert await commands.with_client(commands.jobs_list, args("jobs", "list"), without) == 1
+    assert b"HODEI_API_TOKEN" in capsysbinary.readouterr().err
+    with_token = {**without, "HODEI_API_TOKEN": "s3cret"}
+    assert await run_command(args("run", "--", "echo", "ok"), with_token) == 0
+    assert capsysbinary.readouterr().out == b"ok\n"

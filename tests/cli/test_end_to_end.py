@@ -213,3 +213,22 @@ def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Serve
         assert hodei("jobs", "logs", job_id, env=env).stdout == f"done-{i}\n".encode()
     wait_for(lambda: worker_processes(port) == [], what="workers to exit")
     assert second.stop() == 0
+
+
+def test_run_stays_attached_across_a_server_restart(tmp_path: Path, servers: list[Server]) -> None:
+    port = free_port()
+    first = Server(tmp_path, port)
+    servers.append(first)
+    run = subprocess.Popen(
+        [*HODEI, "run", "--", "sh", "-c", "echo before; sleep 2; echo after"],
+        env=first.client_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert run.stdout is not None
+    assert run.stdout.readline() == b"before\n"
+    first.process.kill()
+    first.process.wait()
+    servers.append(Server(tmp_path, port))
+    out, err = run.communicate(timeout=60)
+    assert (run.returncode, out) == (0, b"after\n"), err

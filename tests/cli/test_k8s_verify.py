@@ -176,7 +176,7 @@ def test_unknown_context_exits_2_naming_it(
     assert "no such context" in capsys.readouterr().err
 
 
-def test_as_the_control_plane_it_reviews_its_own_access(
+def test_without_read_access_it_exits_2_saying_so(
     kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The control plane may not read namespaces: the tool says so instead of guessing.
@@ -184,6 +184,44 @@ def test_as_the_control_plane_it_reviews_its_own_access(
     sa = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
     assert _verify("--kubeconfig", str(sa)) == 2
     assert "refused a read" in capsys.readouterr().err
+
+
+READER_RBAC = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: hodei-verify-reader}
+rules:
+  - apiGroups: ["", "rbac.authorization.k8s.io", "networking.k8s.io", "apps"]
+    resources: [namespaces, serviceaccounts, roles, rolebindings, networkpolicies, configmaps,
+                deployments, services]
+    verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: hodei-verify-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: hodei-verify-reader}
+subjects: [{kind: ServiceAccount, name: hodei-control-plane, namespace: hodei-system}]
+"""
+
+
+def test_without_subject_access_reviews_it_reviews_its_own_access(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Run as the control plane itself, allowed to read the objects but not to ask about
+    # others: the permission lines come from SelfSubjectAccessReviews.
+    _install(kube_emulator)
+    reader = tmp_path / "reader.yaml"
+    reader.write_text(READER_RBAC)
+    kube_emulator.apply_manifest(reader)
+    sa = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
+    kube_emulator.reset_request_counts()
+
+    assert _verify("--kubeconfig", str(sa)) == 0
+
+    out = capsys.readouterr().out
+    assert "ok    the current user may create pods in hodei-workers: yes" in out
+    assert "ok    the current user may get secrets in hodei-workers: no" in out
+    assert kube_emulator.request_counts()[("create", "selfsubjectaccessreviews")] == 11
 
 
 @pytest.mark.skipif(shutil.which("hodei") is None, reason="the hodei command is not installed")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hodei.cli.client import ClientError
 from hodei.cli.embedded import embedded_settings
 from hodei.cli.main import build_parser
-from hodei.cli.run import UsageError, exit_code_for, outcome_note, spec_from_args
+from hodei.cli.run import UsageError, exit_code_for, outcome_note, spec_from_args, with_reconnects
 from hodei.config import SettingsError
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, JobSpec, SpecError
@@ -115,3 +116,28 @@ def test_embedded_settings_are_loopback_temporary_and_local(tmp_path: Path) -> N
     assert embedded_settings({"HODEI_K8S_ENABLED": "1"}, tmp_path).kubernetes.enabled
     with pytest.raises(SettingsError, match="HODEI_K8S_ENABLED"):
         embedded_settings({"HODEI_K8S_ENABLED": "maybe"}, tmp_path)
+
+
+async def test_reconnects_while_unreachable_and_gives_up_without_progress() -> None:
+    calls = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ClientError("UNAVAILABLE", "restarting")
+        return "done"
+
+    assert await with_reconnects(flaky, progress=[0]) == "done"
+    assert len(calls) == 3
+
+    async def gone() -> str:
+        raise ClientError("UNAVAILABLE", "gone")
+
+    with pytest.raises(ClientError, match="gone"):
+        await with_reconnects(gone, progress=[0], give_up_after=0.0)
+
+    async def refused() -> str:
+        raise ClientError("NOT_FOUND", "no such job")
+
+    with pytest.raises(ClientError, match="no such job"):
+        await with_reconnects(refused, progress=[0])

@@ -96,8 +96,3 @@ def token_of(emulator: RunningEmulator) -> str:
     secret = kubectl_json(emulator, "get", "secret", "hodei-api-token", "-n", "hodei-system")
     token: str = secret["data"]["token"]
     return token
-
-
-def workdir(emulator: RunningEmulator) -> Path:
-    """The emulator's private directory (kubeconfigs, kubectl's HOME)."""
-    return emulator.config.workdir

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from kube_emulator.testing import RunningEmulator
 from tests.deploy.cluster import (
     HODEI_NAMESPACES,
@@ -16,6 +18,9 @@ from tests.deploy.cluster import (
     writes,
 )
 from tests.deploy.manifests import DEPLOY, PROVIDER_FILES, README
+
+# Each test runs install.sh or kubectl (real processes, ~20 kubectl calls per install).
+pytestmark = pytest.mark.slow
 
 PROVIDER_OBJECTS = {
     "Namespace//hodei-system",
@@ -232,3 +237,13 @@ def test_install_fails_when_the_control_plane_has_more_rights_than_it_should(
     assert result.returncode == 1
     assert "FAIL  can-i get secrets -n hodei-workers: yes (expected no)" in result.stdout
     assert "verification check(s) failed" in result.stderr
+
+
+def test_context_option_selects_the_kubeconfig_context(kube_emulator: RunningEmulator) -> None:
+    contexts = kube_emulator.kubectl("config", "get-contexts", "-o", "name").stdout.split()
+    wrong = run_install(kube_emulator, "--context", "no-such-context")
+    assert wrong.returncode != 0 and "cannot reach the Kubernetes API" in wrong.stderr
+    assert hodei_objects(kube_emulator) == {}
+    right = run_install(kube_emulator, f"--context={contexts[0]}")
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert f"context: {contexts[0]}" in right.stdout

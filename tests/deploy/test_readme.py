@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 
 import yaml
 
 from hodei.config.settings import KubernetesSettings, load_server_settings
 from hodei.providers.kubernetes import verify
-from tests.deploy import readme
+from tests.deploy import pss, readme
 from tests.deploy.manifests import ALL_FILES, INSTALL_SH, PROVIDER_FILES, find, load
 
 # The variables the product started from, with their defaults, in its order.
@@ -95,3 +97,12 @@ def test_network_policy_section_names_the_ports() -> None:
         assert words in text
     for name in verify.expected_network_policies(verify.Layout()):
         assert f"`{name}`" in text
+
+
+def test_readme_test_pod_meets_the_restricted_profile_the_plain_one_does_not() -> None:
+    [run] = [c for c in readme.commands("Verification") if c.startswith("kubectl run ")]
+    argv = shlex.split(run)
+    overrides = json.loads(next(a for a in argv if a.startswith("--overrides=")).split("=", 1)[1])
+    assert pss.violations(overrides["spec"]) == []
+    assert overrides["spec"]["containers"][0]["name"] == argv[2] == "test-worker"
+    assert pss.violations({"containers": [{"name": "test-worker", "image": "alpine"}]})

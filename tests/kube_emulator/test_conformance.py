@@ -418,3 +418,29 @@ async def test_field_validation_strict_and_warn(raw: Raw, namespace: str) -> Non
     code, headers, _ = await raw.request("POST", f"{path}?fieldValidation=Warn", json=typo)
     assert code == 201
     assert headers["Warning"] == '299 - "unknown field \\"dataa\\""'
+
+
+async def test_pod_log_container_selection(
+    raw: Raw, emulator: RunningEmulator, namespace: str
+) -> None:
+    two = pod("two")
+    two["spec"]["containers"].append({"name": "side", "image": "busybox"})
+    await raw.request("POST", f"/api/v1/namespaces/{namespace}/pods", json=two)
+    emulator.call(emulator.store.append_pod_log, namespace, "two", "side", b"from side\n")
+    path = f"/api/v1/namespaces/{namespace}/pods/two/log"
+    code, _, data = await raw.request("GET", path)
+    assert code == 400
+    assert body(data)["message"] == (
+        "a container name must be specified for pod two, choose one of: [c side]"
+    )
+    code, headers, data = await raw.request("GET", f"{path}?container=side")
+    assert code == 200 and data == b"from side\n"
+    assert headers["Content-Type"].startswith("text/plain")
+    code, _, data = await raw.request("GET", f"{path}?container=c")
+    assert code == 400
+    assert body(data)["message"] == (
+        'container "c" in pod "two" is waiting to start: ContainerCreating'
+    )
+    code, _, data = await raw.request("GET", f"{path}?container=side&previous=true")
+    assert code == 400
+    assert 'previous terminated container "side" in pod "two" not found' in body(data)["message"]

@@ -367,3 +367,15 @@ def test_apply_rejects_unknown_fields_like_the_server(
     refused = emulator.kubectl("apply", "-f", str(manifest))
     assert refused.returncode == 1
     assert 'strict decoding error: unknown field "dataa"' in refused.stderr
+
+
+def test_auth_can_i_list_uses_selfsubjectrulesreview(emulator: RunningEmulator) -> None:
+    listing = ok(
+        emulator.kubectl(
+            "auth", "can-i", "--list", "-n", "default", "--as=system:serviceaccount:default:nobody"
+        )
+    )
+    lines = listing.splitlines()
+    assert lines[0].split()[:2] == ["Resources", "Non-Resource"]
+    assert any(line.startswith("selfsubjectaccessreviews.authorization.k8s.io") for line in lines)
+    assert not any(line.startswith("pods ") for line in lines)

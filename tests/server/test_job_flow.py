@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
-from hodei.api.v1 import jobs_pb2, types_pb2
+from hodei.api import convert
+from hodei.api.messages import AssignJob, JobResult, LogAck, LogBatch, ResultAck
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
+from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
-from tests.server.helpers import eventually, logs, output, submit, wait_done
+from tests.fixtures.scripted_worker import WorkerClient
+from tests.server.helpers import eventually, logs, output, submit, wait_done, watch
 
 
 async def test_submitted_job_succeeds_with_its_output(job_client, fake_provider: FakeProvider):
@@ -78,3 +85,66 @@ async def test_list_jobs_filters_by_state(job_client):
 async def test_control_plane_address_is_loopback(control_plane: ControlPlane):
     assert control_plane.address == f"127.0.0.1:{control_plane.grpc_port}"
     assert control_plane.grpc_port > 0 and control_plane.http_port > 0
+
+
+async def test_watch_job_sees_every_state(job_client):
+    job = await submit(job_client, "echo", "x")
+    views = await watch(job_client, job.id)
+    states = [convert.state_from_pb(v.state) for v in views]
+    assert any(v.waiting_reason for v in views if v.state == types_pb2.STARTING)
+    states = [s for i, s in enumerate(states) if i == 0 or states[i - 1] is not s]
+    # Each state in order (waiting reasons add views within a state; the first view may
+    # already be past QUEUED).
+    expected = [JobState.QUEUED, JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED]
+    assert states == expected[expected.index(states[0]) :]
+
+
+async def test_follow_streams_live_logs_until_the_job_ends(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x")
+        request = await requests.get()
+        agent = WorkerClient(plane.address)
+        await agent.register(request.worker_id, token=request.token)
+        await agent.expect(AssignJob)
+        await agent.send(LogBatch((LogChunk(job.id, 1, LogStream.STDOUT, b"stored\n"),)))
+        await agent.expect(LogAck)
+        follow = stub.StreamLogs(jobs_pb2.StreamLogsRequest(job_id=job.id, follow=True))
+        first = await follow.read()
+        assert first.data == b"stored\n"
+        await agent.send(LogBatch((LogChunk(job.id, 2, LogStream.STDERR, b"live\n"),)))
+        second = await follow.read()
+        assert (second.sequence, second.data) == (2, b"live\n")
+        await agent.expect(LogAck)
+        await agent.send(JobResult(job.id, 0, last_sequence=2))
+        await agent.expect(ResultAck)
+        assert await follow.read() is grpc.aio.EOF  # the job ended: the stream ends
+        await agent.close()
+        later = await logs(stub, job.id, start=2)
+    assert [c.sequence for c in later] == [2]
+
+
+async def test_list_workers_shows_provider_state_name_and_age(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x")
+        request = await requests.get()
+        await provider.push(
+            WorkerStatus(request.worker_id, job.id, WorkerPhase.RUNNING, name="pid 77")
+        )
+        reply = await stub.ListWorkers(jobs_pb2.ListWorkersRequest())
+    [worker] = reply.workers
+    assert (worker.id, worker.job_id, worker.provider, worker.state, worker.name) == (
+        request.worker_id,
+        job.id,
+        "local",
+        "RUNNING",
+        "pid 77",
+    )
+    assert convert.parse_time(worker.created_at) is not None

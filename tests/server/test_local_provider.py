@@ -28,7 +28,9 @@ async def test_shell_job_output_and_exit_code(control_plane_factory, tmp_path: P
     plane, _ = await _plane(control_plane_factory, tmp_path)
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
-        job = await submit(stub, "sh", "-c", "echo out; echo err >&2; printf 'no newline\\377'; exit 3")
+        job = await submit(
+            stub, "sh", "-c", "echo out; echo err >&2; printf 'no newline\\377'; exit 3"
+        )
         done = await wait_done(stub, job.id)
         chunks = await logs(stub, job.id)
     assert (done.state, done.exit_code, done.reason) == (JobState.FAILED, 3, "NonZeroExit")
@@ -117,3 +119,14 @@ def _live_workers(state_dir: Path) -> list[int]:
             continue
         pids.append(pid)
     return pids
+
+
+@pytest.mark.timeout(300)
+async def test_200_jobs_with_local_workers(control_plane_factory, tmp_path: Path):
+    plane, _ = await _plane(control_plane_factory, tmp_path, max_workers=16)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        jobs = await asyncio.gather(*(submit(stub, "true") for _ in range(200)))
+        done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
+    assert [j.state for j in done] == [JobState.SUCCEEDED] * 200
+    await eventually(lambda: not _live_workers(tmp_path / "workers"), within=30)

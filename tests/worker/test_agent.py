@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -28,7 +29,7 @@ def _fast_backoff() -> Iterator[float]:
         yield 0.02
 
 
-OPTIONS = AgentOptions(give_up_after=5.0, kill_grace=0.5, backoff=_fast_backoff)
+OPTIONS = AgentOptions(give_up_after=5.0, kill_grace=0.5, drain_timeout=0.2, backoff=_fast_backoff)
 
 
 def shell(script: str, timeout: float = 0.0) -> types_pb2.JobSpec:
@@ -94,6 +95,18 @@ async def test_large_output_is_batched_and_complete() -> None:
     assert record.batches <= size // (32 * 1024) + 2
 
 
+async def test_a_small_window_pauses_the_job_without_losing_output() -> None:
+    options = AgentOptions(
+        max_batch_bytes=16 * 1024, max_message_bytes=16 * 1024, window_bytes=32 * 1024
+    )
+    size = 2 * 1024 * 1024
+    script = Script(shell(f"head -c {size} /dev/urandom | od -An -v | head -c {size}"))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address, options).run() == EXIT_DELIVERED
+    assert len(service.record.output(STDOUT)) == size
+    assert service.record.sequences_complete()
+
+
 async def test_timeout_kills_the_process_group() -> None:
     script = Script(shell("sleep 60 & echo $!; sleep 60", timeout=0.5))
     async with fake_control_plane(script) as (service, address):
@@ -112,6 +125,16 @@ async def test_cancel_kills_the_process_group() -> None:
     result = service.record.acked_result
     assert result is not None and result.cancelled and not result.timed_out
     assert not alive(int(service.record.output(STDOUT) or b"0") or 1 << 22)
+
+
+async def test_a_process_that_escaped_the_group_does_not_hold_the_job_open() -> None:
+    script = Script(shell("setsid sleep 30 & echo $!"))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    escaped = int(service.record.output(STDOUT))
+    os.kill(escaped, signal.SIGKILL)  # it left the job's group and session: clean up here
+    result = service.record.acked_result
+    assert result is not None and result.exit_code == 0
 
 
 async def test_command_not_found_is_reported_as_start_error() -> None:
@@ -180,3 +203,16 @@ async def test_job_sees_its_env_but_not_the_worker_token(env_value: str) -> None
         )
         assert await agent.run() == EXIT_DELIVERED
     assert service.record.output(STDOUT).decode() == f"{env_value}|j-test000001|"
+
+
+async def test_terminate_stops_the_job_and_still_delivers_its_result() -> None:
+    script = Script(shell("exec sleep 60"))
+    async with fake_control_plane(script) as (service, address):
+        agent = agent_for(address)
+        task = asyncio.create_task(agent.run())
+        await service.record.started_event.wait()
+        agent.terminate()  # what SIGTERM does
+        assert await task == EXIT_DELIVERED
+    result = service.record.acked_result
+    assert result is not None and result.cancelled
+    assert not alive(service.record.started[0].pid)

@@ -210,7 +210,7 @@ class PodmanSandbox:
     async def remove(self) -> None:
         for running in self._running():
             running.stopping = True
-        await run_podman(self._podman, "pod", "rm", "--force", self._pod_name)
+        await run_podman(self._podman, "pod", "rm", "--force", "--time", "0", self._pod_name)
         for container in self._containers.values():
             if isinstance(container, PodmanContainer):
                 await container.close()

@@ -21,7 +21,16 @@ from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 
+__all__ = ["ClientError", "HodeiClient", "JobUpdate"]
+
 _CALL_TIMEOUT = 30.0
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # Find a restarted control plane within a second or two, not gRPC's default minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 class ClientError(Exception):
@@ -51,9 +60,7 @@ class HodeiClient:
         self.address = address
         self._where = f"{address} ({env_name})" if env_name else address
         self._metadata = (("authorization", f"Bearer {api_token}"),) if api_token else ()
-        self._channel = grpc.aio.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
         self._stub: Any = jobs_pb2_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> HodeiClient:

@@ -18,6 +18,8 @@ from hodei.config import SettingsError, load_client_settings
 from hodei.domain.logs import LogStream
 from hodei.domain.states import JobState
 
+__all__ = ["jobs_cancel", "jobs_list", "jobs_logs", "jobs_show", "with_client", "workers_list"]
+
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_FAILED = 1
 
@@ -46,6 +48,7 @@ def _now() -> datetime:
 
 
 async def jobs_list(client: HodeiClient, args: argparse.Namespace) -> int:
+    """``hodei jobs list [--state S]... [--limit N]``, newest first."""
     states = [JobState(s) for s in args.state or ()]
     jobs = await client.list_jobs(states, limit=args.limit)
     if args.output == "json":
@@ -56,6 +59,7 @@ async def jobs_list(client: HodeiClient, args: argparse.Namespace) -> int:
 
 
 async def jobs_show(client: HodeiClient, args: argparse.Namespace) -> int:
+    """``hodei jobs show ID``: every field of one job."""
     job = await client.get(args.id)
     print(
         output.to_json(output.job_dict(job)) if args.output == "json" else output.job_details(job)
@@ -64,6 +68,7 @@ async def jobs_show(client: HodeiClient, args: argparse.Namespace) -> int:
 
 
 async def jobs_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
+    """``hodei jobs cancel ID``: the job as the server left it (a running job ends shortly)."""
     job = await client.cancel(args.id)
     if args.output == "json":
         print(output.to_json(output.job_dict(job)))
@@ -84,6 +89,7 @@ async def jobs_logs(client: HodeiClient, args: argparse.Namespace) -> int:
 
 
 async def workers_list(client: HodeiClient, args: argparse.Namespace) -> int:
+    """``hodei workers list``: active workers with provider, state, process or pod, age."""
     workers = await client.list_workers()
     if args.output == "json":
         print(output.to_json([output.worker_dict(w) for w in workers]))

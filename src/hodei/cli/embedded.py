@@ -20,6 +20,10 @@ from hodei.config import ServerSettings, load_server_settings
 STOP_GRACE = 2.0
 
 
+class EmbeddedStartError(Exception):
+    """The in-process control plane could not start (store, port, provider)."""
+
+
 def embedded_settings(env: Mapping[str, str], directory: Path) -> ServerSettings:
     """Server settings from ``env`` with what an embedded control plane must have."""
     return dataclasses.replace(
@@ -42,7 +46,12 @@ async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="hodei-run-"))
     try:
         control_plane = ControlPlane(embedded_settings(env, directory))
-        await control_plane.start()
+        try:
+            await control_plane.start()
+        except Exception as exc:  # whatever broke, the user needs one line, not a traceback
+            with contextlib.suppress(Exception):  # release what did start; report the cause
+                await control_plane.stop(grace=0)
+            raise EmbeddedStartError(str(exc) or type(exc).__name__) from exc
         try:
             yield control_plane.address
         finally:

@@ -40,9 +40,9 @@ def _worker(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"hodei worker: {exc}", file=sys.stderr)
         return 2
-    from hodei.worker.entry import run_worker
+    from hodei.worker.entry import exit_now, run_worker
 
-    return run_worker(settings)
+    exit_now(run_worker(settings))
 
 
 def _client_command(name: str) -> Handler:

@@ -3,7 +3,8 @@
 stdout and stderr of the job go to our stdout and stderr byte for byte; everything Hodei
 itself has to say goes to stderr. Exit codes: the job's own; 124 when it timed out; 125
 when the platform could not run it (or the control plane is unreachable); 130 when
-interrupted with Ctrl-C (the job is cancelled first).
+interrupted with Ctrl-C (the job is cancelled first). If the control plane restarts
+while the job runs, the command reconnects and carries on from the last byte it got.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from typing import BinaryIO
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import BinaryIO, TypeVar
 
 from hodei.cli.client import ClientError, HodeiClient, JobUpdate
 from hodei.cli.spinner import Spinner
@@ -25,11 +27,22 @@ from hodei.domain.quantities import QuantityError, validate_quantity
 from hodei.domain.reasons import PLATFORM_REASONS
 from hodei.domain.states import JobState
 
+__all__ = [
+    "exit_code_for",
+    "follow_job",
+    "outcome_note",
+    "run_command",
+    "spec_from_args",
+    "with_reconnects",
+]
+
 EXIT_TIMED_OUT = 124
 EXIT_PLATFORM = 125
 EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
 CANCEL_WAIT = 10.0  # how long Ctrl-C waits for the cancelled job to end
+RECONNECT_FOR = 60.0  # how long an unreachable control plane may take to come back
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -131,23 +144,65 @@ class _Output:
             self._closed.add(stream)
 
 
+async def with_reconnects(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    progress: list[int],
+    give_up_after: float = RECONNECT_FOR,
+) -> T:
+    """Run ``attempt`` again while the control plane is unreachable (it may be restarting).
+
+    Gives up after ``give_up_after`` seconds without ``progress`` (a counter the attempt bumps
+    whenever it receives something), so a control plane that stays away still ends the
+    command with the unreachable error.
+    """
+    delay, seen, lost_since = 0.1, progress[0], time.monotonic()
+    while True:
+        try:
+            return await attempt()
+        except ClientError as exc:
+            if not exc.unreachable:
+                raise
+            if progress[0] != seen:
+                seen, lost_since, delay = progress[0], time.monotonic(), 0.1
+            if time.monotonic() - lost_since > give_up_after:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 async def _copy_logs(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> None:
-    async for chunk in client.logs(job_id, follow=True):
-        spinner.stop()
-        out.write(chunk.stream, chunk.data)
+    last = 0
+    progress = [0]
+
+    async def attempt() -> None:
+        nonlocal last
+        async for chunk in client.logs(job_id, follow=True, from_sequence=last + 1):
+            spinner.stop()
+            out.write(chunk.stream, chunk.data)
+            last = chunk.sequence
+            progress[0] += 1
+
+    await with_reconnects(attempt, progress=progress)
 
 
 async def _watch(client: HodeiClient, job_id: str, spinner: Spinner) -> Job:
-    last: Job | None = None
-    async for update in client.watch(job_id):
-        last = update.job
-        if update.job.state in (JobState.QUEUED, JobState.STARTING):
-            spinner.show(waiting_text(update))
-        else:
-            spinner.stop()
-        if update.job.state.terminal:
-            return update.job
-    return last if last is not None and last.state.terminal else await client.get(job_id)
+    progress = [0]
+
+    async def attempt() -> Job:
+        last: Job | None = None
+        async for update in client.watch(job_id):
+            progress[0] += 1
+            last = update.job
+            if update.job.state in (JobState.QUEUED, JobState.STARTING):
+                spinner.show(waiting_text(update))
+            else:
+                spinner.stop()
+            if update.job.state.terminal:
+                return update.job
+        return last if last is not None and last.state.terminal else await client.get(job_id)
+
+    return await with_reconnects(attempt, progress=progress)
 
 
 async def follow_job(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> int:
@@ -225,7 +280,7 @@ async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from hodei.cli.embedded import embedded_control_plane
+    from hodei.cli.embedded import EmbeddedStartError, embedded_control_plane
 
     try:
         async with embedded_control_plane(env) as address:
@@ -233,3 +288,6 @@ async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except SettingsError as exc:
         print(f"hodei run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except EmbeddedStartError as exc:
+        print(f"hodei run: cannot start the embedded control plane: {exc}", file=sys.stderr)
+        return EXIT_PLATFORM

@@ -29,8 +29,21 @@ from hodei.worker.logbuffer import (
     DEFAULT_LINGER,
     DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_WINDOW_BYTES,
     LogBuffer,
 )
+from hodei.worker.process import PIPE_DRAIN_TIMEOUT
+
+__all__ = [
+    "EXIT_DELIVERED",
+    "EXIT_NO_JOB",
+    "EXIT_REJECTED",
+    "EXIT_UNREACHABLE",
+    "Agent",
+    "AgentConnection",
+    "AgentOptions",
+    "run_agent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +70,11 @@ class AgentOptions:
     register_timeout: float = 30.0
     assign_timeout: float = 120.0
     kill_grace: float = 2.0
+    drain_timeout: float = PIPE_DRAIN_TIMEOUT
     heartbeat_interval: float = 10.0
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    window_bytes: int = DEFAULT_WINDOW_BYTES
     linger: float = DEFAULT_LINGER
     backoff: Callable[[], Iterator[float]] = field(default=backoff_delays)
 
@@ -91,6 +106,7 @@ class Agent:
             max_batch_bytes=self._options.max_batch_bytes,
             max_message_bytes=self._options.max_message_bytes,
             linger=self._options.linger,
+            window_bytes=self._options.window_bytes,
         )
         self._wake = asyncio.Event()
         self._resume_token = ""
@@ -210,6 +226,7 @@ class Agent:
             sink=self._on_output,
             on_change=self._wake.set,
             kill_grace=self._options.kill_grace,
+            drain_timeout=self._options.drain_timeout,
         )
         self._job_task = asyncio.create_task(self._job.run())
 

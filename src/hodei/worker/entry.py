@@ -1,10 +1,19 @@
-"""``hodei worker``: configure logging and run the agent until its result is delivered."""
+"""``hodei worker``: configure logging, run the agent until its result is delivered, leave.
+
+The agent is a one-shot process, started once per job: once its result is acknowledged
+nothing is left to do, and the interpreter's usual teardown (collecting every module,
+joining gRPC's threads) would cost more time than a short job itself. So it flushes its
+output and exits at once (:func:`exit_now`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
+from typing import NoReturn
 
 from hodei.config import WorkerSettings
 
@@ -19,3 +28,12 @@ def run_worker(settings: WorkerSettings) -> int:
         format="%(asctime)s hodei-worker %(levelname)s %(message)s",
     )
     return asyncio.run(run_agent(settings))
+
+
+def exit_now(code: int) -> NoReturn:
+    """Flush what was written and end the process without the interpreter's teardown."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to say
+            stream.flush()
+    os._exit(code)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 from hodei.worker.messages import Assignment, JobResult, JobStarted
-from hodei.worker.process import JobProcess, OutputSink, StartError
+from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 StopReason = Literal["timeout", "cancel"]
 
@@ -41,6 +41,7 @@ class RunningJob:
         sink: OutputSink,
         on_change: Callable[[], None],
         kill_grace: float = 2.0,
+        drain_timeout: float = PIPE_DRAIN_TIMEOUT,
     ) -> None:
         self.assignment = assignment
         self.started: JobStarted | None = None
@@ -50,6 +51,7 @@ class RunningJob:
         self._sink = sink
         self._on_change = on_change
         self._kill_grace = kill_grace
+        self._drain_timeout = drain_timeout
         self._stop_reason: StopReason | None = None
         self._killer: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -91,7 +93,7 @@ class RunningJob:
             )
         if self._stop_reason is not None:  # stopped while starting
             self._killer = asyncio.create_task(self.process.kill_group(self._kill_grace))
-        status = await self.process.wait()
+        status = await self.process.wait(self._drain_timeout)
         if timer is not None:
             timer.cancel()
         if self._killer is not None:

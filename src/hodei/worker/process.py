@@ -23,6 +23,7 @@ _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 # Bigger pipes mean fewer reads and wake-ups for jobs that print a lot (Linux only).
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1024 * 1024
+PIPE_DRAIN_TIMEOUT = 2.0  # seconds to read what is left in the pipes after the job ends
 
 
 class StartError(Exception):
@@ -129,15 +130,24 @@ class JobProcess:
             await asyncio.wait_for(self._protocol.exited.wait(), grace)
         self.signal_group(signal.SIGKILL)
 
-    async def wait(self) -> int:
+    async def wait(self, drain_timeout: float = PIPE_DRAIN_TIMEOUT) -> int:
         """Wait for the command and all of its output; return its exit status.
 
         When the command itself ends, whatever it left running in its group is killed,
-        so a stray background process neither outlives the job nor holds its pipes open.
+        so a stray background process neither outlives the job nor holds its pipes open;
+        one that escaped the group gets ``drain_timeout`` seconds before reading stops.
         """
         await self._protocol.exited.wait()
         self.signal_group(signal.SIGKILL)
-        await self._protocol.pipes_closed.wait()
+        try:
+            await asyncio.wait_for(self._protocol.pipes_closed.wait(), drain_timeout)
+        except TimeoutError:
+            # Something left the group (setsid) and still holds the pipes: stop reading
+            # rather than wait for it; the job itself has ended.
+            for fd in (1, 2):
+                pipe = self._transport.get_pipe_transport(fd)
+                if pipe is not None:
+                    pipe.close()
         returncode = self._transport.get_returncode()
         self._transport.close()
         return exit_status(returncode if returncode is not None else -signal.SIGKILL)

@@ -338,3 +338,24 @@ async def test_empty_dir_volume_as_working_dir(tmp_path: Path) -> None:
         )
         await node.wait_for("vol", phase_is("Succeeded"))
         assert node.log("vol") == "['f']\n"
+
+
+async def test_events_name_their_reporter(tmp_path: Path) -> None:
+    async with Node(tmp_path) as node:
+        node.create("ev", python("pass"))
+        await node.wait_for("ev", phase_is("Succeeded"))
+        events = by_plural("events")
+        assert events is not None
+        seen = [
+            (e["reason"], e["source"]["component"], e["message"])
+            for e in node.store.list(events, "default")
+            if e["involvedObject"]["name"] == "ev"
+        ]
+    assert sorted(seen) == sorted(
+        [
+            ("Scheduled", "default-scheduler", "Successfully assigned default/ev to emulator-node"),
+            ("Pulled", "kubelet", 'Container image "python" already present on machine'),
+            ("Created", "kubelet", "Created container: main"),
+            ("Started", "kubelet", "Started container main"),
+        ]
+    )

@@ -128,11 +128,21 @@ async def test_graceful_delete_stops_and_removes_the_podman_pod(node: Node) -> N
     await node.wait_log("stubborn", "SIGTERM")
     final = await node.wait_deleted("stubborn", within=30)
     assert (terminated(final)["exitCode"], terminated(final)["reason"]) == (137, "Error")
-    uid = created["metadata"]["uid"]
+    assert await _podman_pods(created["metadata"]["uid"]) == ""
+
+
+async def test_stopping_the_kubelet_removes_running_podman_pods(tmp_path: Path) -> None:
+    async with Node(tmp_path, runtime="podman", images=(IMAGE,)) as node:
+        created = node.create("long", python3("import time; time.sleep(60)"))
+        await node.wait_for("long", phase_is("Running"), within=60)
+    assert await _podman_pods(created["metadata"]["uid"]) == ""
+
+
+async def _podman_pods(uid: str) -> str:
     listing = await asyncio.create_subprocess_exec(
         *("podman", "pod", "ps", "--filter", f"label=kube-emulator/uid={uid}"),
         *("--format", "{{.Name}}"),
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await listing.communicate()
-    assert out.decode().strip() == ""
+    return out.decode().strip()

@@ -206,6 +206,11 @@ def test_guaranteed_qos_when_requests_equal_limits() -> None:
     assert status["qosClass"] == "Guaranteed"
 
 
+def test_pod_bound_without_the_scheduler_is_marked_scheduled() -> None:
+    status = pod_status(pod({"phase": "Pending"}), record(Running(T1)), T1)
+    assert status["conditions"][-1] == condition("PodScheduled", "True", "2026-11-27T05:00:02Z")
+
+
 def test_unschedulable_status() -> None:
     message = (
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "

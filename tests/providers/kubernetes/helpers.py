@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
+from prometheus_client import CollectorRegistry
 
 from hodei.config.settings import KubernetesSettings
 from hodei.domain.ids import JobId, WorkerId, new_job_id, new_worker_id
@@ -86,9 +87,14 @@ def settings_for(kubeconfig: Path, **changes: Any) -> KubernetesSettings:
 
 @contextlib.asynccontextmanager
 async def running_provider(
-    settings: KubernetesSettings, *, instance: str = "test"
+    settings: KubernetesSettings,
+    *,
+    instance: str = "test",
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[tuple[KubernetesProvider, Recorder]]:
-    provider = await create_provider(settings, server_address="127.0.0.1:50051", instance=instance)
+    provider = await create_provider(
+        settings, server_address="127.0.0.1:50051", instance=instance, registry=registry
+    )
     recorder = Recorder()
     try:
         await provider.start(recorder)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from hodei.providers.base import WorkerPhase
 from hodei.providers.kubernetes.pods import pod_name
@@ -49,7 +50,8 @@ async def test_create_is_idempotent_and_delete_tolerates_absence(
     emulator: Any, admin: Admin, kubeconfig: Path
 ) -> None:
     settings = settings_for(kubeconfig)
-    async with running_provider(settings) as (provider, recorder):
+    registry = CollectorRegistry()
+    async with running_provider(settings, registry=registry) as (provider, recorder):
         request = worker_request()
         first = await provider.create_worker(request)
         again = await provider.create_worker(request)  # a retried create: 409, success
@@ -65,6 +67,11 @@ async def test_create_is_idempotent_and_delete_tolerates_absence(
         counts = provider.metrics.request_counts()
         assert counts[("create", "201")] == 1
         assert counts[("create", "409")] == 1
+        # The metrics live in the registry the control plane passed in.
+        assert registry.get_sample_value("hodei_k8s_pods_created_total") == 1
+        assert registry.get_sample_value("hodei_k8s_pods_deleted_total") == 1
+        sample = {"verb": "create", "code": "409"}
+        assert registry.get_sample_value("hodei_k8s_api_requests_total", sample) == 1
 
 
 async def test_one_create_one_delete_and_no_per_pod_reads(

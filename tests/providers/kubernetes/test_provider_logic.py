@@ -146,3 +146,17 @@ async def test_list_workers_reads_the_cache(
     assert {s.worker_id for s in listed} == {r.worker_id for r in requests}
     assert {s.job_id for s in listed} == {r.job_id for r in requests}
     assert api.calls == calls  # no API call
+
+
+async def test_finished_pod_left_behind_is_removed(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    provider.finished_pod_ttl = 0.2
+    request = worker_request()
+    await provider.create_worker(request)
+    api.set_status(pod_name(request.worker_id), exited(0, "Completed"))
+    await recorder.wait_for(request.worker_id, WorkerPhase.EXITED, within=2)
+    # Nobody deletes it: the provider does, once the TTL has passed.
+    await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=3)
+    assert api.pods == {}

@@ -57,19 +57,25 @@ class Server:
             )
 
     async def start(self) -> None:
+        """Start `hodei server` and wait until it answers the jobs API."""
         self.spawn()
         assert self.proc is not None
-        host, port = self.address.rsplit(":", 1)
         async with asyncio.timeout(30):
             while True:
                 assert self.proc.poll() is None, self.log.read_text()
-                try:
-                    _, writer = await asyncio.open_connection(host, int(port))
-                except OSError:
-                    await asyncio.sleep(0.1)
-                    continue
-                writer.close()
-                return
+                probe = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "hodei",
+                    "jobs",
+                    "list",
+                    env=dict(self.env, HODEI_SERVER=self.address),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                if await probe.wait() == 0:
+                    return
+                await asyncio.sleep(0.1)
 
     def kill(self) -> None:
         assert self.proc is not None

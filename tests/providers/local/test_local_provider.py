@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -67,6 +68,23 @@ async def test_worker_runs_the_job_and_its_exit_is_reported(tmp_path: Path) -> N
     assert not list((tmp_path / "workers").glob("*.json"))
     await local.delete_worker(WorkerId(WORKER_ID))
     assert await local.list_workers() == []
+    await local.close()
+
+
+async def test_jobs_do_not_see_the_control_planes_api_token(tmp_path: Path) -> None:
+    statuses = Statuses()
+    local = LocalProvider(
+        max_workers=1,
+        state_dir=tmp_path,
+        env={**os.environ, "HODEI_API_TOKEN": "secret", "VISIBLE": "yes"},
+    )
+    await local.start(statuses)
+    spec = types_pb2.JobSpec(shell='printf "%s|%s" "$VISIBLE" "$HODEI_API_TOKEN"')
+    async with fake_control_plane(Script(spec)) as (cp, address):
+        await local.create_worker(request(address))
+        await statuses.wait_for(WorkerPhase.EXITED)
+    assert cp.record.output(types_pb2.STDOUT) == b"yes|"
+    await local.delete_worker(WorkerId(WORKER_ID))
     await local.close()
 
 

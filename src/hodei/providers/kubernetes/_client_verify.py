@@ -10,6 +10,7 @@ a SelfSubjectAccessReview for the caller. Objects come back as JSON-shaped dicts
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
@@ -34,6 +35,8 @@ from hodei.providers.kubernetes.verify import (
     run_checks,
 )
 
+READ_TIMEOUT = 60.0  # seconds for all the reads together: a silent API must not hang the CLI
+
 
 class VerifyError(Exception):
     """The cluster could not be read at all (unreachable, not authenticated, not allowed)."""
@@ -43,10 +46,14 @@ async def verify_cluster(settings: KubernetesSettings, layout: Layout) -> list[C
     """Read the cluster ``settings`` points at and run every check against ``layout``."""
     configuration = await load_client_config(settings)
     try:
-        async with k8s.ApiClient(configuration=configuration) as api:
+        async with asyncio.timeout(READ_TIMEOUT), k8s.ApiClient(configuration=configuration) as api:
             state = await read_cluster_state(api, layout)
     except aiohttp.ClientError as exc:
         raise VerifyError(f"cannot reach the Kubernetes API: {exc}") from exc
+    except TimeoutError:
+        raise VerifyError(
+            f"the Kubernetes API at {configuration.host} did not answer within {READ_TIMEOUT:.0f} s"
+        ) from None
     return run_checks(layout, state)
 
 

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 DELETE_GRACE_SECONDS = 10
 LOG_TAIL_LINES = 20
+# A finished pod the control plane has not deleted this long after it ended (a delete
+# that failed, a control plane that died in between) is removed by the provider itself.
+FINISHED_POD_TTL = 300.0
 
 
 class PodApi(PodSource, Protocol):
@@ -136,6 +139,8 @@ class KubernetesProvider:
         self._last: dict[WorkerId, WorkerStatus] = {}
         self._created_at: dict[WorkerId, float] = {}
         self._pending_since: dict[WorkerId, float] = {}
+        self._finished_since: dict[WorkerId, float] = {}
+        self.finished_pod_ttl = FINISHED_POD_TTL
         self._expired: set[WorkerId] = set()
         self._held: dict[WorkerId, list[WorkerStatus]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,7 +165,7 @@ class KubernetesProvider:
         version = await self._watcher.relist()
         self._spawn(self._watcher.run(version), "watch")
         self._spawn(self._dispatch(), "dispatch")
-        self._spawn(self._enforce_pending_timeout(), "pending-timeout")
+        self._spawn(self._housekeeping(), "housekeeping")
 
     async def close(self) -> None:
         tasks = list(self._tasks)
@@ -284,9 +289,13 @@ class KubernetesProvider:
             self._pending_since.setdefault(wid, self._clock())
         else:
             self._pending_since.pop(wid, None)
+        if diagnosis.phase in (WorkerPhase.EXITED, WorkerPhase.FAILED):
+            self._finished_since.setdefault(wid, self._clock())
         if diagnosis.phase is WorkerPhase.RUNNING and wid in self._created_at:
             self.metrics.pod_start_seconds.observe(self._clock() - self._created_at.pop(wid))
-        if status.reason == reasons.CONTAINER_EXITED and wid not in self._held:
+        deleting = bool((event.pod.get("metadata") or {}).get("deletionTimestamp"))
+        if status.reason == reasons.CONTAINER_EXITED and not deleting and wid not in self._held:
+            # An exit during deletion was caused by the deletion: no log read for that.
             self._held[wid] = []
             self._spawn(self._report_with_log(event.pod, status), f"log-{wid}")
             return
@@ -318,6 +327,7 @@ class KubernetesProvider:
         self._last.pop(wid, None)
         self._created_at.pop(wid, None)
         self._pending_since.pop(wid, None)
+        self._finished_since.pop(wid, None)
         self._held.pop(wid, None)
         self._expired.discard(wid)
 
@@ -343,7 +353,8 @@ class KubernetesProvider:
 
     # -- pending timeout -------------------------------------------------------------
 
-    async def _enforce_pending_timeout(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Fail pods Pending too long; remove finished pods nobody deleted."""
         timeout = self._settings.pending_timeout
         period = min(1.0, timeout / 4)
         while True:
@@ -352,6 +363,17 @@ class KubernetesProvider:
             for wid, since in list(self._pending_since.items()):
                 if now - since >= timeout:
                     await self._expire(wid)
+            for wid, since in list(self._finished_since.items()):
+                if now - since >= self.finished_pod_ttl:
+                    await self._remove_finished(wid)
+
+    async def _remove_finished(self, wid: WorkerId) -> None:
+        del self._finished_since[wid]
+        log.info("deleting finished worker pod %s left behind", pod_name(wid))
+        try:
+            await self.delete_worker(wid)
+        except KubernetesApiError as exc:
+            log.warning("could not delete finished worker pod %s: %s", pod_name(wid), exc)
 
     async def _expire(self, wid: WorkerId) -> None:
         self._pending_since.pop(wid, None)

@@ -31,14 +31,18 @@ from hodei.providers.base import (
 from hodei.providers.local import procfs
 from hodei.providers.local.pidfiles import PidFiles, WorkerProcess
 
+__all__ = ["LocalProvider", "default_command"]
+
 log = logging.getLogger(__name__)
 
 DELETE_GRACE = 3.0  # seconds a worker gets to stop its job and leave after SIGTERM
 SELF_EXIT_WAIT = 0.5  # seconds a worker gets to leave on its own before SIGTERM
 _TAIL_BYTES = 2000
+_CONTROL_PLANE_SECRETS = frozenset({"HODEI_API_TOKEN"})
 
 
 def default_command() -> list[str]:
+    """``python -m hodei worker`` with this interpreter, so workers run the same Hodei."""
     return [sys.executable, "-m", "hodei", "worker"]
 
 
@@ -62,7 +66,9 @@ class LocalProvider:
         self._state_dir = state_dir or Path(tempfile.mkdtemp(prefix="hodei-local-"))
         self._files = PidFiles(self._state_dir)
         self._command = list(command) if command is not None else default_command()
-        self._env = dict(os.environ if env is None else env)
+        # Workers (and the jobs they run) get this process's environment, less its secrets.
+        base = os.environ if env is None else env
+        self._env = {k: v for k, v in base.items() if k not in _CONTROL_PLANE_SECRETS}
         self._listener: StatusListener | None = None
         self._statuses: dict[WorkerId, WorkerStatus] = {}
         self._processes: dict[WorkerId, WorkerProcess] = {}
