@@ -1,4 +1,4 @@
-"""What a user asks to run (:class:`JobSpec`) and what the platform knows about it (:class:`Job`)."""
+"""What a user asks to run (:class:`JobSpec`) and what the platform knows (:class:`Job`)."""
 
 from __future__ import annotations
 
