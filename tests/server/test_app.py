@@ -10,6 +10,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from hodei.api.v1 import jobs_pb2_grpc
 from hodei.config.settings import load_server_settings
 from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
@@ -71,8 +72,6 @@ async def test_expired_register_token_is_refused(control_plane_factory):
         providers=[provider], tuning=replace(FAST, token_ttl=timedelta(0))
     )
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        from hodei.api.v1 import jobs_pb2_grpc
-
         await submit(jobs_pb2_grpc.JobServiceStub(channel), "x")
     request = await requests.get()
     client = WorkerClient(plane.address)

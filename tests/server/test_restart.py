@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 
@@ -14,8 +14,10 @@ from hodei.api.v1 import jobs_pb2_grpc
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
+from hodei.store import SqliteStore
 from tests.fixtures.control_plane import FAST
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.server.helpers import logs, output, submit, wait_done
@@ -110,3 +112,19 @@ async def test_retry_keeps_one_gap_free_log(control_plane_factory):
     assert done.state is JobState.SUCCEEDED and done.attempt == 2
     assert [c.sequence for c in chunks] == [1, 2]
     assert output(chunks)["STDOUT"] == b"try 1\ntry 2\n"
+
+
+async def test_orphan_worker_records_do_not_hold_capacity(control_plane_factory, tmp_path):
+    store = SqliteStore(tmp_path / "hodei.db")
+    await store.open()
+    orphan = WorkerRecord(WorkerId("w-orphan"), JobId("j-gone"), "local", 1, datetime.now(UTC))
+    await store.save_worker(orphan)
+    await store.close()
+    provider = FakeProvider("local", capacity=1, on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[provider])
+    assert plane.workers.active() == []
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        done = await wait_done(stub, (await submit(stub, "echo", "hi")).id)
+    assert done.state is JobState.SUCCEEDED
+    await provider.aclose_workers()

@@ -243,3 +243,25 @@ async def _until(manual: Manual, job_id: str, state: JobState) -> None:
 
 async def _until_deleted(manual: Manual, worker_id: WorkerId) -> None:
     await eventually(lambda: worker_id in manual.provider.deleted)
+
+
+async def test_worker_created_after_cancel_is_deleted(control_plane_factory):
+    gate = asyncio.Event()
+    created: list[WorkerId] = []
+
+    class SlowProvider(FakeProvider):
+        async def create_worker(self, request: WorkerRequest):
+            await gate.wait()
+            created.append(request.worker_id)
+            return await super().create_worker(request)
+
+    provider = SlowProvider("local")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x")
+        await eventually(lambda: plane.workers.active() != [])
+        await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
+        assert (await wait_done(stub, job.id)).state is JobState.CANCELLED
+        gate.set()
+        await eventually(lambda: bool(created) and provider.deleted.count(created[0]) == 2)

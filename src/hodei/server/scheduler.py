@@ -150,4 +150,9 @@ class Scheduler:
                 job.id, Failure(exc.reason or PROVIDER_ERROR, str(exc)), worker_id=record.id
             )
             return
+        if self._workers.get(record.id) is None:
+            # Released (cancelled, failed) while the provider was still creating it: a
+            # delete that ran before the create finished may have found nothing.
+            await provider.delete_worker(record.id)
+            return
         await self._controller.on_status(status)

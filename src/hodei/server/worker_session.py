@@ -39,7 +39,6 @@ from hodei.server.loghub import LogHub
 from hodei.server.workers import AuthError, WorkerBook
 from hodei.store.base import Store
 
-
 _MAX_COALESCED = 64  # chunks per transaction (~4 MiB of 64 KiB chunks)
 
 

@@ -285,7 +285,9 @@ class KubernetesProvider:
             return  # already failed by the pending timeout; only GONE is still news
         diagnosis = diagnose(event.pod)
         status = worker_status(event.pod, diagnosis)
-        if diagnosis.phase is WorkerPhase.PENDING:
+        # A pod being deleted is on its way out: no pending timeout, no log read for it.
+        deleting = bool((event.pod.get("metadata") or {}).get("deletionTimestamp"))
+        if diagnosis.phase is WorkerPhase.PENDING and not deleting:
             self._pending_since.setdefault(wid, self._clock())
         else:
             self._pending_since.pop(wid, None)
@@ -293,9 +295,7 @@ class KubernetesProvider:
             self._finished_since.setdefault(wid, self._clock())
         if diagnosis.phase is WorkerPhase.RUNNING and wid in self._created_at:
             self.metrics.pod_start_seconds.observe(self._clock() - self._created_at.pop(wid))
-        deleting = bool((event.pod.get("metadata") or {}).get("deletionTimestamp"))
         if status.reason == reasons.CONTAINER_EXITED and not deleting and wid not in self._held:
-            # An exit during deletion was caused by the deletion: no log read for that.
             self._held[wid] = []
             self._spawn(self._report_with_log(event.pod, status), f"log-{wid}")
             return
