@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -232,3 +233,14 @@ def test_run_stays_attached_across_a_server_restart(tmp_path: Path, servers: lis
     servers.append(Server(tmp_path, port))
     out, err = run.communicate(timeout=60)
     assert (run.returncode, out) == (0, b"after\n"), err
+
+
+def test_a_reader_that_leaves_cancels_an_endless_job() -> None:
+    command = shlex.join([*HODEI, "run", "--", "yes"])
+    result = subprocess.run(
+        ["bash", "-c", f'{command} | head -c 4; echo " ${{PIPESTATUS[0]}}"'],
+        env=clean_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.stdout == b"y\ny\n 141\n", result.stderr

@@ -15,6 +15,7 @@ from hodei.config.settings import load_server_settings
 from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import worker_address
+from hodei.server.auth import ListenError
 from hodei.server.provider_factory import build_providers, default_provider_name
 from tests.fixtures.control_plane import FAST
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
@@ -82,3 +83,19 @@ async def test_expired_register_token_is_refused(control_plane_factory):
         await client.close()
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert "expired" in (info.value.details or "")
+
+
+async def test_busy_port_is_a_listen_error_naming_the_variable(control_plane_factory):
+    first = await control_plane_factory(providers=[FakeProvider()])
+    taken = f"127.0.0.1:{first.http_port}"
+    with pytest.raises(ListenError, match=r"HODEI_HTTP_ADDRESS=127\.0\.0\.1"):
+        await control_plane_factory(
+            providers=[FakeProvider()],
+            env={"HODEI_HTTP_ADDRESS": taken, "HODEI_DATABASE_URL": "memory://"},
+        )
+
+
+async def test_stop_twice_is_harmless(control_plane_factory):
+    plane = await control_plane_factory(providers=[FakeProvider()])
+    await plane.stop(grace=0)
+    await plane.stop(grace=0)

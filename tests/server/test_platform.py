@@ -15,6 +15,8 @@ from hodei.domain.states import JobState
 from hodei.providers.base import Health, ProviderError, WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.auth import ListenError
+from hodei.server.http import readiness
+from hodei.store import MemoryStore, store_from_url
 from tests.fixtures.scripted_worker import scripted_agent
 from tests.server.helpers import eventually, submit, wait_done
 
@@ -224,8 +226,6 @@ async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(control_plane_
 
 
 async def _reopen_job(plane, job_id: JobId):
-    from hodei.store import store_from_url
-
     store = store_from_url(plane.settings.database_url)
     await store.open()
     try:
@@ -234,3 +234,13 @@ async def _reopen_job(plane, job_id: JobId):
         await store.close()
     assert job is not None
     return job
+
+
+async def test_readiness_reports_a_closed_store():
+    store = MemoryStore()
+    await store.open()
+    provider = FakeProvider()
+    assert await readiness(store, [provider]) == (True, "store: ok\nprovider local: ok\n")
+    await store.close()
+    ready, report = await readiness(store, [provider])
+    assert not ready and "store: store is closed" in report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -30,6 +31,7 @@ from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from tests.fixtures.control_plane import FAST
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
 from tests.server.helpers import eventually, logs, output, submit, wait_done
 
@@ -265,3 +267,25 @@ async def test_worker_created_after_cancel_is_deleted(control_plane_factory):
         assert (await wait_done(stub, job.id)).state is JobState.CANCELLED
         gate.set()
         await eventually(lambda: bool(created) and provider.deleted.count(created[0]) == 2)
+
+
+async def test_stop_deletes_workers_of_finished_jobs_without_waiting(control_plane_factory):
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(
+        providers=[provider], tuning=replace(FAST, release_wait=60.0)
+    )
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "x")
+        request = await requests.get()
+        agent = WorkerClient(plane.address)
+        await agent.register(request.worker_id, token=request.token)
+        await agent.expect(AssignJob)
+        await agent.send(JobResult(job.id, 0))
+        await agent.expect(ResultAck)  # ... and the agent does not hang up
+        assert (await wait_done(stub, job.id)).state is JobState.SUCCEEDED
+    async with asyncio.timeout(5):
+        await plane.stop(grace=30)
+    assert request.worker_id in provider.deleted
+    await agent.close()

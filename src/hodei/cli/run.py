@@ -39,6 +39,7 @@ __all__ = [
 EXIT_TIMED_OUT = 124
 EXIT_PLATFORM = 125
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left
 EXIT_USAGE = 2
 CANCEL_WAIT = 10.0  # how long Ctrl-C waits for the cancelled job to end
 RECONNECT_FOR = 60.0  # how long an unreachable control plane may take to come back
@@ -127,11 +128,16 @@ def waiting_text(update: JobUpdate) -> str:
 
 
 class _Output:
-    """The job's bytes to our stdout/stderr; a closed stdout (``| head``) is not fatal."""
+    """The job's bytes to our stdout/stderr.
+
+    When our stdout is closed by its reader (``hodei run -- yes | head``), ``broken`` is
+    set: like a local command killed by SIGPIPE, the job is then cancelled.
+    """
 
     def __init__(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
         self._streams = {LogStream.STDOUT: stdout, LogStream.STDERR: stderr}
         self._closed: set[LogStream] = set()
+        self.broken = asyncio.Event()
 
     def write(self, stream: LogStream, data: bytes) -> None:
         if stream in self._closed:
@@ -142,6 +148,8 @@ class _Output:
             target.flush()
         except BrokenPipeError:
             self._closed.add(stream)
+            if stream is LogStream.STDOUT:
+                self.broken.set()
 
 
 async def with_reconnects(
@@ -206,25 +214,24 @@ async def _watch(client: HodeiClient, job_id: str, spinner: Spinner) -> Job:
 
 
 async def follow_job(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> int:
-    """Stream the job until it ends (or Ctrl-C cancels it); return the exit code."""
+    """Stream the job until it ends (Ctrl-C or a closed stdout cancel it); the exit code."""
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, interrupted.set)
     logs = asyncio.create_task(_copy_logs(client, job_id, out, spinner))
     watch = asyncio.create_task(_watch(client, job_id, spinner))
     interrupt = asyncio.create_task(interrupted.wait())
+    broken = asyncio.create_task(out.broken.wait())
     try:
-        await asyncio.wait({watch, interrupt, logs}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({watch, interrupt, logs, broken}, return_when=asyncio.FIRST_COMPLETED)
         if logs.done() and logs.exception() is not None:
             logs.result()
-        if interrupt.done():
+        if interrupt.done() or broken.done():
             spinner.stop()
-            print(f"hodei: interrupted; cancelling job {job_id}", file=sys.stderr)
-            with contextlib.suppress(ClientError):
-                await client.cancel(job_id)
-            with contextlib.suppress(ClientError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(watch), CANCEL_WAIT)
-            return EXIT_INTERRUPTED
+            if interrupt.done():
+                print(f"hodei: interrupted; cancelling job {job_id}", file=sys.stderr)
+            await _cancel_and_wait(client, job_id, watch)
+            return EXIT_INTERRUPTED if interrupt.done() else EXIT_BROKEN_PIPE
         job = await watch
         await asyncio.wait_for(logs, CANCEL_WAIT)
         note = outcome_note(job)
@@ -234,9 +241,17 @@ async def follow_job(client: HodeiClient, job_id: str, out: _Output, spinner: Sp
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         spinner.stop()
-        for task in (logs, watch, interrupt):
+        for task in (logs, watch, interrupt, broken):
             task.cancel()
-        await asyncio.gather(logs, watch, interrupt, return_exceptions=True)
+        await asyncio.gather(logs, watch, interrupt, broken, return_exceptions=True)
+
+
+async def _cancel_and_wait(client: HodeiClient, job_id: str, watch: asyncio.Task[Job]) -> None:
+    """Cancel the job and give it CANCEL_WAIT seconds to end (its processes killed)."""
+    with contextlib.suppress(ClientError):
+        await client.cancel(job_id)
+    with contextlib.suppress(ClientError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(watch), CANCEL_WAIT)
 
 
 async def _submit_and_follow(

@@ -23,7 +23,12 @@ from grpc_health.v1.health import aio as health_aio
 from hodei.config.settings import ServerSettings
 from hodei.providers.base import Provider
 from hodei.server import grpc_services, recovery
-from hodei.server.auth import ApiTokenInterceptor, check_listen_address, is_loopback_host
+from hodei.server.auth import (
+    ApiTokenInterceptor,
+    ListenError,
+    check_listen_address,
+    is_loopback_host,
+)
 from hodei.server.background import Background
 from hodei.server.controller import JobController
 from hodei.server.events import JobEvents
@@ -108,19 +113,33 @@ class ControlPlane:
         return f"127.0.0.1:{self._grpc_port}"
 
     async def start(self) -> None:
-        """Open, recover, and serve. Raises ListenError, StoreError, ProviderError."""
+        """Open, recover, and serve. Raises ListenError, StoreError, ProviderError; on
+        failure whatever was already opened is closed again."""
         settings = self.settings
         check_listen_address(
             settings.grpc_address, api_token=settings.api_token, insecure=settings.insecure
         )
+        try:
+            await self._start()
+        except BaseException:
+            await self._close(0)
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
         await self.store.open()
         self.instance = settings.instance or await self.store.set_meta_default(
             "instance", _new_instance_id()
         )
         interceptors = [ApiTokenInterceptor(settings.api_token)] if settings.api_token else []
-        self._grpc, self._grpc_port = grpc_services.create_server(
-            settings.grpc_address, interceptors=interceptors
-        )
+        try:
+            self._grpc, self._grpc_port = grpc_services.create_server(
+                settings.grpc_address, interceptors=interceptors
+            )
+        except RuntimeError as exc:  # grpc's "Failed to bind to address"
+            raise ListenError(
+                f"cannot listen on HODEI_GRPC_ADDRESS={settings.grpc_address}: {exc}"
+            ) from exc
         server_address = worker_address(settings, self._grpc_port)
         if self._given_providers is None:
             built = await build_providers(
@@ -135,10 +154,15 @@ class ControlPlane:
         self.providers = {p.name: p for p in built}
         await self._wire(server_address)
         await self._grpc.start()
-        self._http, self._http_port = await start_http(
-            build_app(store=self.store, providers=built, metrics=self.metrics),
-            settings.http_address,
-        )
+        try:
+            self._http, self._http_port = await start_http(
+                build_app(store=self.store, providers=built, metrics=self.metrics),
+                settings.http_address,
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on HODEI_HTTP_ADDRESS={settings.http_address}: {exc}"
+            ) from exc
         self.scheduler.kick()
         log.info("control plane %s serving gRPC on %s", self.instance, self._grpc_port)
 
@@ -227,16 +251,33 @@ class ControlPlane:
             self.scheduler.paused = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        idle = False
         if grace > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.jobs.wait_idle(), grace)
-        if self._health is not None:
-            await self._health.enter_graceful_shutdown()
-        if self._grpc is not None:
-            await self._grpc.stop(max(deadline - loop.time(), 0))
-        if self._http is not None:
-            await self._http.cleanup()
+                idle = True
+            if hasattr(self, "controller"):  # workers of finished jobs go now, not later
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.controller.flush_releases(), max(deadline - loop.time(), 0.1)
+                    )
+        remaining = max(deadline - loop.time(), 0)
+        # With no job running, the streams still open serve nobody's work: calls in
+        # flight get a moment to finish, streams are then closed.
+        await self._close(min(remaining, 0.5) if idle else remaining)
+
+    async def _close(self, grace: float) -> None:
+        """Close every part that was opened (once; a second call does nothing)."""
+        health, grpc_server, http = self._health, self._grpc, self._http
+        self._health = self._grpc = self._http = None
+        if health is not None:
+            await health.enter_graceful_shutdown()
+        if grpc_server is not None:
+            await grpc_server.stop(grace)
+        if http is not None:
+            await http.cleanup()
         await self._background.close()
-        for provider in self.providers.values():
+        providers, self.providers = list(self.providers.values()), {}
+        for provider in providers:
             await provider.close()
         await self.store.close()

@@ -11,7 +11,6 @@ deleted through its provider.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -60,6 +59,8 @@ class JobController:
         self._tuning = tuning
         self._on_capacity = on_capacity
         self.cancel_requested: dict[JobId, datetime] = {}
+        self._releases: set[asyncio.Task[None]] = set()
+        self._hurry = asyncio.Event()  # set on stop: delete without waiting for agents
 
     async def _current(self, job_id: JobId, worker_id: WorkerId | None) -> Job | None:
         """The unfinished job, if ``worker_id`` (when given) is still its worker."""
@@ -160,16 +161,32 @@ class JobController:
 
     def release(self, worker_id: WorkerId, *, wait_for_agent: bool) -> None:
         """Delete the worker through its provider, in the background."""
-        self._background.spawn(
+        task = self._background.spawn(
             self._release(worker_id, wait_for_agent), name=f"release-{worker_id}"
         )
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def flush_releases(self) -> None:
+        """Delete every worker still waiting for its agent to hang up, now (on stop)."""
+        self._hurry.set()
+        if self._releases:
+            await asyncio.wait(list(self._releases))
 
     async def _release(self, worker_id: WorkerId, wait_for_agent: bool) -> None:
-        if wait_for_agent:  # let the agent read its ResultAck and hang up first
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._workers.wait_disconnected(worker_id), self._tuning.release_wait
+        if wait_for_agent and not self._hurry.is_set():
+            # Let the agent read its ResultAck and hang up first.
+            hang_up = asyncio.ensure_future(self._workers.wait_disconnected(worker_id))
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            try:
+                await asyncio.wait(
+                    {hang_up, hurry},
+                    timeout=self._tuning.release_wait,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+            finally:
+                hang_up.cancel()
+                hurry.cancel()
         record = await self._workers.fetch(worker_id)
         if record is None:
             return

@@ -61,7 +61,12 @@ class JobBook:
         return job
 
     def lock(self, job_id: JobId) -> asyncio.Lock:
-        """The lock to hold around a read-decide-save step on ``job_id``."""
+        """The lock to hold around a read-decide-save step on ``job_id``.
+
+        Finished (or unknown) jobs never change again, so they get a throwaway lock
+        instead of an entry that would stay in memory forever."""
+        if job_id not in self._active:
+            return asyncio.Lock()
         return self._locks.setdefault(job_id, asyncio.Lock())
 
     async def get(self, job_id: JobId) -> Job | None:

@@ -1,18 +1,19 @@
 """Building the providers the settings enable (contract B).
 
 The Kubernetes provider is imported only when enabled, so a control plane with the
-local provider alone never loads the Kubernetes client.
+local provider alone (the embedded ``hodei run``) never pays for loading the
+Kubernetes client.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from hodei.config.settings import ServerSettings
 from hodei.providers.base import Provider
+from hodei.providers.local import LocalProvider
 
 
 def default_provider_name(settings: ServerSettings) -> str | None:
@@ -30,19 +31,18 @@ async def build_providers(
     server_address: str,
     instance: str,
     registry: CollectorRegistry,
-    state_dir: Any = None,
+    state_dir: Path | None = None,
 ) -> list[Provider]:
-    """The enabled providers, not started yet."""
+    """The enabled providers, not started yet. ``state_dir``: the local provider's pid
+    files (next to the database, so a restarted control plane finds its workers)."""
     providers: list[Provider] = []
     if settings.local_enabled:
-        local = importlib.import_module("hodei.providers.local")
-        providers.append(
-            local.LocalProvider(max_workers=settings.local_max_workers, state_dir=state_dir)
-        )
+        providers.append(LocalProvider(max_workers=settings.local_max_workers, state_dir=state_dir))
     if settings.kubernetes.enabled:
-        kubernetes = importlib.import_module("hodei.providers.kubernetes")
+        from hodei.providers.kubernetes import create_provider
+
         providers.append(
-            await kubernetes.create_provider(
+            await create_provider(
                 settings.kubernetes,
                 server_address=server_address,
                 instance=instance,

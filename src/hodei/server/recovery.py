@@ -68,9 +68,9 @@ async def recover(
     active = await jobs.load()
     await workers.load()
     wanted = _current_workers(active)
-    for record in workers.active():
-        if record.id not in wanted:  # its job ended or never started before the stop
-            await workers.save(record.updated(state=WorkerPhase.GONE.value))
+    for orphan in workers.active():
+        if orphan.id not in wanted:  # its job ended or never started before the stop
+            await workers.save(orphan.updated(state=WorkerPhase.GONE.value))
     listed = await _listed(providers)
     for name, statuses in listed.items():
         if statuses is not None:

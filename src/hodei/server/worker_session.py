@@ -6,6 +6,11 @@ stored durably and published before it is acknowledged, and the JobResult is rec
 only when every log chunk up to its ``last_sequence`` is stored. A worker may only speak
 for its own job. Agents number log chunks from 1 in every attempt; the session shifts
 them by the attempt's offset so a retried job keeps one gap-free log.
+
+Reading and storing are pipelined: a reader task takes messages off the stream while a
+writer task stores log batches in order, merging the batches that arrived during the
+previous transaction into one (group commit). That keeps the SQLite thread and the
+network busy at the same time, which is what lets one job's log run at disk speed.
 """
 
 from __future__ import annotations

@@ -82,3 +82,26 @@ async def test_garbage_kubeconfig(tmp_path: Path) -> None:
     bad.write_text("clusters: [unclosed\n")
     with pytest.raises(KubernetesConfigError, match="not a usable kubeconfig"):
         await load_client_config(KubernetesSettings(kubeconfig=str(bad)), env={})
+
+
+def test_public_surface() -> None:
+    import hodei.providers.kubernetes as package
+
+    assert sorted(package.__all__) == [
+        "KubernetesApiError",
+        "KubernetesConfigError",
+        "KubernetesError",
+        "KubernetesProvider",
+        "create_provider",
+        "load_client_config",
+    ]
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+
+
+async def test_create_provider_stops_on_a_bad_configuration(tmp_path: Path) -> None:
+    from hodei.providers.kubernetes import create_provider
+
+    settings = KubernetesSettings(enabled=True, kubeconfig=str(tmp_path / "missing"))
+    with pytest.raises(KubernetesConfigError, match="HODEI_K8S_KUBECONFIG"):
+        await create_provider(settings, server_address="127.0.0.1:1", instance="x")

@@ -101,12 +101,29 @@ def test_err_image_pull_transient_keeps_waiting() -> None:
     )
 
 
-def test_image_pull_back_off_fails() -> None:
-    msg = 'Back-off pulling image "nope:1"'
-    d = diagnose(pod(waiting("ImagePullBackOff", msg), image="nope:1"))
+def test_image_pull_back_off_keeps_waiting_until_the_pending_timeout() -> None:
+    # The back-off message does not say why: it may be a registry hiccup.
+    msg = 'Back-off pulling image "registry.example/app:2"'
+    d = diagnose(pod(waiting("ImagePullBackOff", msg), image="registry.example/app:2"))
     assert d == Diagnosis(
-        WorkerPhase.FAILED, "ImagePullBackOff", f'image "nope:1" could not be pulled: {msg}'
+        WorkerPhase.PENDING,
+        "ImagePullBackOff",
+        f'image "registry.example/app:2" could not be pulled: {msg}',
     )
+
+
+def test_image_pull_back_off_for_a_missing_image_fails() -> None:
+    msg = 'Back-off pulling image "nope:1": manifest unknown'
+    d = diagnose(pod(waiting("ImagePullBackOff", msg), image="nope:1"))
+    assert d.phase is WorkerPhase.FAILED
+    assert d.reason == "ImagePullBackOff"
+
+
+def test_invalid_image_name_fails() -> None:
+    msg = 'couldn\'t parse image reference "UPPER:case": invalid reference format'
+    d = diagnose(pod(waiting("InvalidImageName", msg), image="UPPER:case"))
+    assert d.phase is WorkerPhase.FAILED
+    assert d.message == f'image "UPPER:case" could not be pulled: {msg}'
 
 
 def test_create_container_config_error_fails() -> None:

@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from .helpers import MANIFESTS, Admin, no_pods
+from hodei.providers.base import WorkerPhase
+
+from .helpers import (
+    MANIFESTS,
+    Admin,
+    no_pods,
+    running_provider,
+    settings_for,
+    worker_request,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +158,28 @@ async def test_oom_is_reported_with_the_limit(cluster_factory: Make) -> None:
     assert "OOMKilled" in err, err
     assert "300Mi" in err
     assert await cluster.no_pods_left() == []
+
+
+async def test_agent_failing_before_registering_reports_its_log_tail(
+    kube_emulator_factory: Any, control_plane: Any
+) -> None:
+    emulator = kube_emulator_factory(
+        kubelet=True, images=("hodei:latest",), serviceaccounts=(CONTROL_PLANE,)
+    )
+    emulator.apply_manifest(MANIFESTS / "namespace.yaml")
+    emulator.apply_manifest(MANIFESTS / "rbac.yaml")
+    settings = settings_for(Path(emulator.serviceaccount_kubeconfig(*CONTROL_PLANE)))
+    async with running_provider(settings) as (provider, recorder):
+        # A token the control plane never issued: the agent is turned away and exits.
+        request = worker_request(server_address=control_plane.address, token="forged")
+        await provider.create_worker(request)
+        exited = await recorder.wait_for(request.worker_id, WorkerPhase.EXITED, within=60)
+        assert exited.reason == "ContainerExited"
+        assert exited.exit_code not in (None, 0)
+        assert exited.message is not None
+        assert "last lines of its log" in exited.message
+        assert "register token rejected" in exited.message  # the agent's own words
+        counts = emulator.request_counts()
+        assert counts.get(("get", "pods/log")) == 1
+        await provider.delete_worker(request.worker_id)
+        await recorder.wait_for(request.worker_id, WorkerPhase.GONE)

@@ -191,3 +191,18 @@ async def test_errors_back_off_and_are_remembered() -> None:
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+async def test_an_unexpected_error_restarts_rather_than_ends_the_watch() -> None:
+    source = FakeSource(
+        lists=[pod_list("5")],
+        streams=[[ValueError("boom")], [{"type": "ADDED", "object": pod("a", "6")}, None]],
+    )
+    events: list[PodEvent] = []
+    restarts: list[str] = []
+    watcher = PodWatcher(
+        source, selector="s", on_event=events.append, on_restart=restarts.append, sleep=_no_sleep
+    )
+    await run_until_done(watcher, source)
+    assert restarts == ["error", "closed"]
+    assert kinds(events) == [("ADDED", "a", False)]

@@ -11,7 +11,7 @@ import pytest
 
 from hodei.api.v1 import types_pb2
 from hodei.domain.ids import JobId, WorkerId
-from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
+from hodei.providers.base import ProviderError, WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.local import LocalProvider, procfs
 from tests.worker.fake_control_plane import JOB_ID, TOKEN, WORKER_ID, Script, fake_control_plane
 
@@ -152,3 +152,12 @@ async def test_capacity_and_health(tmp_path: Path) -> None:
     broken = LocalProvider(max_workers=1, state_dir=tmp_path, command=["/nonexistent/hodei"])
     health = await broken.health()
     assert not health.ok and "/nonexistent/hodei" in health.message
+
+
+async def test_a_command_that_cannot_start_is_a_provider_error(tmp_path: Path) -> None:
+    local = LocalProvider(max_workers=1, state_dir=tmp_path, command=["/nonexistent/hodei"])
+    await local.start(Statuses())
+    with pytest.raises(ProviderError, match="/nonexistent/hodei"):
+        await local.create_worker(request("127.0.0.1:1"))
+    assert local.status(WorkerId(WORKER_ID)) is None
+    await local.close()

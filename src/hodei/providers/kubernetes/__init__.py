@@ -1,9 +1,11 @@
 """Kubernetes provider: each job runs on an ephemeral worker pod, watched and diagnosed.
 
 ``create_provider`` is the entry point the control plane uses (contract E); the modules
-inside split the work: ``client`` (the only one speaking to the API), ``pods`` (pure pod
-builder), ``diagnosis`` (pure pod-status reading), ``watch`` (shared list+watch and
-cache), ``provider`` (the Provider implementation).
+inside split the work: ``client`` (the only one speaking to the API), ``errors`` (API
+failures as actionable messages), ``retry`` and ``ratelimit`` (pure backoff schedule and
+token bucket), ``pods`` (pure pod builder), ``diagnosis`` (pure pod-status reading),
+``watch`` (shared list+watch and its cache), ``metrics``, and ``provider`` (the Provider
+implementation tying them together).
 """
 
 from __future__ import annotations

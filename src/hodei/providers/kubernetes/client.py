@@ -172,7 +172,12 @@ class WatchStream:
             ) from exc
         if not line:
             return None
-        event: Json = json.loads(line)
+        try:
+            event: Json = json.loads(line)
+        except ValueError as exc:  # the connection broke in the middle of an event
+            raise connection_error(
+                exc, verb="watch", resource="pods", namespace=self._namespace, server=self._server
+            ) from exc
         if event.get("type") == "ERROR":
             status = event.get("object") or {}
             raise api_error(

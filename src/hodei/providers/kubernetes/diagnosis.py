@@ -17,10 +17,10 @@ from typing import Any
 from hodei.domain import reasons
 from hodei.providers.base import WorkerPhase
 
-# Waiting reasons that will not fix themselves: fail now rather than at the pending timeout.
-_PERMANENT_WAITING = frozenset(
-    {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
-)
+# Image problems that will not fix themselves: fail now rather than at the pending timeout.
+# ErrImagePull/ImagePullBackOff are retried by the kubelet and may be a registry hiccup, so
+# they fail at once only when the message says the image is missing or refused.
+_PERMANENT_IMAGE_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 _IMAGE_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
@@ -82,7 +82,9 @@ def _waiting(pod: Mapping[str, Any], waiting: Mapping[str, Any]) -> Diagnosis | 
     if reason in _IMAGE_REASONS:
         image = _container_spec(pod).get("image") or _container_status(pod).get("image") or "?"
         message = f'image "{image}" could not be pulled' + (f": {detail}" if detail else "")
-        permanent = reason in _PERMANENT_WAITING or any(w in detail.lower() for w in _IMAGE_MISSING)
+        permanent = reason in _PERMANENT_IMAGE_REASONS or any(
+            w in detail.lower() for w in _IMAGE_MISSING
+        )
         phase = WorkerPhase.FAILED if permanent else WorkerPhase.PENDING
         return Diagnosis(phase, reason, message)
     if reason == "CreateContainerConfigError":

@@ -342,7 +342,9 @@ class KubernetesProvider:
         except KubernetesApiError as exc:
             log.info("no log tail for %s: %s", name, exc)
         if tail.strip():
-            message = f"{status.message}; last lines of its log:\n{tail.rstrip()}"
+            # The tail replaces any termination message (it holds the same lines).
+            exited = f"the worker container exited with code {status.exit_code}"
+            message = f"{exited}; last lines of its log:\n{tail.rstrip()}"
             status = replace(status, message=message)
         held = self._held.pop(status.worker_id, [])
         self._push(status)

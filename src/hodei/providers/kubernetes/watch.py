@@ -234,6 +234,10 @@ class PodWatcher:
                 log.info("pod watch restarting (%s): %s", reason, exc)
             except _Stalled:
                 reason = "stalled"
+            except Exception:  # a bug must not end the one watch everything depends on
+                log.exception("pod watch failed; restarting")
+                reason = "error"
+                failures += 1
             self._on_restart(reason)
             if failures:
                 await self._sleep(self._policy.backoff(min(failures - 1, 10), self._rand()))

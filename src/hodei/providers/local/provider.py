@@ -116,6 +116,10 @@ class LocalProvider:
             "HODEI_WORKER_ID": request.worker_id,
             "HODEI_WORKER_TOKEN": request.token,
         }
+        # Marked before the first await, so a concurrent call for this id spawns nothing.
+        self._statuses[request.worker_id] = WorkerStatus(
+            request.worker_id, request.job_id, WorkerPhase.PENDING
+        )
         self._files.ensure()
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         output = os.open(self._files.log_path(request.worker_id), flags, 0o600)
@@ -129,6 +133,7 @@ class LocalProvider:
                 start_new_session=True,  # the worker and all it starts: one session
             )
         except OSError as exc:
+            del self._statuses[request.worker_id]
             raise ProviderError(
                 f"cannot start the worker process {self._command[0]!r}: {exc}"
             ) from exc
