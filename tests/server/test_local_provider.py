@@ -128,5 +128,6 @@ async def test_200_jobs_with_local_workers(control_plane_factory, tmp_path: Path
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         jobs = await asyncio.gather(*(submit(stub, "true") for _ in range(200)))
         done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
-    assert [j.state for j in done] == [JobState.SUCCEEDED] * 200
+    failed = [(j.state, j.reason, j.message) for j in done if j.state is not JobState.SUCCEEDED]
+    assert failed == []
     await eventually(lambda: not _live_workers(tmp_path / "workers"), within=30)

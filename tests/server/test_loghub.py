@@ -52,17 +52,21 @@ async def test_follow_joins_stored_and_live_without_gaps_or_duplicates():
     store = await store_with(1, 2)
     hub = LogHub()
     reader = asyncio.create_task(collect(store, hub, follow=True))
-    await eventually(lambda: bool(hub._followers))  # the follower subscribed
-    # Duplicates of stored chunks, a re-sent batch, and a chunk that skips one (stored only).
+    await eventually(lambda: hub.following(J) == 1)
     await store.append_logs([chunk(3)])
-    hub.publish(J, [chunk(2), chunk(3)])
-    await store.append_logs([chunk(4), chunk(5)])
-    hub.publish(J, [chunk(5)])
-    hub.publish(J, [chunk(3)])
-    await store.append_logs([chunk(6)])
+    hub.publish(J)
+    await store.append_logs([chunk(4), chunk(5), chunk(3)])  # 3 again: a re-sent batch
+    hub.publish(J)
+    hub.publish(J)
+    await store.append_logs([chunk(6)])  # stored, then the job ends before a publish
     hub.close(J)
     assert await reader == [1, 2, 3, 4, 5, 6]
-    assert not hub._followers
+    assert hub.following(J) == 0
+
+
+async def test_follower_of_a_job_that_ended_before_it_subscribed_returns():
+    store = await store_with(1)
+    assert await collect(store, LogHub(), follow=True, ended=True, start=1) == [1]
 
 
 async def test_job_events_fan_out_to_subscribers():

@@ -169,3 +169,12 @@ async def test_unwritable_sqlite_path_is_a_store_error(tmp_path: Path):
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot open SQLite store"):
         await SqliteStore(blocker / "hodei.db").open()
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in vars(cls) if not name.startswith("_")}
+
+
+@pytest.mark.parametrize("impl", [SqliteStore, MemoryStore])
+def test_implementations_cover_the_interface(impl: type):
+    assert _public(Store) <= _public(impl)

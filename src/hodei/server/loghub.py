@@ -1,51 +1,64 @@
-"""Live log fan-out, and the reader that joins stored and live chunks without a seam.
+"""Live log following without a seam between stored and live chunks, in bounded memory.
 
-Chunks are stored first and published after, so a follower that subscribes *before*
-reading the store sees every chunk at least once: either in its read or on its queue.
-It then drops what it has already sent (by sequence) and fills any gap from the store,
-which makes the switch from stored to live lossless and duplicate-free.
+The store is the only source of log bytes. Followers do not receive chunks; they are
+woken when new chunks of their job are stored and then read the store from the last
+sequence they sent. A follower subscribes *before* its first read and clears its wake-up
+*before* each read, so a chunk stored at any moment is either in that read or wakes it
+again: nothing is lost, nothing is sent twice, and a slow follower of a 100 MB job holds
+one flag, not a queue of chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from hodei.domain.ids import JobId
 from hodei.domain.logs import LogChunk
 from hodei.store.base import Store
 
-_END = None  # queue sentinel: the job has ended
 _PAGE = 256
 
 
-class LogHub:
-    """Per-job subscriber queues of freshly stored chunks."""
+class Follower:
+    """One follower's wake-up flag, and whether the job has ended."""
 
     def __init__(self) -> None:
-        self._followers: dict[JobId, set[asyncio.Queue[LogChunk | None]]] = {}
+        self.wake = asyncio.Event()
+        self.ended = False
 
-    def publish(self, job_id: JobId, chunks: Sequence[LogChunk]) -> None:
-        for queue in self._followers.get(job_id, ()):
-            for chunk in chunks:
-                queue.put_nowait(chunk)
+
+class LogHub:
+    """Who follows which job's log."""
+
+    def __init__(self) -> None:
+        self._followers: dict[JobId, set[Follower]] = {}
+
+    def following(self, job_id: JobId) -> int:
+        return len(self._followers.get(job_id, ()))
+
+    def publish(self, job_id: JobId) -> None:
+        """New chunks of the job are stored: wake its followers."""
+        for follower in self._followers.get(job_id, ()):
+            follower.wake.set()
 
     def close(self, job_id: JobId) -> None:
-        """The job ended: followers finish after draining what is stored."""
-        for queue in self._followers.get(job_id, ()):
-            queue.put_nowait(_END)
+        """The job ended: followers finish after reading what is stored."""
+        for follower in self._followers.get(job_id, ()):
+            follower.ended = True
+            follower.wake.set()
 
     @asynccontextmanager
-    async def follow(self, job_id: JobId) -> AsyncIterator[asyncio.Queue[LogChunk | None]]:
-        queue: asyncio.Queue[LogChunk | None] = asyncio.Queue()
-        self._followers.setdefault(job_id, set()).add(queue)
+    async def follow(self, job_id: JobId) -> AsyncIterator[Follower]:
+        follower = Follower()
+        self._followers.setdefault(job_id, set()).add(follower)
         try:
-            yield queue
+            yield follower
         finally:
             followers = self._followers.get(job_id)
             if followers is not None:
-                followers.discard(queue)
+                followers.discard(follower)
                 if not followers:
                     del self._followers[job_id]
 
@@ -76,23 +89,14 @@ async def read_logs(
         async for chunk in _stored(store, job_id, last):
             yield chunk
         return
-    async with hub.follow(job_id) as queue:
-        async for chunk in _stored(store, job_id, last):
-            yield chunk
-            last = chunk.sequence
-        if await job_ended():
+    async with hub.follow(job_id) as follower:
+        follower.ended = await job_ended()
+        while True:
+            follower.wake.clear()
+            ended = follower.ended  # read before the store: chunks stored before the end
             async for chunk in _stored(store, job_id, last):
                 yield chunk
-            return
-        while (item := await queue.get()) is not _END:
-            if item.sequence <= last:
-                continue  # already sent from the store, or a re-sent batch
-            if item.sequence > last + 1:  # a gap: fill it from the store
-                missing = item.sequence - last - 1
-                for chunk in await store.read_logs(job_id, after=last, limit=missing):
-                    yield chunk
-                    last = chunk.sequence
-            yield item
-            last = item.sequence
-        async for chunk in _stored(store, job_id, last):
-            yield chunk
+                last = chunk.sequence
+            if ended:
+                return
+            await follower.wake.wait()

@@ -138,7 +138,7 @@ class WorkerSession:
                 await self._result(record, item)
                 continue
             await self._store.append_logs(chunks)
-            self._hub.publish(record.job_id, chunks)
+            self._hub.publish(record.job_id)
             self._send(LogAck(record.job_id, ack))
 
     async def _register(self, register: Register) -> WorkerRecord:

@@ -9,6 +9,7 @@ refused this worker: reconnecting cannot help).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import grpc
@@ -30,6 +31,9 @@ _CHANNEL_OPTIONS = [
     # Reconnects are the agent's own business (with its backoff), not the channel's.
     ("grpc.enable_retries", 0),
 ]
+
+
+CLOSE_TIMEOUT = 1.0
 
 
 class ConnectionLost(Exception):
@@ -155,5 +159,10 @@ class Connection:
         raise ConnectionLost(f"stream ended: {code.name}: {details}")
 
     async def close(self) -> None:
+        """Cancel the stream and close the channel, waiting at most CLOSE_TIMEOUT seconds.
+
+        grpc.aio's channel close can hang after a cancelled stream; the agent must not.
+        """
         self._call.cancel()
-        await self._channel.close(grace=None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._channel.close(grace=None), CLOSE_TIMEOUT)

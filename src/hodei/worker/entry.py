@@ -21,8 +21,6 @@ from hodei.config import WorkerSettings
 def run_worker(settings: WorkerSettings) -> int:
     """Run the agent to completion; the exit code is 0 once the result is delivered."""
     from hodei.worker.agent import run_agent
-    import faulthandler, signal
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     logging.basicConfig(
         stream=sys.stderr,
