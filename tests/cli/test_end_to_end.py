@@ -145,6 +145,13 @@ def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
     workers = hodei("workers", "list", "-o", "json", env=env)
     assert workers.returncode == 0 and isinstance(json.loads(workers.stdout), list)
 
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(10 << 20))
+    big = hodei("run", "--detach", "--", "sh", "-c", f"cat {data}; cat {data} >&2", env=env)
+    big_id = big.stdout.decode().strip()
+    stored = hodei("jobs", "logs", "-f", big_id, env=env)
+    assert (stored.stdout, stored.stderr) == (data.read_bytes(), data.read_bytes())
+
     timed_out = hodei("run", "--timeout", "0.5", "--", "sleep", "30", env=env)
     assert timed_out.returncode == 124
 
@@ -152,7 +159,7 @@ def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
     assert missing.returncode == 1 and b"j-nothere" in missing.stderr
 
     assert server.stop() == 0
-    assert worker_processes(server.port) == []
+    wait_for(lambda: worker_processes(server.port) == [], what="workers to exit")
 
 
 def test_ctrl_c_cancels_the_job(tmp_path: Path, servers: list[Server]) -> None:

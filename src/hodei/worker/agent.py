@@ -140,7 +140,7 @@ class Agent:
                     try:
                         registered = await self._session(connection)
                     finally:
-                        await connection.close()
+                        await connection.close()  # again if the session closed it: harmless
                 except _SessionEnded:
                     return EXIT_DELIVERED
                 except _NoJob:
@@ -196,6 +196,9 @@ class Agent:
         finally:
             for task in (sender, receiver):
                 task.cancel()
+            # Close first: a task cancelled inside a gRPC write only finishes once the
+            # call itself is cancelled.
+            await connection.close()
             await asyncio.gather(sender, receiver, return_exceptions=True)
 
     async def _receive_loop(self, connection: AgentConnection) -> None:

@@ -118,6 +118,7 @@ class Connection:
         self._channel = channel
         self._call = call
         self._write_lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(cls, address: str) -> Connection:
@@ -163,6 +164,9 @@ class Connection:
 
         grpc.aio's channel close can hang after a cancelled stream; the agent must not.
         """
+        if self._closed:
+            return
+        self._closed = True
         self._call.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._channel.close(grace=None), CLOSE_TIMEOUT)
