@@ -134,8 +134,8 @@ def test_failure_of_status():
         status(WorkerPhase.FAILED, reason="ErrImagePull", message="m")
     ) == Failure("ErrImagePull", "m")
     assert lifecycle.failure_of_status(
-        status(WorkerPhase.EXITED, reason="OOMKilled", message="limit")
-    ) == Failure("OOMKilled", "limit")
+        status(WorkerPhase.EXITED, reason="OOMKilled", message="limit", exit_code=137)
+    ) == Failure("OOMKilled", "limit", 137)
     lost = lifecycle.failure_of_status(status(WorkerPhase.EXITED, exit_code=1))
     assert lost is not None and lost.reason == "WorkerLost" and "code 1" in lost.message
     assert lifecycle.failure_of_status(status(WorkerPhase.GONE)).reason == "WorkerLost"  # type: ignore[union-attr]

@@ -91,6 +91,7 @@ async def test_exited_worker_diagnosis_wins_over_worker_lost(control_plane_facto
         )
         done = await wait_done(stub, job.id)
     assert (done.state, done.reason, done.message) == (JobState.FAILED, "OOMKilled", "limit 128Mi")
+    assert done.exit_code == 137  # the container's code, so `hodei run` exits 137 like the shell
     assert done.attempt == 1  # OOMKilled is not retried
 
 

@@ -26,7 +26,7 @@ TOKEN = "one-time-token"
 class Script:
     spec: types_pb2.JobSpec
     reject: bool = False
-    cancel_after_start: bool = False
+    cancel_after_output: bool = False  # cancel once the first log batch has arrived
     drop_after_batches: int | None = None  # first connection only
     drop_first_result: bool = False
     ack_logs: bool = True
@@ -87,15 +87,15 @@ class FakeWorkerService(worker_pb2_grpc.WorkerServiceServicer):
             if kind == "started":
                 self.record.started.append(message.started)
                 self.record.started_event.set()
-                if self.script.cancel_after_start:
-                    cancel = worker_pb2.CancelJob(job_id=JOB_ID)
-                    await context.write(worker_pb2.ServerMessage(cancel=cancel))
             elif kind == "logs":
                 self.record.batches += 1
                 self.record.late_batches += bool(self.record.results)
                 batches_here += 1
                 for chunk in message.logs.chunks:
                     self.record.chunks.setdefault(chunk.sequence, chunk)
+                if self.script.cancel_after_output and self.record.batches == 1:
+                    cancel = worker_pb2.CancelJob(job_id=JOB_ID)
+                    await context.write(worker_pb2.ServerMessage(cancel=cancel))
                 drop = self.script.drop_after_batches
                 if first_connection and drop is not None and batches_here >= drop:
                     return

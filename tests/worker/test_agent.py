@@ -128,7 +128,8 @@ async def test_timeout_kills_the_process_group() -> None:
 
 
 async def test_cancel_kills_the_process_group() -> None:
-    script = Script(shell("sleep 60 & echo $!; wait"), cancel_after_start=True)
+    # Cancelled once the background PID has been printed, so the test can look for it.
+    script = Script(shell("sleep 60 & echo $!; wait"), cancel_after_output=True)
     async with fake_control_plane(script) as (service, address):
         assert await agent_for(address).run() == EXIT_DELIVERED
     result = service.record.acked_result

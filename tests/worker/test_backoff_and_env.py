@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from itertools import islice
 
+from hodei.api.messages import AssignJob
+from hodei.domain.ids import JobId
+from hodei.domain.jobs import JobSpec
 from hodei.worker.backoff import backoff_delays
-from hodei.worker.job import job_environment
-from hodei.worker.messages import Assignment
+from hodei.worker.job import job_environment, job_timeout
 from hodei.worker.process import exit_status
 
 
@@ -21,8 +23,19 @@ def test_backoff_grows_to_the_cap_with_jitter_below_each_ceiling() -> None:
 
 def test_job_environment_drops_the_token_and_adds_the_job_values() -> None:
     base = {"PATH": "/bin", "HODEI_WORKER_TOKEN": "secret", "FOO": "agent"}
-    env = job_environment(base, Assignment("j-1", ("true",), env={"FOO": "job"}))
+    assignment = AssignJob(JobId("j-1"), JobSpec(command=("true",), env={"FOO": "job"}))
+    env = job_environment(base, assignment)
     assert env == {"PATH": "/bin", "FOO": "job", "HODEI_JOB_ID": "j-1"}
+
+
+def test_job_timeout_comes_from_the_spec_and_zero_means_none() -> None:
+    def timeout(seconds: float | None) -> float | None:
+        return job_timeout(AssignJob(JobId("j-1"), JobSpec(shell="true", timeout_seconds=seconds)))
+
+    assert timeout(2.5) == 2.5
+    assert timeout(None) is None
+    assert timeout(0.0) is None
+    assert timeout(-1.0) is None
 
 
 def test_exit_status_follows_the_shell_for_signals() -> None:

@@ -49,10 +49,12 @@ RETRYABLE_REASONS: Final = frozenset({WORKER_LOST, EVICTED, PROVIDER_ERROR})
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a job did not succeed: a reason word and a message for people."""
+    """Why a job did not succeed: a reason word, a message for people and, when the
+    worker's process did end with one (e.g. 137 for OOMKilled), its exit code."""
 
     reason: str
     message: str
+    exit_code: int | None = None
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}" if self.message else self.reason

@@ -66,7 +66,7 @@ def failure_of_status(status: WorkerStatus) -> Failure | None:
         return Failure(status.reason or reasons.WORKER_LOST, status.message or "")
     if status.phase is WorkerPhase.EXITED:
         if status.reason:
-            return Failure(status.reason, status.message or "")
+            return Failure(status.reason, status.message or "", status.exit_code)
         code = "" if status.exit_code is None else f" with code {status.exit_code}"
         return Failure(reasons.WORKER_LOST, f"the worker exited{code} before reporting a result")
     if status.phase is WorkerPhase.GONE:
@@ -89,7 +89,7 @@ def should_retry(job: Job, failure: Failure) -> bool:
 
 
 def failed_outcome(failure: Failure) -> Outcome:
-    return Outcome(JobState.FAILED, None, failure.reason, failure.message)
+    return Outcome(JobState.FAILED, failure.exit_code, failure.reason, failure.message)
 
 
 def backstop_due(job: Job, now: datetime, *, grace: timedelta = TIMEOUT_BACKSTOP) -> bool:

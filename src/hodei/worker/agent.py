@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hodei.api import messages as m
 from hodei.config import WorkerSettings
-from hodei.worker import messages as m
+from hodei.domain.ids import WorkerId
+from hodei.domain.logs import LogStream
 from hodei.worker.backoff import backoff_delays
 from hodei.worker.connection import Connection, ConnectionLost, Rejected
 from hodei.worker.job import RunningJob
@@ -54,8 +56,8 @@ EXIT_NO_JOB = 5  # registered, but no job was assigned in time
 
 
 class AgentConnection(Protocol):
-    async def send(self, message: m.Outgoing) -> None: ...
-    async def receive(self) -> m.Incoming | None: ...
+    async def send(self, message: m.WorkerMessage) -> None: ...
+    async def receive(self) -> m.ServerMessage | None: ...
     async def close(self) -> None: ...
 
 
@@ -172,10 +174,11 @@ class Agent:
     async def _session(self, connection: AgentConnection) -> bool:
         """Register and exchange messages until the stream breaks; True if registered."""
         s = self._settings
+        worker_id = WorkerId(s.worker_id)
         await connection.send(
-            m.Register(s.worker_id, resume_token=self._resume_token)
+            m.Register(worker_id, resume_token=self._resume_token)
             if self._resume_token
-            else m.Register(s.worker_id, token=s.token)
+            else m.Register(worker_id, token=s.token)
         )
         try:
             first = await asyncio.wait_for(connection.receive(), self._options.register_timeout)
@@ -208,7 +211,7 @@ class Agent:
                 message = await asyncio.wait_for(connection.receive(), timeout)
             except TimeoutError:
                 raise _NoJob() from None
-            if isinstance(message, m.Assignment):
+            if isinstance(message, m.AssignJob):
                 self._assign(message)
             elif isinstance(message, m.CancelJob):
                 if self._job is not None and message.job_id == self._job.assignment.job_id:
@@ -220,7 +223,7 @@ class Agent:
             elif isinstance(message, m.ResultAck):
                 raise _SessionEnded()
 
-    def _assign(self, assignment: m.Assignment) -> None:
+    def _assign(self, assignment: m.AssignJob) -> None:
         if self._job is not None:
             return  # a repeat after a reconnect: this job is already running here
         self._job = RunningJob(
@@ -233,7 +236,7 @@ class Agent:
         )
         self._job_task = asyncio.create_task(self._job.run())
 
-    def _on_output(self, stream: m.Stream, data: bytes) -> None:
+    def _on_output(self, stream: LogStream, data: bytes) -> None:
         buffer = self._buffer
         was_empty = buffer.pending_bytes == 0
         buffer.add(stream, data, time.monotonic())
@@ -258,12 +261,11 @@ class Agent:
         A new stream repeats JobStarted (a restarted control plane may not have stored
         it) and every unacknowledged batch; the control plane treats both as idempotent.
         """
-        job_id = self._job.assignment.job_id if self._job is not None else ""
         if self._job is not None and self._job.started is not None:
             await connection.send(self._job.started)
             self._started_sent = True
         for batch in self._buffer.in_flight():
-            await connection.send(m.LogBatch(job_id, batch))
+            await connection.send(m.LogBatch(batch))
         result_sent = False
         while True:
             self._wake.clear()
@@ -276,8 +278,8 @@ class Agent:
                 self._buffer.ready(time.monotonic())
                 or (job.result is not None and self._buffer.pending_bytes)
             ):
-                batch = self._buffer.take_batch()
-                await connection.send(m.LogBatch(job.assignment.job_id, batch))
+                batch = self._buffer.take_batch(job.assignment.job_id)
+                await connection.send(m.LogBatch(batch))
             if job is not None and job.result is not None and not result_sent:
                 # The result goes last: every chunk up to last_sequence is already sent.
                 last = self._buffer.last_sequence

@@ -1,7 +1,8 @@
-"""One gRPC stream to the control plane, speaking in :mod:`hodei.worker.messages` values.
+"""One gRPC stream to the control plane, speaking in :mod:`hodei.api.messages` values.
 
-This is the agent's only module that knows about gRPC and the generated protocol code;
-the rest of the agent sends and receives plain values. A broken stream surfaces as
+This is the agent's only module that knows about gRPC (and the generated stub); the rest
+of the agent sends and receives the protocol's plain values, converted by the encoders
+and decoders the control plane uses too. A broken stream surfaces as
 :class:`ConnectionLost` (worth reconnecting) or :class:`Rejected` (the control plane
 refused this worker: reconnecting cannot help).
 """
@@ -15,10 +16,15 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from hodei.api.v1 import types_pb2, worker_pb2, worker_pb2_grpc
-from hodei.worker import messages as m
+from hodei.api.messages import (
+    ProtocolError,
+    ServerMessage,
+    WorkerMessage,
+    decode_server_message,
+    encode_worker_message,
+)
+from hodei.api.v1 import worker_pb2_grpc
 
-_STREAM_TO_PB = {"stdout": types_pb2.STDOUT, "stderr": types_pb2.STDERR}
 _REJECTING = {
     grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED,
@@ -44,68 +50,6 @@ class Rejected(Exception):
     """The control plane refused this worker (bad or used token, unknown worker)."""
 
 
-def _to_pb(message: m.Outgoing) -> worker_pb2.WorkerMessage:
-    if isinstance(message, m.LogBatch):
-        chunks = [
-            types_pb2.LogChunk(
-                job_id=message.job_id,
-                sequence=chunk.sequence,
-                stream=_STREAM_TO_PB[chunk.stream],
-                data=chunk.data,
-            )
-            for chunk in message.chunks
-        ]
-        return worker_pb2.WorkerMessage(logs=worker_pb2.LogBatch(chunks=chunks))
-    if isinstance(message, m.Register):
-        return worker_pb2.WorkerMessage(
-            register=worker_pb2.Register(
-                worker_id=message.worker_id,
-                token=message.token,
-                resume_token=message.resume_token,
-            )
-        )
-    if isinstance(message, m.JobStarted):
-        return worker_pb2.WorkerMessage(
-            started=worker_pb2.JobStarted(job_id=message.job_id, pid=message.pid)
-        )
-    if isinstance(message, m.JobResult):
-        return worker_pb2.WorkerMessage(
-            result=worker_pb2.JobResult(
-                job_id=message.job_id,
-                exit_code=message.exit_code,
-                timed_out=message.timed_out,
-                cancelled=message.cancelled,
-                error=message.error,
-                last_sequence=message.last_sequence,
-            )
-        )
-    return worker_pb2.WorkerMessage(heartbeat=worker_pb2.Heartbeat())
-
-
-def _assignment(assign: Any) -> m.Assignment:
-    spec = assign.spec
-    argv = ("/bin/sh", "-c", spec.shell) if spec.HasField("shell") else tuple(spec.command)
-    timeout = spec.timeout_seconds if spec.timeout_seconds > 0 else None
-    return m.Assignment(
-        job_id=assign.job_id, argv=argv, env=dict(spec.env), timeout_seconds=timeout
-    )
-
-
-def _from_pb(message: worker_pb2.ServerMessage) -> m.Incoming | None:
-    kind = message.WhichOneof("body")
-    if kind == "registered":
-        return m.Registered(resume_token=message.registered.resume_token)
-    if kind == "assign":
-        return _assignment(message.assign)
-    if kind == "cancel":
-        return m.CancelJob(job_id=message.cancel.job_id)
-    if kind == "log_ack":
-        return m.LogAck(job_id=message.log_ack.job_id, sequence=message.log_ack.sequence)
-    if kind == "result_ack":
-        return m.ResultAck(job_id=message.result_ack.job_id)
-    return None  # a message type newer than this agent: ignore it
-
-
 def _failure(exc: grpc.aio.AioRpcError) -> Exception:
     text = f"{exc.code().name}: {exc.details()}"
     return Rejected(text) if exc.code() in _REJECTING else ConnectionLost(text)
@@ -127,9 +71,9 @@ class Connection:
         stub = worker_pb2_grpc.WorkerServiceStub(channel)  # type: ignore[no-untyped-call]
         return cls(channel, stub.Connect())
 
-    async def send(self, message: m.Outgoing) -> None:
+    async def send(self, message: WorkerMessage) -> None:
         """Write one message; raise :class:`ConnectionLost` or :class:`Rejected` on failure."""
-        pb = _to_pb(message)
+        pb = encode_worker_message(message)
         async with self._write_lock:
             try:
                 await self._call.write(pb)
@@ -138,7 +82,7 @@ class Connection:
             except (asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
                 raise ConnectionLost(f"stream closed: {exc}") from None
 
-    async def receive(self) -> m.Incoming | None:
+    async def receive(self) -> ServerMessage | None:
         """The next message; ``None`` for one this agent does not know.
 
         Raises :class:`ConnectionLost` when the stream ends, :class:`Rejected` when the
@@ -150,7 +94,10 @@ class Connection:
             raise _failure(exc) from None
         if message is grpc.aio.EOF:
             await self._raise_status()
-        return _from_pb(message)
+        try:
+            return decode_server_message(message)
+        except ProtocolError:
+            return None  # a message type newer than this agent: ignore it
 
     async def _raise_status(self) -> None:
         code = await self._call.code()

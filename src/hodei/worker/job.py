@@ -1,8 +1,9 @@
 """One job's run inside the agent: start, watch the clock, stop on request, report.
 
 It knows nothing of the connection: output goes to a sink, and the outcome is kept as
-a :class:`~hodei.worker.messages.JobResult` (without ``last_sequence``, which the sender
-fills in once every byte of output has been numbered).
+a :class:`~hodei.api.messages.JobResult` (without ``last_sequence``, which the sender
+fills in once every byte of output has been numbered). What to run comes from the
+assignment's :class:`~hodei.domain.jobs.JobSpec`: its argv, its variables, its timeout.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from hodei.worker.messages import Assignment, JobResult, JobStarted
+from hodei.api.messages import AssignJob, JobResult, JobStarted
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 StopReason = Literal["timeout", "cancel"]
@@ -22,20 +23,26 @@ StopReason = Literal["timeout", "cancel"]
 _PRIVATE = frozenset({"HODEI_WORKER_TOKEN"})
 
 
-def job_environment(base: Mapping[str, str], assignment: Assignment) -> dict[str, str]:
+def job_environment(base: Mapping[str, str], assignment: AssignJob) -> dict[str, str]:
     """The job's environment: the agent's own, minus its credential, plus the job's."""
     env = {key: value for key, value in base.items() if key not in _PRIVATE}
     env["HODEI_JOB_ID"] = assignment.job_id
-    env.update(assignment.env)
+    env.update(assignment.spec.env)
     return env
 
 
+def job_timeout(assignment: AssignJob) -> float | None:
+    """Seconds the job may run, or ``None`` for no limit (the wire's 0 means unset)."""
+    timeout = assignment.spec.timeout_seconds
+    return timeout if timeout is not None and timeout > 0 else None
+
+
 class RunningJob:
-    """Runs one :class:`Assignment`; :attr:`started` and :attr:`result` fill in as it goes."""
+    """Runs one :class:`AssignJob`; :attr:`started` and :attr:`result` fill in as it goes."""
 
     def __init__(
         self,
-        assignment: Assignment,
+        assignment: AssignJob,
         *,
         base_env: Mapping[str, str],
         sink: OutputSink,
@@ -79,18 +86,18 @@ class RunningJob:
             self._finish(JobResult(job_id, exit_code=130, cancelled=True))
             return
         env = job_environment(self._base_env, self.assignment)
+        argv = self.assignment.spec.argv()
         try:
-            self.process = await JobProcess.start(self.assignment.argv, env=env, sink=self._sink)
+            self.process = await JobProcess.start(argv, env=env, sink=self._sink)
         except StartError as exc:
             self._finish(JobResult(job_id, exit_code=exc.exit_code, error=str(exc)))
             return
         self.started = JobStarted(job_id, self.process.pid)
         self._on_change()
         timer = None
-        if self.assignment.timeout_seconds is not None:
-            timer = asyncio.get_running_loop().call_later(
-                self.assignment.timeout_seconds, self.stop, "timeout"
-            )
+        timeout = job_timeout(self.assignment)
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(timeout, self.stop, "timeout")
         if self._stop_reason is not None:  # stopped while starting
             self._killer = asyncio.create_task(self.process.kill_group(self._kill_grace))
         status = await self.process.wait(self._drain_timeout)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from hodei.worker.messages import Chunk, Stream
+from hodei.domain.ids import JobId
+from hodei.domain.logs import LogChunk, LogStream
 
 DEFAULT_MAX_BATCH_BYTES = 64 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
@@ -43,10 +44,10 @@ class LogBuffer:
         self.linger = linger
         self.window_bytes = window_bytes
         # Pieces as read, not merged: copying happens once, when a batch is taken.
-        self._pending: deque[tuple[Stream, memoryview]] = deque()
+        self._pending: deque[tuple[LogStream, memoryview]] = deque()
         self._pending_bytes = 0
         self._pending_since: float | None = None
-        self._in_flight: deque[tuple[Chunk, ...]] = deque()
+        self._in_flight: deque[tuple[LogChunk, ...]] = deque()
         self._in_flight_bytes = 0
         self._last_sequence = 0
 
@@ -68,7 +69,7 @@ class LogBuffer:
         """Whether more output may be read now (the window is not full)."""
         return self.held_bytes < self.window_bytes
 
-    def add(self, stream: Stream, data: bytes, now: float) -> None:
+    def add(self, stream: LogStream, data: bytes, now: float) -> None:
         """Queue output of ``stream``."""
         if not data:
             return
@@ -88,13 +89,15 @@ class LogBuffer:
         due = self.flush_at()
         return due is not None and (self._pending_bytes >= self.max_batch_bytes or now >= due)
 
-    def take_batch(self) -> tuple[Chunk, ...]:
-        """Number up to ``max_message_bytes`` of pending output; hold it until acknowledged.
+    def take_batch(self, job_id: JobId) -> tuple[LogChunk, ...]:
+        """Number up to ``max_message_bytes`` of pending output as chunks of ``job_id``.
+
+        The batch is held until acknowledged.
 
         Consecutive pieces of one stream become one chunk, so a batch holds one chunk per
         change of stream, not one per read.
         """
-        chunks: list[Chunk] = []
+        chunks: list[LogChunk] = []
         size = 0
         limit = self.max_message_bytes
         while self._pending and size < limit:
@@ -109,7 +112,7 @@ class LogBuffer:
                 parts.append(piece)
                 size += len(piece)
             self._last_sequence += 1
-            chunks.append(Chunk(self._last_sequence, stream, b"".join(parts)))
+            chunks.append(LogChunk(job_id, self._last_sequence, stream, b"".join(parts)))
         self._pending_bytes -= size
         if not self._pending:
             self._pending_since = None
@@ -118,7 +121,7 @@ class LogBuffer:
             self._in_flight_bytes += size
         return tuple(chunks)
 
-    def in_flight(self) -> list[tuple[Chunk, ...]]:
+    def in_flight(self) -> list[tuple[LogChunk, ...]]:
         """Batches sent (or taken) but not acknowledged, oldest first: what to resend."""
         return list(self._in_flight)
 

@@ -15,11 +15,11 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hodei.worker.messages import Stream
+from hodei.domain.logs import LogStream
 
-OutputSink = Callable[[Stream, bytes], None]
+OutputSink = Callable[[LogStream, bytes], None]
 
-_STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
+_STREAMS: dict[int, LogStream] = {1: LogStream.STDOUT, 2: LogStream.STDERR}
 # Bigger pipes mean fewer reads and wake-ups for jobs that print a lot (Linux only).
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1024 * 1024
