@@ -6,12 +6,16 @@ is deleted (nothing is left behind). A STARTING/RUNNING job whose worker the pro
 longer has is lost (retried or FAILED: WorkerLost) at once; one whose worker still exists
 keeps it, and its agent gets the reconnect grace period to come back with its resume
 token before the supervisor declares it lost. QUEUED jobs simply dispatch again.
+
+:func:`sweep_strays` repeats the stray deletion periodically while the control plane runs,
+for workers whose normal release failed or that a crash left between create and record.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 
 from hodei.domain.ids import WorkerId
 from hodei.domain.jobs import Job
@@ -95,3 +99,28 @@ async def recover(
             Failure(WORKER_LOST, "the control plane restarted and the worker no longer exists"),
             worker_id=job.worker_id,
         )
+
+
+async def sweep_strays(
+    *, jobs: JobBook, providers: Mapping[str, Provider], settle: timedelta
+) -> list[WorkerId]:
+    """Delete workers whose job is unknown, or finished more than ``settle`` ago; return them.
+
+    Workers of unfinished jobs are kept, even a retried job's old worker (its release is
+    under way), and so are those of jobs that just ended: their release is still running.
+    """
+    wanted = _current_workers(jobs.active())
+    cutoff = utcnow() - settle
+    swept: list[WorkerId] = []
+    for name, statuses in (await _listed(providers)).items():
+        for status in statuses or ():
+            if status.worker_id in wanted or status.phase is WorkerPhase.GONE:
+                continue
+            job = await jobs.get(status.job_id) if status.job_id is not None else None
+            if job is not None and not (
+                job.state.terminal and job.finished_at is not None and job.finished_at < cutoff
+            ):
+                continue
+            await _delete_strays(providers[name], [status], wanted)
+            swept.append(status.worker_id)
+    return swept

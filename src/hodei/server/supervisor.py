@@ -1,11 +1,12 @@
 """Periodic checks that keep jobs from getting stuck when an expected event never comes.
 
-Three backstops: a RUNNING job past its timeout plus a grace period without a result
-ends TIMED_OUT; a cancelled RUNNING job whose agent never reports ends CANCELLED; a
-registered agent that stays disconnected past the reconnect grace (including every
-worker of a job recovered after a restart) loses its job to WorkerLost, which retries
-or fails it. A worker the provider still reports as PENDING is not lost: it never
-connected yet and the provider will say when it fails.
+A periodic sweep deletes workers whose job is finished or unknown. Three backstops: a
+RUNNING job past its timeout plus a grace period without a result ends TIMED_OUT; a
+cancelled RUNNING job whose agent never reports ends CANCELLED; a registered agent that
+stays disconnected past the reconnect grace (including every worker of a job recovered
+after a restart) loses its job to WorkerLost, which retries or fails it. A worker the
+provider still reports as PENDING is not lost: it never connected yet and the provider
+will say when it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hodei.providers.base import Provider, WorkerPhase
 from hodei.server import lifecycle
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook, utcnow
+from hodei.server.recovery import sweep_strays
 from hodei.server.tuning import Tuning
 from hodei.server.workers import WorkerBook
 
@@ -42,9 +44,19 @@ class Supervisor:
         self._tuning = tuning
 
     async def run(self) -> None:
+        last_sweep = utcnow()
         while True:
             await asyncio.sleep(self._tuning.tick)
             await self.check()
+            if utcnow() - last_sweep >= self._tuning.sweep_interval:
+                last_sweep = utcnow()
+                await self.sweep()
+
+    async def sweep(self) -> None:
+        """Delete workers whose job is finished or unknown (see :func:`sweep_strays`)."""
+        await sweep_strays(
+            jobs=self._jobs, providers=self._providers, settle=self._tuning.sweep_interval
+        )
 
     async def check(self) -> None:
         """One round of all backstops."""

@@ -23,3 +23,6 @@ class Tuning:
     release_wait: float = 10.0
     # Period of the supervisor's checks (backstops, reconnect grace).
     tick: float = 1.0
+    # Period of the sweep that deletes workers whose job is finished or unknown; a worker
+    # of a job that ended less than this long ago is left to its normal release.
+    sweep_interval: timedelta = timedelta(seconds=60)
