@@ -97,7 +97,10 @@ async def test_cancel_ends_a_running_job(server: ControlPlane, capsysbinary: Cap
     job_id = capsysbinary.readouterr().out.decode().strip()
     await wait_until(server, job_id, JobState.RUNNING)
     assert await client_command("jobs_cancel", server, "jobs", "cancel", job_id) == 0
+    assert capsysbinary.readouterr().out.decode() == f"job {job_id} cancelling (was RUNNING)\n"
     await wait_until(server, job_id, JobState.CANCELLED)
+    assert await client_command("jobs_cancel", server, "jobs", "cancel", job_id) == 0
+    assert capsysbinary.readouterr().out.decode() == f"job {job_id} CANCELLED\n"
 
 
 async def test_timeout_exits_124(server: ControlPlane, capsysbinary: Capture) -> None:

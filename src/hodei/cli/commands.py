@@ -72,8 +72,10 @@ async def jobs_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
     job = await client.cancel(args.id)
     if args.output == "json":
         print(output.to_json(output.job_dict(job)))
-    else:
-        print(f"{job.id} {job.state.value}")
+    elif job.state.terminal:
+        print(f"job {job.id} {job.state.value}")
+    else:  # the agent is killing the job's processes; the state follows shortly
+        print(f"job {job.id} cancelling (was {job.state.value})")
     return 0
 
 
