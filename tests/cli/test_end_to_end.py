@@ -166,16 +166,16 @@ def test_ctrl_c_cancels_the_job(tmp_path: Path, servers: list[Server]) -> None:
     server = Server(tmp_path, free_port())
     servers.append(server)
     env = server.client_env
-    run = subprocess.Popen(
+    with subprocess.Popen(
         [*HODEI, "run", "--", "sh", "-c", "echo started; sleep 30"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    assert run.stdout is not None
-    assert run.stdout.readline() == b"started\n"
-    run.send_signal(signal.SIGINT)
-    assert run.wait(timeout=30) == 130
+    ) as run:
+        assert run.stdout is not None
+        assert run.stdout.readline() == b"started\n"
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=30) == 130
     jobs = json.loads(hodei("jobs", "list", "-o", "json", env=env).stdout)
     assert [j["state"] for j in jobs] == ["CANCELLED"]
     wait_for(lambda: worker_processes(server.port) == [], what="worker to exit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -79,5 +80,10 @@ async def raw(emulator: RunningEmulator) -> AsyncIterator[Raw]:
     kubeconfig = yaml.safe_load(emulator.admin_kubeconfig.read_text())
     ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
     context = ssl.create_default_context(cadata=ca.decode())
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+    # A response left mid-stream (a watch) closes its TLS connection gracefully, waiting for
+    # the server's close_notify; before Python 3.12.8 nothing closes the socket if the loop
+    # ends first. The connector then keeps such transports and aborts them when it closes.
+    cleanup = sys.version_info < (3, 12, 8)
+    connector = aiohttp.TCPConnector(ssl=context, enable_cleanup_closed=cleanup)
+    async with aiohttp.ClientSession(connector=connector) as session:
         yield Raw(session, emulator.url, kubeconfig_token(emulator.admin_kubeconfig))

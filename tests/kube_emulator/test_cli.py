@@ -58,3 +58,5 @@ def test_standalone_emulator_serves_until_sigterm(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        process.stderr.close()

@@ -190,7 +190,14 @@ class WatchStream:
         return event
 
     def close(self) -> None:
-        """Drop the connection (a watch is never read to its end)."""
+        """Drop the connection (a watch is never read to its end).
+
+        Aborted, not closed: closing TLS waits for the server's close_notify, and the
+        socket would outlive a loop that ends first.
+        """
+        connection = self._response.connection
+        if connection is not None and connection.transport is not None:
+            connection.transport.abort()
         self._response.close()
 
 

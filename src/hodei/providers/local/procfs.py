@@ -87,6 +87,22 @@ async def wait_exit(pid: int, started: int | None, poll: float = 0.2) -> None:
         os.close(fd)
 
 
+def reap(pid: int) -> int | None:
+    """Collect our ended child ``pid``: its exit code (``-N`` for signal N), or ``None`` if
+    it is not ours to collect (still running, or reaped already)."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if reaped else None
+
+
+async def wait_child(pid: int) -> int | None:
+    """Wait until our child ``pid`` has ended, then :func:`reap` it."""
+    await wait_exit(pid, None)
+    return reap(pid)
+
+
 def kill_session(sid: int) -> None:
     """SIGKILL everything in session ``sid``."""
     signal_session(sid, signal.SIGKILL)

@@ -50,6 +50,26 @@ def _exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _spawn(command: Sequence[str], env: Mapping[str, str], output: int) -> int:
+    """Start ``command`` in a session of its own, stdout and stderr to ``output``; its pid.
+
+    A bare pid rather than a ``Popen``: a worker outlives a provider that closes (a next
+    control plane adopts it), and a ``Popen`` dropped while its process runs warns.
+    """
+    return os.posix_spawnp(
+        command[0],
+        list(command),
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, output, 1),
+            (os.POSIX_SPAWN_DUP2, output, 2),
+        ],
+        setsid=True,  # the worker and all it starts: one session
+        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # as subprocess restores them
+    )
+
+
 class LocalProvider:
     """Workers as local processes, each in its own session; capacity ``max_workers``."""
 
@@ -97,7 +117,11 @@ class LocalProvider:
             self._watchers[worker_id] = asyncio.create_task(self._watch_adopted(record))
 
     async def close(self) -> None:
-        """Stop watching; worker processes keep running (a next control plane adopts them)."""
+        """Stop watching; worker processes keep running (a next control plane adopts them).
+
+        Nothing holds them any more: one that ends later stays a zombie until this
+        process exits, then init reaps it.
+        """
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
@@ -124,14 +148,7 @@ class LocalProvider:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         output = os.open(self._files.log_path(request.worker_id), flags, 0o600)
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self._command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                env=env,
-                start_new_session=True,  # the worker and all it starts: one session
-            )
+            pid = _spawn(self._command, env, output)
         except OSError as exc:
             del self._statuses[request.worker_id]
             raise ProviderError(
@@ -139,14 +156,12 @@ class LocalProvider:
             ) from exc
         finally:
             os.close(output)
-        record = WorkerProcess(
-            request.worker_id, request.job_id, process.pid, procfs.start_time(process.pid)
-        )
+        record = WorkerProcess(request.worker_id, request.job_id, pid, procfs.start_time(pid))
         self._files.write(record)
         self._processes[request.worker_id] = record
         status = self._running(record)
         self._statuses[request.worker_id] = status
-        self._watchers[request.worker_id] = asyncio.create_task(self._watch_child(record, process))
+        self._watchers[request.worker_id] = asyncio.create_task(self._watch_child(record))
         return status
 
     async def delete_worker(self, worker_id: WorkerId) -> None:
@@ -189,15 +204,13 @@ class LocalProvider:
             name=f"pid {record.pid}",
         )
 
-    async def _watch_child(
-        self, record: WorkerProcess, process: asyncio.subprocess.Process
-    ) -> None:
-        returncode = await process.wait()
+    async def _watch_child(self, record: WorkerProcess) -> None:
+        returncode = await procfs.wait_child(record.pid)
         if returncode != 0:
             # The agent did not finish normally (after a clean exit its job's group is
             # already gone): whatever it left in its session must not outlive it.
             procfs.kill_session(record.pid)
-        await self._exited(record, _exit_status(returncode))
+        await self._exited(record, None if returncode is None else _exit_status(returncode))
 
     async def _watch_adopted(self, record: WorkerProcess) -> None:
         await procfs.wait_exit(record.pid, record.start_time)
