@@ -9,6 +9,7 @@ status code above them is the same.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,6 +85,39 @@ class RunningContainer(Protocol):
     def started_at(self) -> datetime: ...
 
     async def wait(self) -> ContainerExit: ...
+
+
+class StartedContainer:
+    """What every runtime's started container shares: its identity, start time and exit.
+
+    A subclass sets ``_exit`` to the task that resolves when the container has ended.
+    """
+
+    _exit: asyncio.Task[ContainerExit]
+
+    def __init__(self, name: str, container_id: str, started_at: datetime) -> None:
+        self._name = name
+        self._id = container_id
+        self._started_at = started_at
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def container_id(self) -> str:
+        return self._id
+
+    @property
+    def started_at(self) -> datetime:
+        return self._started_at
+
+    @property
+    def running(self) -> bool:
+        return not self._exit.done()
+
+    async def wait(self) -> ContainerExit:
+        return await asyncio.shield(self._exit)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from kube_emulator.kubelet.runtime.base import (
     LogSink,
     PodLaunch,
     RunningContainer,
+    StartedContainer,
     exit_reason,
 )
 from kube_emulator.kubelet.runtime.podman_manifest import (
@@ -92,7 +93,7 @@ def start_errors(stderr: str) -> dict[str, str]:
     return errors
 
 
-class PodmanContainer:
+class PodmanContainer(StartedContainer):
     """A started container: its log follower and its exit."""
 
     def __init__(
@@ -103,35 +104,15 @@ class PodmanContainer:
         launch: ContainerLaunch,
         sink: LogSink,
     ) -> None:
+        started_at = parse_time(str(state["State"].get("StartedAt", "")))
+        super().__init__(launch.name, f"podman://{state['Id']}", started_at)
         self._podman = podman
-        self._name = launch.name
         self._podman_name = name
-        self._id = f"podman://{state['Id']}"
-        self._started_at = parse_time(str(state["State"].get("StartedAt", "")))
         self._limited = launch.memory_limit is not None
         self.stopping = False
         loop = asyncio.get_running_loop()
         self._logs = loop.create_task(self._follow_logs(sink))
         self._exit = loop.create_task(self._wait())
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def container_id(self) -> str:
-        return self._id
-
-    @property
-    def started_at(self) -> datetime:
-        return self._started_at
-
-    @property
-    def running(self) -> bool:
-        return not self._exit.done()
-
-    async def wait(self) -> ContainerExit:
-        return await asyncio.shield(self._exit)
 
     async def _follow_logs(self, sink: LogSink) -> None:
         process = await asyncio.create_subprocess_exec(

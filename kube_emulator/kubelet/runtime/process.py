@@ -31,6 +31,7 @@ from kube_emulator.kubelet.runtime.base import (
     LogSink,
     PodLaunch,
     RunningContainer,
+    StartedContainer,
     exit_reason,
 )
 from kube_emulator.kubelet.runtime.memory import MemoryWatcher
@@ -96,7 +97,7 @@ class _Protocol(asyncio.SubprocessProtocol):
             self.closed.set_result(None)
 
 
-class ProcessContainer:
+class ProcessContainer(StartedContainer):
     """One container's main process, its output and its memory watch."""
 
     def __init__(
@@ -109,42 +110,19 @@ class ProcessContainer:
         memory_limit: int | None = None,
         watcher: MemoryWatcher,
     ) -> None:
-        self._name = name
-        self._id = container_id
+        super().__init__(name, container_id, datetime.now(UTC))
         self._transport = transport
         self._protocol = protocol
         self._pid: int = transport.get_pid()
-        self._started_at = datetime.now(UTC)
         self._oom_killed = False
         self._watcher = watcher
         if memory_limit is not None:
             watcher.watch(self._pid, memory_limit, self.out_of_memory)
-        self._exit: asyncio.Task[ContainerExit] = asyncio.get_running_loop().create_task(
-            self._wait()
-        )
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def container_id(self) -> str:
-        return self._id
-
-    @property
-    def started_at(self) -> datetime:
-        return self._started_at
+        self._exit = asyncio.get_running_loop().create_task(self._wait())
 
     @property
     def pid(self) -> int:
         return self._pid
-
-    @property
-    def running(self) -> bool:
-        return not self._exit.done()
-
-    async def wait(self) -> ContainerExit:
-        return await asyncio.shield(self._exit)
 
     def terminate(self) -> None:
         """SIGTERM to the main process, as the runtime signals a container's PID 1."""
