@@ -1,5 +1,5 @@
 """End to end: `hodei run` against a control plane whose jobs run on worker pods that the
-emulator's kubelet runs as local `hodei worker` processes (issue 4, item 9)."""
+emulator's kubelet runs as local `hodei worker` processes."""
 
 from __future__ import annotations
 
