@@ -66,7 +66,13 @@ async def run_podman(podman: str, *args: str) -> Completed:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate()
+    try:
+        out, err = await process.communicate()
+    finally:
+        # Cancelled (e.g. `podman wait` when the pod is torn down): don't leave podman running.
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     return Completed(
         process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
     )
