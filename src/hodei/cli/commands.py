@@ -12,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
+from hodei.api import shapes
 from hodei.cli import output
 from hodei.cli.client import ClientError, HodeiClient
 from hodei.config import SettingsError, load_client_settings
@@ -52,7 +53,7 @@ async def jobs_list(client: HodeiClient, args: argparse.Namespace) -> int:
     states = [JobState(s) for s in args.state or ()]
     jobs = await client.list_jobs(states, limit=args.limit)
     if args.output == "json":
-        print(output.to_json([output.job_dict(job) for job in jobs]))
+        print(output.to_json([shapes.job_dict(job) for job in jobs]))
     else:
         print(output.jobs_table(jobs, _now()))
     return 0
@@ -62,7 +63,7 @@ async def jobs_show(client: HodeiClient, args: argparse.Namespace) -> int:
     """``hodei jobs show ID``: every field of one job."""
     job = await client.get(args.id)
     print(
-        output.to_json(output.job_dict(job)) if args.output == "json" else output.job_details(job)
+        output.to_json(shapes.job_dict(job)) if args.output == "json" else output.job_details(job)
     )
     return 0
 
@@ -71,7 +72,7 @@ async def jobs_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
     """``hodei jobs cancel ID``: the job as the server left it (a running job ends shortly)."""
     job = await client.cancel(args.id)
     if args.output == "json":
-        print(output.to_json(output.job_dict(job)))
+        print(output.to_json(shapes.job_dict(job)))
     elif job.state.terminal:
         print(f"job {job.id} {job.state.value}")
     else:  # the agent is killing the job's processes; the state follows shortly
@@ -94,7 +95,7 @@ async def workers_list(client: HodeiClient, args: argparse.Namespace) -> int:
     """``hodei workers list``: active workers with provider, state, process or pod, age."""
     workers = await client.list_workers()
     if args.output == "json":
-        print(output.to_json([output.worker_dict(w) for w in workers]))
+        print(output.to_json([shapes.worker_dict(w) for w in workers]))
     else:
         print(output.workers_table(workers, _now()))
     return 0

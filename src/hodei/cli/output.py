@@ -1,68 +1,19 @@
 """How jobs and workers are shown: tables for people, JSON for machines. Pure functions.
 
-The JSON shape is a public surface (scripts parse it): every job object carries at least
-``id``, ``state``, ``exit_code``, ``reason``, ``message``, ``created_at``, ``started_at``,
-``finished_at`` and ``worker_id``; missing values are ``null``, times are RFC 3339 UTC.
+The JSON objects themselves are defined once in :mod:`hodei.api.shapes` (the HTTP API
+serves the same ones).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from hodei.api.shapes import command_text, rfc3339
 from hodei.domain.jobs import Job
 from hodei.domain.workers import WorkerRecord
-
-
-def _time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def command_text(job: Job) -> str:
-    """The command as a person would type it."""
-    if job.spec.shell is not None:
-        return f"sh -c {shlex.quote(job.spec.shell)}"
-    return shlex.join(job.spec.command)
-
-
-def job_dict(job: Job) -> dict[str, Any]:
-    """The JSON object for one job."""
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "exit_code": job.exit_code,
-        "reason": job.reason,
-        "message": job.message,
-        "created_at": _time(job.created_at),
-        "started_at": _time(job.started_at),
-        "finished_at": _time(job.finished_at),
-        "worker_id": job.worker_id,
-        "provider": job.provider,
-        "attempt": job.attempt,
-        "command": list(job.spec.command) if job.spec.shell is None else None,
-        "shell": job.spec.shell,
-        "labels": dict(job.spec.labels),
-        "timeout_seconds": job.spec.timeout_seconds,
-    }
-
-
-def worker_dict(worker: WorkerRecord) -> dict[str, Any]:
-    """The JSON object for one worker."""
-    return {
-        "id": worker.id,
-        "job_id": worker.job_id,
-        "provider": worker.provider,
-        "state": worker.state,
-        "name": worker.name,
-        "created_at": _time(worker.created_at),
-        "reason": worker.reason,
-        "message": worker.message,
-    }
 
 
 def to_json(value: Any) -> str:
@@ -124,9 +75,9 @@ def job_details(job: Job) -> str:
         ("Provider", job.provider or "-"),
         ("Attempt", str(job.attempt)),
         ("Worker", job.worker_id or "-"),
-        ("Created", _time(job.created_at) or "-"),
-        ("Started", _time(job.started_at) or "-"),
-        ("Finished", _time(job.finished_at) or "-"),
+        ("Created", rfc3339(job.created_at) or "-"),
+        ("Started", rfc3339(job.started_at) or "-"),
+        ("Finished", rfc3339(job.finished_at) or "-"),
     ]
     if job.spec.labels:
         labels = ",".join(f"{k}={v}" for k, v in sorted(job.spec.labels.items()))

@@ -1,0 +1,59 @@
+"""The JSON shapes shared by ``-o json`` and the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hodei.api import shapes
+from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerRecord
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+JOB = Job(
+    id=JobId("j-abc"),
+    spec=JobSpec(shell="echo hi | wc", labels={"team": "ml"}),
+    state=JobState.FAILED,
+    created_at=NOW - timedelta(minutes=5),
+    started_at=NOW - timedelta(minutes=4),
+    finished_at=NOW - timedelta(minutes=3),
+    exit_code=3,
+    reason="NonZeroExit",
+    message="exit code 3",
+    worker_id=None,
+    provider="local",
+)
+
+
+def test_job_json_has_the_documented_keys_with_nulls_and_utc_times() -> None:
+    data = shapes.job_dict(JOB)
+    for key in ("id", "state", "exit_code", "reason", "message", "created_at", "started_at",
+                "finished_at", "worker_id"):  # fmt: skip
+        assert key in data
+    assert data["state"] == "FAILED"
+    assert data["exit_code"] == 3
+    assert data["worker_id"] is None
+    assert data["created_at"] == "2026-01-01T11:55:00Z"
+    assert data["shell"] == "echo hi | wc"
+
+
+def test_worker_json() -> None:
+    worker = WorkerRecord(
+        id=WorkerId("w-1"),
+        job_id=JobId("j-abc"),
+        provider="local",
+        attempt=1,
+        created_at=NOW - timedelta(seconds=42),
+        state="RUNNING",
+        name="pid 7",
+    )
+    data = shapes.worker_dict(worker)
+    assert data["name"] == "pid 7"
+    assert data["created_at"] == "2026-01-01T11:59:18Z"
+
+
+def test_command_text_quotes_like_a_shell() -> None:
+    job = Job(id=JobId("j-1"), spec=JobSpec(command=("echo", "a b")), state=JobState.QUEUED,
+              created_at=NOW)  # fmt: skip
+    assert shapes.command_text(job) == "echo 'a b'"
