@@ -83,6 +83,39 @@ async def test_list_jobs_orders_filters_and_limits(store: Store):
     }
 
 
+async def test_list_jobs_selects_by_labels_with_dotted_and_prefixed_keys(store: Store):
+    from dataclasses import replace
+
+    labelled = [
+        {"team": "x", "app.kubernetes.io/name": "web"},
+        {"team": "y", "app.kubernetes.io/name": "web"},
+        {"team": "x"},
+    ]
+    for n, labels in enumerate(labelled):
+        base = job(n)
+        await store.save_job(replace(base, spec=replace(base.spec, labels=labels)))
+    web_x = await store.list_jobs(labels={"team": "x", "app.kubernetes.io/name": "web"})
+    assert [j.id for j in web_x] == ["j-0"]
+    assert [j.id for j in await store.list_jobs(labels={"team": "x"})] == ["j-2", "j-0"]
+    assert await store.list_jobs(labels={"team": "z"}) == []
+
+
+async def test_list_jobs_pages_with_a_cursor_in_either_order(store: Store):
+    for n in range(5):
+        await store.save_job(job(n, JobState.SUCCEEDED if n % 2 else JobState.QUEUED))
+    first = await store.list_jobs(limit=2)
+    assert [j.id for j in first] == ["j-4", "j-3"]
+    second = await store.list_jobs(limit=2, after=first[-1].id)
+    assert [j.id for j in second] == ["j-2", "j-1"]
+    assert [j.id for j in await store.list_jobs(limit=2, after=JobId("j-1"))] == ["j-0"]
+    oldest = await store.list_jobs(oldest_first=True, after=JobId("j-2"))
+    assert [j.id for j in oldest] == ["j-3", "j-4"]
+    # The cursor combines with a state filter: the cursor job itself need not match.
+    queued = await store.list_jobs(states=[JobState.QUEUED], after=JobId("j-3"))
+    assert [j.id for j in queued] == ["j-2", "j-0"]
+    assert await store.list_jobs(after=JobId("j-unknown")) == []
+
+
 async def test_meta_default_is_set_once(store: Store):
     assert await store.get_meta("instance") is None
     assert await store.set_meta_default("instance", "a") == "a"

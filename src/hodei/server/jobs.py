@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from hodei.domain.ids import JobId, new_job_id
@@ -126,5 +127,15 @@ class JobBook:
     def queue_depth(self) -> int:
         return sum(1 for job in self._active.values() if job.state is JobState.QUEUED)
 
-    async def list(self, *, states: list[JobState] | None, limit: int) -> list[Job]:
-        return await self._store.list_jobs(states=states or None, limit=limit)
+    async def list(
+        self,
+        *,
+        states: list[JobState] | None,
+        limit: int,
+        labels: Mapping[str, str] | None = None,
+        after: JobId | None = None,
+    ) -> list[Job]:
+        """Newest first; see :meth:`hodei.store.base.Store.list_jobs` for the filters."""
+        return await self._store.list_jobs(
+            states=states or None, labels=labels or None, limit=limit, after=after
+        )

@@ -10,7 +10,7 @@ Every implementation must pass ``tests/store``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -72,10 +72,17 @@ class Store(Protocol):
         self,
         *,
         states: Collection[JobState] | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         oldest_first: bool = False,
+        after: JobId | None = None,
     ) -> list[Job]:
-        """Jobs in submission order (newest first unless ``oldest_first``)."""
+        """Jobs in submission order (newest first unless ``oldest_first``).
+
+        ``labels`` keeps jobs carrying every given label with that exact value (an
+        equality selector, as ``kubectl get -l k=v``). ``after`` is a page cursor: only
+        jobs listed after that job in this order (an unknown id gives an empty page).
+        """
         ...
 
     async def count_jobs(self) -> dict[JobState, int]:

@@ -4,7 +4,7 @@ control planes that need no durability. Nothing survives the process."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from hodei.domain.ids import JobId, WorkerId
@@ -52,12 +52,23 @@ class MemoryStore:
         self,
         *,
         states: Collection[JobState] | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         oldest_first: bool = False,
+        after: JobId | None = None,
     ) -> list[Job]:
-        jobs = [j for j in self._jobs.values() if states is None or j.state in states]
+        jobs = list(self._jobs.values())
         if not oldest_first:
             jobs.reverse()
+        if after is not None:
+            ids = [j.id for j in jobs]
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        jobs = [
+            j
+            for j in jobs
+            if (states is None or j.state in states)
+            and all(j.spec.labels.get(k) == v for k, v in (labels or {}).items())
+        ]
         return jobs[:limit] if limit is not None else jobs
 
     async def count_jobs(self) -> dict[JobState, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -190,14 +190,27 @@ class SqliteStore:
         self,
         *,
         states: Collection[JobState] | None = None,
+        labels: Mapping[str, str] | None = None,
         limit: int | None = None,
         oldest_first: bool = False,
+        after: JobId | None = None,
     ) -> list[Job]:
-        sql = "SELECT doc FROM jobs"
+        where: list[str] = []
         params: list[object] = []
         if states is not None:
-            sql += f" WHERE state IN ({', '.join('?' for _ in states)})"
+            where.append(f"state IN ({', '.join('?' for _ in states)})")
             params.extend(s.value for s in states)
+        for key, value in (labels or {}).items():
+            # json_extract's path syntax needs the key quoted: label keys hold '.' and '/'.
+            where.append("json_extract(doc, ?) = ?")
+            params.extend((f'$.spec.labels."{key}"', value))
+        if after is not None:
+            compare = ">" if oldest_first else "<"
+            where.append(f"seq {compare} (SELECT seq FROM jobs WHERE id = ?)")
+            params.append(after)
+        sql = "SELECT doc FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq " + ("ASC" if oldest_first else "DESC")
         if limit is not None:
             sql += " LIMIT ?"
