@@ -76,8 +76,9 @@ def test_job_round_trip(exit_code: int | None):
         finished_at=T0,
         worker_id=WorkerId("w-1"),
         provider="local",
+        waiting_reason="pulling",
     )
-    message = convert.job_to_pb(job, waiting_reason="pulling")
+    message = convert.job_to_pb(job)
     assert message.waiting_reason == "pulling"
     assert message.created_at == "2026-05-06T07:08:09.123456Z"
     assert convert.job_from_pb(message) == job

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from hodei.api.shapes import job_dict
 from hodei.cli import output
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
@@ -24,6 +26,14 @@ JOB = Job(
     worker_id=None,
     provider="local",
 )
+
+
+def test_waiting_reason_is_shown_while_the_job_waits() -> None:
+    waiting = replace(JOB, state=JobState.STARTING, exit_code=None, waiting_reason="pulling")
+    assert job_dict(waiting)["waiting_reason"] == "pulling"
+    assert job_dict(JOB)["waiting_reason"] is None
+    assert "Waiting:   pulling" in output.job_details(waiting).splitlines()
+    assert "Waiting" not in output.job_details(JOB)
 
 
 def test_jobs_table_lines_up_columns() -> None:

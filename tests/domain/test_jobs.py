@@ -58,3 +58,13 @@ def test_job_moves_only_along_legal_transitions():
     assert (starting.state, starting.attempt, job.state) == (JobState.STARTING, 1, JobState.QUEUED)
     with pytest.raises(IllegalTransition):
         job.moved_to(JobState.SUCCEEDED)
+
+
+def test_waiting_reason_belongs_to_the_state_it_was_given_in():
+    job = Job(JobId("j-1"), JobSpec(command=("a",)), JobState.QUEUED, datetime.now(UTC))
+    waiting = job.waiting("no capacity")
+    assert (waiting.state, waiting.waiting_reason) == (JobState.QUEUED, "no capacity")
+    assert waiting.waiting("").waiting_reason is None
+    assert waiting.moved_to(JobState.STARTING).waiting_reason is None
+    pulling = waiting.moved_to(JobState.STARTING, waiting_reason="pulling")
+    assert pulling.waiting_reason == "pulling"

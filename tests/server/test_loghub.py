@@ -6,7 +6,7 @@ import asyncio
 
 from hodei.domain.ids import JobId
 from hodei.domain.logs import LogChunk, LogStream
-from hodei.server.events import JobEvents, JobView
+from hodei.server.events import JobEvents
 from hodei.server.loghub import LogHub, read_logs
 from hodei.store import MemoryStore
 from tests.server.helpers import eventually
@@ -76,7 +76,7 @@ async def test_job_events_fan_out_to_subscribers():
     from hodei.domain.states import JobState
 
     events = JobEvents()
-    view = JobView(Job(J, JobSpec(command=("x",)), JobState.QUEUED, datetime.now(UTC)), "waiting")
+    view = Job(J, JobSpec(command=("x",)), JobState.QUEUED, datetime.now(UTC)).waiting("waiting")
     async with events.subscribe(J) as first, events.subscribe(J) as second:
         events.publish(view)
         assert first.get_nowait() == view == second.get_nowait()

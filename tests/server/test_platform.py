@@ -40,6 +40,12 @@ async def test_pending_diagnosis_becomes_waiting_reason_then_failure(control_pla
                 message="0/1 nodes are available",
             )
         )
+        # The reason is one persisted field of the job, shown by every read, not only watches.
+        shown = await stub.GetJob(jobs_pb2.GetJobRequest(id=job.id))
+        assert shown.waiting_reason == "Unschedulable: 0/1 nodes are available"
+        stored = await plane.store.get_job(JobId(job.id))
+        assert stored is not None
+        assert stored.waiting_reason == "Unschedulable: 0/1 nodes are available"
         await provider.push(
             WorkerStatus(
                 request.worker_id,

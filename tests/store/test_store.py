@@ -61,6 +61,10 @@ async def test_job_round_trips_every_field(store: Store):
     )
     await store.save_job(full)
     assert await store.get_job(full.id) == full
+    waiting = job(2, JobState.STARTING, worker_id=WorkerId("w-2")).waiting("Unschedulable: 0/3")
+    await store.save_job(waiting)
+    stored = await store.get_job(waiting.id)
+    assert stored is not None and stored.waiting_reason == "Unschedulable: 0/3"
     shell = Job(JobId("j-s"), JobSpec(shell="echo $A"), JobState.QUEUED, T0)
     await store.save_job(shell)
     assert await store.get_job(shell.id) == shell
@@ -206,6 +210,15 @@ async def test_unwritable_sqlite_path_is_a_store_error(tmp_path: Path):
 
 def _public(cls: type) -> set[str]:
     return {name for name in vars(cls) if not name.startswith("_")}
+
+
+def test_job_document_without_waiting_reason_still_reads():
+    from hodei.store.codec import job_from_json, job_to_json
+
+    older = job(3)
+    document = job_to_json(older).replace(', "waiting_reason": null', "")
+    assert "waiting_reason" not in document
+    assert job_from_json(document) == older
 
 
 @pytest.mark.parametrize("impl", [SqliteStore, MemoryStore])

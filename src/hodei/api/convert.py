@@ -113,7 +113,7 @@ def spec_from_pb(message: types_pb2.JobSpec) -> JobSpec:
     )
 
 
-def job_to_pb(job: Job, *, waiting_reason: str = "") -> types_pb2.Job:
+def job_to_pb(job: Job) -> types_pb2.Job:
     message = types_pb2.Job(
         id=job.id,
         spec=spec_to_pb(job.spec),
@@ -126,7 +126,7 @@ def job_to_pb(job: Job, *, waiting_reason: str = "") -> types_pb2.Job:
         worker_id=job.worker_id or "",
         attempt=job.attempt,
         provider=job.provider or "",
-        waiting_reason=waiting_reason,
+        waiting_reason=job.waiting_reason or "",
     )
     if job.exit_code is not None:
         message.exit_code = job.exit_code
@@ -134,7 +134,7 @@ def job_to_pb(job: Job, *, waiting_reason: str = "") -> types_pb2.Job:
 
 
 def job_from_pb(message: types_pb2.Job) -> Job:
-    """The domain job a client received (``waiting_reason`` is read from the message)."""
+    """The domain job a client received."""
     created_at = parse_time(message.created_at)
     return Job(
         id=JobId(message.id),
@@ -149,6 +149,7 @@ def job_from_pb(message: types_pb2.Job) -> Job:
         finished_at=parse_time(message.finished_at),
         worker_id=WorkerId(message.worker_id) if message.worker_id else None,
         provider=_none_if_empty(message.provider),
+        waiting_reason=_none_if_empty(message.waiting_reason),
     )
 
 

@@ -51,6 +51,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "shell": job.spec.shell,
         "labels": dict(job.spec.labels),
         "timeout_seconds": job.spec.timeout_seconds,
+        "waiting_reason": job.waiting_reason,
     }
 
 

@@ -79,6 +79,8 @@ def job_details(job: Job) -> str:
         ("Started", rfc3339(job.started_at) or "-"),
         ("Finished", rfc3339(job.finished_at) or "-"),
     ]
+    if job.waiting_reason:
+        fields.insert(2, ("Waiting", job.waiting_reason))
     if job.spec.labels:
         labels = ",".join(f"{k}={v}" for k, v in sorted(job.spec.labels.items()))
         fields.append(("Labels", labels))

@@ -115,7 +115,20 @@ class Job:
     finished_at: datetime | None = None
     worker_id: WorkerId | None = None
     provider: str | None = None
+    # Why an unfinished job is not running yet, in words for people (``Unschedulable:
+    # 0/3 nodes are available``, ``creating the worker``); None when nothing is awaited.
+    # Set by whoever knows (the scheduler, a provider's PENDING diagnosis) through
+    # :meth:`waiting`; every state change clears it.
+    waiting_reason: str | None = None
 
     def moved_to(self, state: JobState, **changes: object) -> Job:
-        """A copy in ``state`` (checked by :func:`transition`) with ``changes`` applied."""
+        """A copy in ``state`` (checked by :func:`transition`) with ``changes`` applied.
+
+        The waiting reason belongs to the state it was given in, so it is cleared unless
+        ``changes`` sets a new one."""
+        changes.setdefault("waiting_reason", None)
         return replace(self, state=transition(self.state, state), **changes)  # type: ignore[arg-type]
+
+    def waiting(self, reason: str | None) -> Job:
+        """A copy that says why it still waits (None: it no longer waits for anything)."""
+        return replace(self, waiting_reason=reason or None)

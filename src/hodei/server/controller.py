@@ -239,9 +239,9 @@ class JobController:
                 return
             waiting = lifecycle.waiting_reason_of_status(status)
             if waiting is not None:
-                self._jobs.set_waiting(job.id, waiting)
+                await self._jobs.set_waiting(job.id, waiting)
             elif status.phase is WorkerPhase.RUNNING and job.state is JobState.STARTING:
-                self._jobs.set_waiting(job.id, "worker started; waiting for its agent")
+                await self._jobs.set_waiting(job.id, "worker started; waiting for its agent")
             failure = lifecycle.failure_of_status(status)
             if failure is not None:
                 await self._fail_locked(job, failure)

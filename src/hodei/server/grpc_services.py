@@ -106,8 +106,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self.accepting = True
 
     def _pb(self, job: Job) -> types_pb2.Job:
-        view = self._jobs.view(job)
-        return convert.job_to_pb(view.job, waiting_reason=view.waiting_reason)
+        return convert.job_to_pb(job)
 
     async def _job(self, job_id: str, context: grpc.aio.ServicerContext) -> Job:
         job = await self._jobs.get(JobId(job_id)) if job_id else None
@@ -188,16 +187,15 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[types_pb2.Job]:
         job = await self._job(request.id, context)
         async with self._events.subscribe(job.id) as changes:
-            current = await self._jobs.get(job.id)
-            assert current is not None
-            last = self._jobs.view(current)
-            yield convert.job_to_pb(last.job, waiting_reason=last.waiting_reason)
-            while not last.job.state.terminal:
-                view = await changes.get()
-                if view == last:
+            last = await self._jobs.get(job.id)
+            assert last is not None
+            yield convert.job_to_pb(last)
+            while not last.state.terminal:
+                changed = await changes.get()
+                if changed == last:
                     continue
-                last = view
-                yield convert.job_to_pb(view.job, waiting_reason=view.waiting_reason)
+                last = changed
+                yield convert.job_to_pb(changed)
 
     async def ListWorkers(
         self, request: jobs_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext

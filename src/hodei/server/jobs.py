@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from hodei.domain.ids import JobId, new_job_id
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import TERMINAL_STATES, JobState
-from hodei.server.events import JobEvents, JobView
+from hodei.server.events import JobEvents
 from hodei.store.base import Store
 
 
@@ -32,7 +32,6 @@ class JobBook:
         self._events = events
         self._active: dict[JobId, Job] = {}
         self._locks: dict[JobId, asyncio.Lock] = {}
-        self._waiting: dict[JobId, str] = {}
         self._counts: Counter[JobState] = Counter()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -58,7 +57,7 @@ class JobBook:
         await self._store.save_job(job)
         self._active[job.id] = job
         self._counts[job.state] += 1
-        self._events.publish(JobView(job))
+        self._events.publish(job)
         return job
 
     def lock(self, job_id: JobId) -> asyncio.Lock:
@@ -74,26 +73,20 @@ class JobBook:
         job = self._active.get(job_id)
         return job if job is not None else await self._store.get_job(job_id)
 
-    def view(self, job: Job) -> JobView:
-        return JobView(job, self._waiting.get(job.id, "") if not job.state.terminal else "")
-
     async def save(self, job: Job) -> Job:
         """Persist a changed job, then update memory and notify watchers."""
         previous = self._active.get(job.id)
         await self._store.save_job(job)
         if previous is not None:
             self._counts[previous.state] -= 1
-            if previous.state is not job.state:
-                self._waiting.pop(job.id, None)
         self._counts[job.state] += 1
         if job.state.terminal:
             self._active.pop(job.id, None)
             self._locks.pop(job.id, None)
-            self._waiting.pop(job.id, None)
         else:
             self._active[job.id] = job
         self._update_idle()
-        self._events.publish(self.view(job))
+        self._events.publish(job)
         return job
 
     def _update_idle(self) -> None:
@@ -106,13 +99,13 @@ class JobBook:
         """Return when no job is STARTING or RUNNING (queued ones may remain)."""
         await self._idle.wait()
 
-    def set_waiting(self, job_id: JobId, reason: str) -> None:
-        """Record why an unfinished job still waits; watchers see each new reason."""
+    async def set_waiting(self, job_id: JobId, reason: str | None) -> None:
+        """Persist why an unfinished job still waits (:attr:`Job.waiting_reason`);
+        watchers see each new reason. Call with the job's lock held."""
         job = self._active.get(job_id)
-        if job is None or self._waiting.get(job_id, "") == reason:
+        if job is None or job.waiting_reason == (reason or None):
             return
-        self._waiting[job_id] = reason
-        self._events.publish(self.view(job))
+        await self.save(job.waiting(reason))
 
     def active(self) -> list[Job]:
         """Unfinished jobs in submission order."""

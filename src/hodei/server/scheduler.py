@@ -119,9 +119,9 @@ class Scheduler:
                     worker_id=record.id,
                     reason=None,
                     message=None,
+                    waiting_reason="creating the worker",
                 )
             )
-            self._jobs.set_waiting(job.id, "creating the worker")
             self._metrics.dispatch_latency.labels("STARTING").observe(
                 (utcnow() - job.created_at).total_seconds()
             )

@@ -73,6 +73,7 @@ def job_to_json(job: Job) -> str:
             "finished_at": _time(job.finished_at),
             "worker_id": job.worker_id,
             "provider": job.provider,
+            "waiting_reason": job.waiting_reason,
         }
     )
 
@@ -95,4 +96,6 @@ def job_from_json(text: str) -> Job:
         finished_at=_parse_time(data["finished_at"]),
         worker_id=WorkerId(data["worker_id"]) if data["worker_id"] else None,
         provider=data["provider"],
+        # Absent in documents written before the field existed.
+        waiting_reason=data.get("waiting_reason"),
     )
