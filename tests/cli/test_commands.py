@@ -86,10 +86,10 @@ async def test_detach_then_logs_show_list_and_workers(
 
 
 async def test_unknown_job_is_a_clear_error(server: ControlPlane, capsysbinary: Capture) -> None:
-    assert await client_command("jobs_show", server, "jobs", "show", "j-nothere") == 1
+    assert await client_command("jobs_show", server, "jobs", "show", "j-nothere") == 125
     assert b"j-nothere" in capsysbinary.readouterr().err
-    assert await client_command("jobs_logs", server, "jobs", "logs", "j-nothere") == 1
-    assert await client_command("jobs_cancel", server, "jobs", "cancel", "j-nothere") == 1
+    assert await client_command("jobs_logs", server, "jobs", "logs", "j-nothere") == 125
+    assert await client_command("jobs_cancel", server, "jobs", "cancel", "j-nothere") == 125
 
 
 async def test_cancel_ends_a_running_job(server: ControlPlane, capsysbinary: Capture) -> None:
@@ -113,14 +113,14 @@ async def test_unreachable_server_exits_125_naming_the_variable(capsysbinary: Ca
     env = {"HODEI_SERVER": "127.0.0.1:1"}
     assert await run_command(args("run", "--", "true"), env) == 125
     assert b"HODEI_SERVER" in capsysbinary.readouterr().err
-    assert await commands.with_client(commands.jobs_list, args("jobs", "list"), env) == 1
+    assert await commands.with_client(commands.jobs_list, args("jobs", "list"), env) == 125
 
 
-async def test_bad_flags_exit_2_before_contacting_anything(capsysbinary: Capture) -> None:
+async def test_bad_flags_exit_125_before_contacting_anything(capsysbinary: Capture) -> None:
     env = {"HODEI_SERVER": "127.0.0.1:1"}
-    assert await run_command(args("run", "--memory", "lots", "--", "true"), env) == 2
+    assert await run_command(args("run", "--memory", "lots", "--", "true"), env) == 125
     assert b"--memory" in capsysbinary.readouterr().err
-    assert await run_command(args("run", "--", "true"), {"HODEI_SERVER": "nope"}) == 2
+    assert await run_command(args("run", "--", "true"), {"HODEI_SERVER": "nope"}) == 125
     assert b"HODEI_SERVER" in capsysbinary.readouterr().err
 
 
@@ -141,7 +141,7 @@ async def test_api_token_is_sent_and_a_missing_one_is_explained(
 ) -> None:
     server = await control_plane_factory(env={"HODEI_API_TOKEN": "s3cret"})
     without = env_for(server)
-    assert await commands.with_client(commands.jobs_list, args("jobs", "list"), without) == 1
+    assert await commands.with_client(commands.jobs_list, args("jobs", "list"), without) == 125
     assert b"HODEI_API_TOKEN" in capsysbinary.readouterr().err
     with_token = {**without, "HODEI_API_TOKEN": "s3cret"}
     assert await run_command(args("run", "--", "echo", "ok"), with_token) == 0

@@ -156,7 +156,7 @@ def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
     assert timed_out.returncode == 124
 
     missing = hodei("jobs", "show", "j-nothere", env=env)
-    assert missing.returncode == 1 and b"j-nothere" in missing.stderr
+    assert missing.returncode == 125 and b"j-nothere" in missing.stderr
 
     assert server.stop() == 0
     wait_for(lambda: worker_processes(server.port) == [], what="workers to exit")

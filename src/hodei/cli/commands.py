@@ -2,7 +2,7 @@
 
 They talk to ``HODEI_SERVER`` (default ``127.0.0.1:50051``, where ``hodei server``
 listens). Tables for people; ``-o json`` for machines. Any failure prints one line on
-stderr and exits 1.
+stderr and exits 125 (:data:`hodei.domain.exitcodes.HODEI_FAILURE`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from hodei.api import shapes
 from hodei.cli import output
 from hodei.cli.client import ClientError, HodeiClient
 from hodei.config import SettingsError, load_client_settings
+from hodei.domain import exitcodes
 from hodei.domain.logs import LogStream
 from hodei.domain.states import JobState
 
 __all__ = ["jobs_cancel", "jobs_list", "jobs_logs", "jobs_show", "with_client", "workers_list"]
 
 DEFAULT_SERVER = "127.0.0.1:50051"
-EXIT_FAILED = 1
 
 Command = Callable[[HodeiClient, argparse.Namespace], Awaitable[int]]
 
@@ -33,7 +33,7 @@ async def with_client(command: Command, args: argparse.Namespace, env: Mapping[s
         settings = load_client_settings(env)
     except SettingsError as exc:
         print(f"hodei: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.HODEI_FAILURE
     address = settings.server or DEFAULT_SERVER
     env_name = "HODEI_SERVER" if settings.server else "HODEI_SERVER unset, default"
     async with HodeiClient(address, api_token=settings.api_token, env_name=env_name) as client:
@@ -41,7 +41,7 @@ async def with_client(command: Command, args: argparse.Namespace, env: Mapping[s
             return await command(client, args)
         except ClientError as exc:
             print(f"hodei: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return exitcodes.HODEI_FAILURE
 
 
 def _now() -> datetime:

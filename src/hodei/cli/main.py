@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 
 from hodei import __version__
+from hodei.domain import exitcodes
 
 Handler = Callable[[argparse.Namespace], int]
 _STATES = ("QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
@@ -66,7 +68,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a command as a job and stream its output",
         description=(
             "Submit CMD as a job, stream its stdout/stderr, exit with its exit code "
-            "(124 timed out, 125 platform failure or unreachable server, 130 interrupted). "
+            "(124 timed out, 125 Hodei could not run it, 128+N stopped by signal N). "
             "CMD is an argv, not a shell line: for pipes or scripts use "
             "`hodei run -- sh -c 'a | b'`. With HODEI_SERVER unset, an embedded control "
             "plane with the local provider runs the job."
@@ -130,9 +132,18 @@ def _add_k8s(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], re
     k8s.register(subparsers)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 125 like every other failure of Hodei itself, so
+    that it cannot be mistaken for a job's own exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(exitcodes.HODEI_FAILURE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(command: str | None = "k8s") -> argparse.ArgumentParser:
     """The whole ``hodei`` command tree (``command``: the one about to run, if known)."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="hodei", description="Run commands on ephemeral workers (local processes or pods)."
     )
     parser.add_argument("--version", action="version", version=f"hodei {__version__}")
@@ -164,4 +175,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED

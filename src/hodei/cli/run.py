@@ -1,10 +1,11 @@
 """``hodei run``: submit a job, stream its output as it happens, exit with its exit code.
 
 stdout and stderr of the job go to our stdout and stderr byte for byte; everything Hodei
-itself has to say goes to stderr. Exit codes: the job's own; 124 when it timed out; 125
-when the platform could not run it (or the control plane is unreachable); 130 when
-interrupted with Ctrl-C (the job is cancelled first). If the control plane restarts
-while the job runs, the command reconnects and carries on from the last byte it got.
+itself has to say goes to stderr. Exit codes follow :mod:`hodei.domain.exitcodes`: the
+job's own; 124 when it timed out; 125 when Hodei could not run it (bad flags, the control
+plane unreachable, unschedulable...); 128+N when the command is stopped by signal N (the
+job is cancelled first). If the control plane restarts while the job runs, the command
+reconnects and carries on from the last byte it got.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import BinaryIO, TypeVar
 from hodei.cli.client import ClientError, HodeiClient, JobUpdate
 from hodei.cli.spinner import Spinner
 from hodei.config import SettingsError, load_client_settings
+from hodei.domain import exitcodes
 from hodei.domain.jobs import Job, JobSpec, Resources, SpecError
 from hodei.domain.logs import LogStream
 from hodei.domain.quantities import QuantityError, validate_quantity
-from hodei.domain.reasons import PLATFORM_REASONS
 from hodei.domain.states import JobState
 
 __all__ = [
@@ -36,11 +37,6 @@ __all__ = [
     "with_reconnects",
 ]
 
-EXIT_TIMED_OUT = 124
-EXIT_PLATFORM = 125
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left
-EXIT_USAGE = 2
 CANCEL_WAIT = 10.0  # how long Ctrl-C waits for the cancelled job to end
 RECONNECT_FOR = 60.0  # how long an unreachable control plane may take to come back
 T = TypeVar("T")
@@ -100,18 +96,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
 
 
 def exit_code_for(job: Job) -> int:
-    """What ``hodei run`` exits with for a finished job."""
-    if job.state is JobState.SUCCEEDED:
-        return 0
-    if job.state is JobState.TIMED_OUT:
-        return EXIT_TIMED_OUT
-    if job.state is JobState.CANCELLED:
-        return EXIT_INTERRUPTED
-    if job.reason in PLATFORM_REASONS:
-        return EXIT_PLATFORM
-    if job.exit_code is not None and 0 < job.exit_code < 256:
-        return job.exit_code
-    return 1
+    """What ``hodei run`` exits with for a finished job (:func:`exitcodes.exit_code_for`)."""
+    return exitcodes.exit_code_for(job.state, job.reason, job.exit_code)
 
 
 def outcome_note(job: Job) -> str | None:
@@ -231,7 +217,7 @@ async def follow_job(client: HodeiClient, job_id: str, out: _Output, spinner: Sp
             if interrupt.done():
                 print(f"hodei: interrupted; cancelling job {job_id}", file=sys.stderr)
             await _cancel_and_wait(client, job_id, watch)
-            return EXIT_INTERRUPTED if interrupt.done() else EXIT_BROKEN_PIPE
+            return exitcodes.INTERRUPTED if interrupt.done() else exitcodes.BROKEN_PIPE
         job = await watch
         await asyncio.wait_for(logs, CANCEL_WAIT)
         note = outcome_note(job)
@@ -263,9 +249,7 @@ async def _submit_and_follow(
             job = await client.submit(spec)
         except ClientError as exc:
             print(f"hodei: {exc}", file=sys.stderr)
-            if exc.code == "INVALID_ARGUMENT":
-                return EXIT_USAGE
-            return EXIT_PLATFORM if exc.unreachable else 1
+            return exitcodes.HODEI_FAILURE
         if args.detach:
             print(job.id)
             return 0
@@ -275,7 +259,7 @@ async def _submit_and_follow(
             return await follow_job(client, job.id, out, spinner)
         except ClientError as exc:
             print(f"hodei: {exc}", file=sys.stderr)
-            return EXIT_PLATFORM
+            return exitcodes.HODEI_FAILURE
 
 
 async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -285,7 +269,7 @@ async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         spec_from_args(args)  # refuse bad flags before starting anything
     except (SettingsError, UsageError, SpecError) as exc:
         print(f"hodei run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.HODEI_FAILURE
     if settings.server is not None:
         return await _submit_and_follow(args, settings.server, "HODEI_SERVER", settings.api_token)
     if args.detach:
@@ -294,7 +278,7 @@ async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             "start `hodei server` and set HODEI_SERVER",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return exitcodes.HODEI_FAILURE
     from hodei.cli.embedded import EmbeddedStartError, embedded_control_plane
 
     try:
@@ -302,7 +286,7 @@ async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             return await _submit_and_follow(args, address, "", None)
     except SettingsError as exc:
         print(f"hodei run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.HODEI_FAILURE
     except EmbeddedStartError as exc:
         print(f"hodei run: cannot start the embedded control plane: {exc}", file=sys.stderr)
-        return EXIT_PLATFORM
+        return exitcodes.HODEI_FAILURE

@@ -27,7 +27,7 @@ NO_PROVIDER: Final = "NoProvider"
 COMMAND_NOT_FOUND: Final = "CommandNotFound"
 START_ERROR: Final = "StartError"
 
-# Reasons that mean "the platform could not run it" (hodei run exits 125).
+# Reasons that mean "the platform could not run it" (hodei run exits 125, see exitcodes).
 PLATFORM_REASONS: Final = frozenset(
     {
         WORKER_LOST,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from hodei.domain import reasons
+from hodei.domain import exitcodes, reasons
 from hodei.domain.jobs import Job
 from hodei.domain.reasons import Failure
 from hodei.domain.states import JobState
@@ -44,7 +44,7 @@ def outcome_of_result(
     if error:
         not_found = "no such file" in error.lower() or "not found" in error.lower()
         reason = reasons.COMMAND_NOT_FOUND if not_found else reasons.START_ERROR
-        return Outcome(JobState.FAILED, exit_code or 127, reason, error)
+        return Outcome(JobState.FAILED, exit_code or exitcodes.COMMAND_NOT_FOUND, reason, error)
     if cancelled:
         return Outcome(JobState.CANCELLED, exit_code, reasons.CANCELLED, "cancelled by request")
     if timed_out:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 from hodei.api.messages import AssignJob, JobResult, JobStarted
+from hodei.domain import exitcodes
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 StopReason = Literal["timeout", "cancel"]
@@ -78,12 +79,16 @@ class RunningJob:
         except Exception as exc:  # report it: a job must end with a result, whatever broke
             if self.process is not None:
                 self.process.signal_group(signal.SIGKILL)
-            self._finish(JobResult(self.assignment.job_id, exit_code=125, error=repr(exc)))
+            self._finish(
+                JobResult(
+                    self.assignment.job_id, exit_code=exitcodes.HODEI_FAILURE, error=repr(exc)
+                )
+            )
 
     async def _run(self) -> None:
         job_id = self.assignment.job_id
         if self._stop_reason == "cancel":  # cancelled before it could start
-            self._finish(JobResult(job_id, exit_code=130, cancelled=True))
+            self._finish(JobResult(job_id, exit_code=exitcodes.CANCELLED, cancelled=True))
             return
         env = job_environment(self._base_env, self.assignment)
         argv = self.assignment.spec.argv()

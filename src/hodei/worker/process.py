@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hodei.domain import exitcodes
 from hodei.domain.logs import LogStream
 
 OutputSink = Callable[[LogStream, bytes], None]
@@ -34,9 +35,7 @@ class StartError(Exception):
         self.exit_code = exit_code
 
 
-def exit_status(returncode: int) -> int:
-    """A returncode as a shell reports it: ``128 + N`` for a process killed by signal N."""
-    return 128 - returncode if returncode < 0 else returncode
+exit_status = exitcodes.from_returncode
 
 
 class _Protocol(asyncio.SubprocessProtocol):
@@ -84,11 +83,15 @@ class JobProcess:
                 **options,
             )
         except FileNotFoundError as exc:
-            raise StartError(f"{argv[0]}: command not found ({exc.strerror})", 127) from None
+            raise StartError(
+                f"{argv[0]}: command not found ({exc.strerror})", exitcodes.COMMAND_NOT_FOUND
+            ) from None
         except PermissionError as exc:
-            raise StartError(f"{argv[0]}: cannot execute ({exc.strerror})", 126) from None
+            raise StartError(
+                f"{argv[0]}: cannot execute ({exc.strerror})", exitcodes.CANNOT_EXECUTE
+            ) from None
         except OSError as exc:
-            raise StartError(f"{argv[0]}: cannot start ({exc})", 126) from None
+            raise StartError(f"{argv[0]}: cannot start ({exc})", exitcodes.CANNOT_EXECUTE) from None
         process = cls(transport, protocol)
         process._grow_pipes()
         return process

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hodei.domain import reasons
+from hodei.domain import exitcodes, reasons
 from hodei.providers.base import WorkerPhase
 
 # Image problems that will not fix themselves: fail now rather than at the pending timeout.
@@ -116,7 +116,9 @@ def _terminated(pod: Mapping[str, Any], term: Mapping[str, Any]) -> Diagnosis:
         limit = memory_limit(pod)
         suffix = f" (limit {limit})" if limit else ""
         message = f"the worker container was killed for exceeding its memory limit{suffix}"
-        return Diagnosis(WorkerPhase.EXITED, reasons.OOM_KILLED, message, code or 137)
+        return Diagnosis(
+            WorkerPhase.EXITED, reasons.OOM_KILLED, message, code or exitcodes.OOM_KILLED
+        )
     if code == 0:
         return Diagnosis(WorkerPhase.EXITED, exit_code=0)
     detail = f" ({reason}: {term['message'].strip()})" if term.get("message") and reason else ""

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hodei.domain import exitcodes
 from hodei.domain.ids import JobId, WorkerId
 from hodei.providers.base import (
     Health,
@@ -46,8 +47,7 @@ def default_command() -> list[str]:
     return [sys.executable, "-m", "hodei", "worker"]
 
 
-def _exit_status(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode
+_exit_status = exitcodes.from_returncode
 
 
 def _spawn(command: Sequence[str], env: Mapping[str, str], output: int) -> int:
