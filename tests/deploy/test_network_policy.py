@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from hodei.config.settings import KubernetesSettings
 from hodei.domain.ids import new_job_id, new_worker_id
 from hodei.providers.base import WorkerRequest
@@ -71,8 +73,9 @@ def _destinations() -> dict[str, Pod | External]:
     }
 
 
-def test_worker_pods_of_the_provider_are_selected_by_the_egress_policy() -> None:
-    worker = _worker_pod(labels={"team": "a"})
+@pytest.mark.parametrize("image", [None, "python:3.12"])  # one container, or the launcher's three
+def test_worker_pods_of_the_provider_are_selected_by_the_egress_policy(image: str | None) -> None:
+    worker = _worker_pod(labels={"team": "a"}, image=image)
     egress = find("NetworkPolicy", "hodei-worker-egress")
     assert egress["metadata"]["namespace"] == worker.namespace
     assert selector_matches(egress["spec"]["podSelector"], worker.labels)

@@ -227,3 +227,122 @@ def test_essentials_keep_the_diagnosis(status: dict[str, Any]) -> None:
     assert "managedFields" not in slim["metadata"]
     assert slim["metadata"]["labels"] == {"hodei.io/worker-id": "w-1"}
     assert slim["metadata"]["resourceVersion"] == "7"
+
+
+# A job in its own image: init container "launcher", containers "worker" (the agent) and "job".
+
+
+def launcher_pod(status: dict[str, Any]) -> dict[str, Any]:
+    limits = {"cpu": "1", "memory": "300Mi"}
+    return {
+        "metadata": {"name": "hodei-worker-w-2", "resourceVersion": "9"},
+        "spec": {
+            "initContainers": [{"name": "launcher", "image": "hodei:latest"}],
+            "containers": [
+                {"name": "worker", "image": "hodei:latest", "resources": {"limits": {}}},
+                {"name": "job", "image": "busybox:1", "resources": {"limits": limits}},
+            ],
+        },
+        "status": status,
+    }
+
+
+def state(name: str, **state: Any) -> dict[str, Any]:
+    return {"name": name, "state": state}
+
+
+def test_job_image_that_cannot_be_pulled_is_named() -> None:
+    status = {
+        "phase": "Pending",
+        "initContainerStatuses": [state("launcher", terminated={"exitCode": 0})],
+        "containerStatuses": [
+            state("worker", waiting={"reason": "PodInitializing"}),
+            state("job", waiting={"reason": "ErrImagePull", "message": "busybox:1: not found"}),
+        ],
+    }
+    d = diagnose(launcher_pod(status))
+    assert d == Diagnosis(
+        WorkerPhase.FAILED,
+        "ErrImagePull",
+        'image "busybox:1" could not be pulled: busybox:1: not found',
+    )
+
+
+def test_initializing_pod_is_plain_pending() -> None:
+    status = {
+        "phase": "Pending",
+        "initContainerStatuses": [state("launcher", running={"startedAt": "x"})],
+        "containerStatuses": [
+            state("worker", waiting={"reason": "PodInitializing"}),
+            state("job", waiting={"reason": "PodInitializing"}),
+        ],
+    }
+    assert diagnose(launcher_pod(status)) == Diagnosis(WorkerPhase.PENDING)
+
+
+def test_failed_launcher_placement_is_a_provider_error() -> None:
+    status = {
+        "phase": "Failed",
+        "initContainerStatuses": [
+            state("launcher", terminated={"exitCode": 1, "reason": "Error", "message": "no space"})
+        ],
+        "containerStatuses": [state("worker", waiting={"reason": "PodInitializing"})],
+    }
+    assert diagnose(launcher_pod(status)) == Diagnosis(
+        WorkerPhase.FAILED,
+        "ProviderError",
+        "init container 'launcher' exited with code 1: no space",
+    )
+
+
+def test_job_container_oom_killed_names_its_limit() -> None:
+    status = {
+        "phase": "Failed",
+        "containerStatuses": [
+            state("worker", terminated={"exitCode": 6, "reason": "Error"}),
+            state("job", terminated={"exitCode": 137, "reason": "OOMKilled"}),
+        ],
+    }
+    assert diagnose(launcher_pod(status)) == Diagnosis(
+        WorkerPhase.EXITED,
+        "OOMKilled",
+        "the 'job' container was killed for exceeding its memory limit (limit 300Mi)",
+        137,
+    )
+
+
+def test_job_container_ended_while_the_agent_runs_is_running() -> None:
+    status = {
+        "phase": "Running",
+        "containerStatuses": [
+            state("worker", running={"startedAt": "x"}),
+            state("job", terminated={"exitCode": 3, "reason": "Error"}),
+        ],
+    }
+    assert diagnose(launcher_pod(status)) == Diagnosis(WorkerPhase.RUNNING)
+
+
+def test_agent_container_ended_while_the_job_container_runs_is_diagnosed() -> None:
+    status = {
+        "phase": "Running",
+        "containerStatuses": [
+            state("worker", terminated={"exitCode": 3, "reason": "Error"}),
+            state("job", running={"startedAt": "x"}),
+        ],
+    }
+    d = diagnose(launcher_pod(status))
+    assert d == Diagnosis(
+        WorkerPhase.EXITED, "ContainerExited", "the worker container exited with code 3", 3
+    )
+
+
+def test_essentials_keep_the_diagnosis_of_a_launcher_pod() -> None:
+    status = {
+        "phase": "Failed",
+        "containerStatuses": [
+            state("worker", terminated={"exitCode": 6, "reason": "Error"}),
+            state("job", terminated={"exitCode": 137, "reason": "OOMKilled"}),
+        ],
+    }
+    full = launcher_pod(status)
+    assert diagnose(essentials(full)) == diagnose(full)

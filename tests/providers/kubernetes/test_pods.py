@@ -113,14 +113,88 @@ def test_default_resources() -> None:
     }
 
 
-def test_job_image_and_resources() -> None:
-    res = Resources(cpu_request="250m", cpu_limit="2", memory_request="1Gi", memory_limit="2Gi")
-    container = pod_for(image="python:3.12", resources=res)["spec"]["containers"][0]
-    assert container["image"] == "python:3.12"
-    assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": "1Gi"},
-        "limits": {"cpu": "2", "memory": "2Gi"},
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+AGENT_RESOURCES = {
+    "requests": {"cpu": "20m", "memory": "64Mi"},
+    "limits": {"cpu": "1000m", "memory": "256Mi"},
+}
+LAUNCHER_MOUNT = {"name": "hodei-launcher", "mountPath": "/hodei"}
+
+
+def test_the_worker_image_named_as_the_job_image_keeps_one_container() -> None:
+    assert pod_for(image="hodei:latest") == pod_for()
+
+
+def test_job_image_pod_level_shape() -> None:
+    spec = pod_for(image="python:3.12")["spec"]
+    assert spec["shareProcessNamespace"] is True
+    assert [c["name"] for c in spec["initContainers"]] == ["launcher"]
+    assert [c["name"] for c in spec["containers"]] == ["worker", "job"]
+    assert spec["volumes"] == [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "hodei-launcher", "emptyDir": {}},
+    ]
+    # The pod-level identity is the same as for one container: uid 10001 for all.
+    assert spec["securityContext"] == pod_for()["spec"]["securityContext"]
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_job_image_launcher_init_container() -> None:
+    (init,) = pod_for(image="python:3.12")["spec"]["initContainers"]
+    assert init == {
+        "name": "launcher",
+        "image": "hodei:latest",
+        "command": [
+            "/opt/hodei/launcher/busybox",
+            "sh",
+            "-c",
+            "cp /opt/hodei/launcher/busybox /opt/hodei/launcher/launch.sh /hodei/ && "
+            "mkfifo -m 600 /hodei/ctl /hodei/status /hodei/stdout /hodei/stderr",
+        ],
+        "resources": AGENT_RESOURCES,
+        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
+        "volumeMounts": [LAUNCHER_MOUNT],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+
+
+def test_job_image_container_runs_the_launcher_with_the_jobs_resources() -> None:
+    res = Resources(cpu_request="250m", cpu_limit="2", memory_request="1Gi", memory_limit="2Gi")
+    job = pod_for(image="python:3.12", resources=res)["spec"]["containers"][1]
+    assert job == {
+        "name": "job",
+        "image": "python:3.12",
+        "command": ["/hodei/busybox", "sh", "/hodei/launch.sh"],
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "2Gi"},
+        },
+        # No env and no readOnlyRootFilesystem: the image's own ENV and a writable
+        # root, as with `docker run IMAGE`.
+        "securityContext": RESTRICTED,
+        "volumeMounts": [LAUNCHER_MOUNT],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def test_job_image_agent_container() -> None:
+    agent = pod_for(image="python:3.12")["spec"]["containers"][0]
+    assert agent["image"] == "hodei:latest"
+    assert agent["command"] == ["hodei", "worker"]
+    assert agent["env"] == [
+        {"name": "HODEI_SERVER_ADDRESS", "value": "hodei-control-plane.hodei-system.svc:50051"},
+        {"name": "HODEI_WORKER_ID", "value": "w-abc"},
+        {"name": "HODEI_WORKER_TOKEN", "value": "tok-123"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "HODEI_LAUNCHER_DIR", "value": "/hodei"},
+    ]
+    assert agent["resources"] == AGENT_RESOURCES
+    assert agent["securityContext"] == {**RESTRICTED, "readOnlyRootFilesystem": True}
+    assert agent["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}, LAUNCHER_MOUNT]
 
 
 @pytest.mark.parametrize(
@@ -171,10 +245,20 @@ def test_active_deadline_is_timeout_plus_slack(timeout: float, deadline: int) ->
     assert pod_for(timeout_seconds=timeout)["spec"]["activeDeadlineSeconds"] == deadline
 
 
-def test_job_env_is_not_in_the_pod() -> None:
-    # WorkerRequest has no env: the job's env travels over gRPC in AssignJob.
-    names = [e["name"] for e in pod_for()["spec"]["containers"][0]["env"]]
-    assert names == ["HODEI_SERVER_ADDRESS", "HODEI_WORKER_ID", "HODEI_WORKER_TOKEN", "HOME"]
+@pytest.mark.parametrize("image", [None, "python:3.12"])
+def test_job_command_and_env_are_not_in_the_pod(image: str | None) -> None:
+    # WorkerRequest has neither: the job's argv and env travel over gRPC in AssignJob.
+    spec = pod_for(image=image)["spec"]
+    containers = [*spec.get("initContainers", []), *spec["containers"]]
+    names = {e["name"] for c in containers for e in c.get("env", [])}
+    assert names <= {
+        "HODEI_SERVER_ADDRESS",
+        "HODEI_WORKER_ID",
+        "HODEI_WORKER_TOKEN",
+        "HOME",
+        "HODEI_LAUNCHER_DIR",
+    }
+    assert all("args" not in c for c in containers)
 
 
 def test_names_and_selector() -> None:
@@ -182,7 +266,8 @@ def test_names_and_selector() -> None:
     assert label_selector("cp1") == "app.kubernetes.io/managed-by=hodei,hodei.io/instance=cp1"
 
 
-def test_pod_validates_against_kubernetes_schema() -> None:
+@pytest.mark.parametrize("image", [None, "python:3.12"])
+def test_pod_validates_against_kubernetes_schema(image: str | None) -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    pod = pod_for(timeout_seconds=10, labels={"team": "a"})
+    pod = pod_for(image=image, timeout_seconds=10, labels={"team": "a"})
     kubernetes_validate.validate(pod, "1.33", strict=True)

@@ -6,6 +6,12 @@ not a generic "worker lost". Everything needed is in the pod object the shared w
 already delivers: the PodScheduled condition, container waiting/terminated states, the
 pod's own reason (DeadlineExceeded, Evicted). :func:`diagnose` is a pure function of
 that object, so it is tested against status fixtures written from the Kubernetes docs.
+
+A pod may hold more than the agent's container (a job in its own image runs in a second
+container, after an init container placed its launcher): the agent's container (named
+``worker``) says whether the worker runs and how it ended, any container may say why the
+pod cannot start (an image that cannot be pulled names that container's image), and a
+container the kernel killed for memory makes the failure ``OOMKilled`` whichever it was.
 """
 
 from __future__ import annotations
@@ -45,19 +51,42 @@ class Diagnosis:
     exit_code: int | None = None
 
 
+AGENT_CONTAINER = "worker"
+
+
+def _statuses(pod: Mapping[str, Any], key: str = "containerStatuses") -> list[Mapping[str, Any]]:
+    return list((pod.get("status") or {}).get(key) or [])
+
+
+def _specs(pod: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    spec = pod.get("spec") or {}
+    return {
+        c.get("name", ""): c
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or []
+    }
+
+
 def _container_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    """The agent container's status (a pod of one container: that one)."""
+    statuses = _statuses(pod)
+    for status in statuses:
+        if status.get("name") == AGENT_CONTAINER:
+            return status
     return statuses[0] if statuses else {}
 
 
-def _container_spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+def _container_spec(pod: Mapping[str, Any], name: str = AGENT_CONTAINER) -> Mapping[str, Any]:
+    specs = _specs(pod)
+    if name in specs:
+        return specs[name]
     containers = (pod.get("spec") or {}).get("containers") or []
     return containers[0] if containers else {}
 
 
-def memory_limit(pod: Mapping[str, Any]) -> str | None:
-    """The worker container's memory limit as written in the spec."""
-    limits = (_container_spec(pod).get("resources") or {}).get("limits") or {}
+def memory_limit(pod: Mapping[str, Any], container: str = AGENT_CONTAINER) -> str | None:
+    """A container's memory limit as written in the spec (default: the agent's)."""
+    limits = (_container_spec(pod, container).get("resources") or {}).get("limits") or {}
     value = limits.get("memory")
     return str(value) if value is not None else None
 
@@ -74,13 +103,16 @@ def _unschedulable(pod: Mapping[str, Any]) -> Diagnosis | None:
     return None
 
 
-def _waiting(pod: Mapping[str, Any], waiting: Mapping[str, Any]) -> Diagnosis | None:
+def _waiting(
+    pod: Mapping[str, Any], waiting: Mapping[str, Any], status: Mapping[str, Any]
+) -> Diagnosis | None:
     reason = waiting.get("reason")
-    if not reason or reason == "ContainerCreating":
+    if not reason or reason in ("ContainerCreating", "PodInitializing"):
         return None
     detail = waiting.get("message") or ""
     if reason in _IMAGE_REASONS:
-        image = _container_spec(pod).get("image") or _container_status(pod).get("image") or "?"
+        named = _specs(pod).get(status.get("name", "")) or _container_spec(pod)
+        image = named.get("image") or status.get("image") or "?"
         message = f'image "{image}" could not be pulled' + (f": {detail}" if detail else "")
         permanent = reason in _PERMANENT_IMAGE_REASONS or any(
             w in detail.lower() for w in _IMAGE_MISSING
@@ -92,7 +124,9 @@ def _waiting(pod: Mapping[str, Any], waiting: Mapping[str, Any]) -> Diagnosis | 
             WorkerPhase.FAILED, reasons.CREATE_CONTAINER_CONFIG_ERROR, detail or reason
         )
     if reason in _START_ERRORS:
-        message = f"the worker container could not start ({reason}): {detail}"
+        name = status.get("name") or AGENT_CONTAINER
+        what = "worker" if name == AGENT_CONTAINER else f"{name!r}"
+        message = f"the {what} container could not start ({reason}): {detail}"
         return Diagnosis(WorkerPhase.FAILED, reasons.PROVIDER_ERROR, message)
     return Diagnosis(WorkerPhase.PENDING, reason, detail or None)
 
@@ -101,24 +135,54 @@ def _pending(pod: Mapping[str, Any]) -> Diagnosis:
     found = _unschedulable(pod)
     if found is not None:
         return found
-    waiting = (_container_status(pod).get("state") or {}).get("waiting")
-    if waiting:
-        found = _waiting(pod, waiting)
-        if found is not None:
-            return found
+    for status in [*_statuses(pod, "initContainerStatuses"), *_statuses(pod)]:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            found = _waiting(pod, waiting, status)
+            if found is not None:
+                return found
     return Diagnosis(WorkerPhase.PENDING)
+
+
+def _init_failure(pod: Mapping[str, Any]) -> Diagnosis | None:
+    """An init container (the launcher's placement) that ended in failure."""
+    for status in _statuses(pod, "initContainerStatuses"):
+        term = (status.get("state") or {}).get("terminated") or {}
+        if term and int(term.get("exitCode", 0)) != 0:
+            detail = (term.get("message") or term.get("reason") or "").strip()
+            message = (
+                f"init container {status.get('name')!r} exited with code {term.get('exitCode')}"
+                + (f": {detail}" if detail else "")
+            )
+            return Diagnosis(WorkerPhase.FAILED, reasons.PROVIDER_ERROR, message)
+    return None
+
+
+def _oom_killed(pod: Mapping[str, Any]) -> Diagnosis | None:
+    """Any container the kernel killed for exceeding its memory limit."""
+    for status in _statuses(pod):
+        term = (status.get("state") or {}).get("terminated") or {}
+        if term.get("reason") == "OOMKilled":
+            name = status.get("name") or AGENT_CONTAINER
+            limit = memory_limit(pod, name)
+            suffix = f" (limit {limit})" if limit else ""
+            what = "worker" if name == AGENT_CONTAINER else f"{name!r}"
+            message = f"the {what} container was killed for exceeding its memory limit{suffix}"
+            return Diagnosis(
+                WorkerPhase.EXITED,
+                reasons.OOM_KILLED,
+                message,
+                int(term.get("exitCode") or exitcodes.OOM_KILLED),
+            )
+    return None
 
 
 def _terminated(pod: Mapping[str, Any], term: Mapping[str, Any]) -> Diagnosis:
     code = int(term.get("exitCode", 0))
     reason = term.get("reason") or ""
-    if reason == "OOMKilled":
-        limit = memory_limit(pod)
-        suffix = f" (limit {limit})" if limit else ""
-        message = f"the worker container was killed for exceeding its memory limit{suffix}"
-        return Diagnosis(
-            WorkerPhase.EXITED, reasons.OOM_KILLED, message, code or exitcodes.OOM_KILLED
-        )
+    oom = _oom_killed(pod)
+    if oom is not None:
+        return oom
     if code == 0:
         return Diagnosis(WorkerPhase.EXITED, exit_code=0)
     detail = f" ({reason}: {term['message'].strip()})" if term.get("message") and reason else ""
@@ -140,6 +204,9 @@ def _failed(pod: Mapping[str, Any]) -> Diagnosis:
     if pod_reason == "Evicted" or pod_reason == "Preempting":
         message = pod_message or "the worker pod was evicted"
         return Diagnosis(WorkerPhase.FAILED, reasons.EVICTED, message)
+    init = _init_failure(pod)
+    if init is not None:
+        return init
     term = (_container_status(pod).get("state") or {}).get("terminated")
     if term:
         return _terminated(pod, term)
@@ -153,6 +220,11 @@ def diagnose(pod: Mapping[str, Any]) -> Diagnosis:
     if phase == "Pending":
         return _pending(pod)
     if phase == "Running":
+        # The job's own container may have ended already; its agent still reports for it.
+        # An agent container that ended leaves nobody to report: diagnose it now.
+        term = (_container_status(pod).get("state") or {}).get("terminated")
+        if term and len(_statuses(pod)) > 1:
+            return _terminated(pod, term)
         return Diagnosis(WorkerPhase.RUNNING)
     if phase == "Succeeded":
         return Diagnosis(WorkerPhase.EXITED, exit_code=0)
@@ -166,20 +238,23 @@ def essentials(pod: Mapping[str, Any]) -> dict[str, Any]:
     needs); the cache keeps only this, so a thousand tracked pods stay small."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    container = _container_spec(pod)
     slim_meta = {
         k: meta[k]
         for k in ("name", "labels", "resourceVersion", "creationTimestamp", "deletionTimestamp")
         if k in meta
     }
-    slim_spec: dict[str, Any] = {
-        "containers": [
-            {
-                "image": container.get("image"),
-                "resources": {"limits": (container.get("resources") or {}).get("limits") or {}},
-            }
-        ]
-    }
+
+    def slim(container: Mapping[str, Any]) -> dict[str, Any]:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        return {
+            "name": container.get("name"),
+            "image": container.get("image"),
+            "resources": {"limits": limits},
+        }
+
+    slim_spec: dict[str, Any] = {"containers": [slim(c) for c in spec.get("containers") or []]}
+    if spec.get("initContainers"):
+        slim_spec["initContainers"] = [slim(c) for c in spec["initContainers"]]
     if "activeDeadlineSeconds" in spec:
         slim_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
     return {"metadata": slim_meta, "spec": slim_spec, "status": pod.get("status") or {}}

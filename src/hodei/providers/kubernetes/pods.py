@@ -5,6 +5,16 @@ provider's settings) and :func:`build_pod` turns it into the plain dict sent to 
 server. Keeping this pure means the pod's shape (labels the NetworkPolicies select on,
 the security context Pod Security "restricted" demands, resources, deadline) is checked
 field by field in tests, and the selectors used by the watch come from the same place.
+
+Two shapes exist. A job without its own image runs where the agent runs: one container
+from the Hodei image (``HODEI_WORKER_IMAGE``). A job that names an image (any image, with
+or without Python) runs in a pod of three parts: an init container from the Hodei image
+places a static launcher (busybox plus a shell script) into a shared ``emptyDir``; the job
+container runs the named image with that launcher as its command; the agent container runs
+``hodei worker`` from the Hodei image, receives the job over its authenticated channel and
+hands the command and env to the launcher through the shared volume. The pod shares one
+process namespace so the agent can signal the job's processes. Neither shape carries the
+job's command or env values.
 """
 
 from __future__ import annotations
@@ -20,8 +30,23 @@ from hodei.domain.quantities import parse_quantity
 from hodei.providers.base import WorkerRequest
 
 POD_NAME_PREFIX = "hodei-worker-"
-CONTAINER_NAME = "worker"
+CONTAINER_NAME = "worker"  # the agent's container, in both shapes
+JOB_CONTAINER_NAME = "job"  # the job's own image, when it names one
+LAUNCHER_INIT_NAME = "launcher"
 WORKER_COMMAND = ("hodei", "worker")
+# Where the Hodei image keeps the launcher (Dockerfile), and where the shared volume that
+# carries it into the job's container is mounted in every container of the pod.
+LAUNCHER_SOURCE = "/opt/hodei/launcher"
+LAUNCHER_DIR = "/hodei"
+LAUNCHER_VOLUME = "hodei-launcher"
+# The fifos the agent and the launcher talk through (see hodei.worker.launched).
+LAUNCHER_FIFOS = ("ctl", "status", "stdout", "stderr")
+# The agent's own share of a pod whose job runs in another container; the job's
+# requests and limits go to the job's container.
+AGENT_RESOURCES = {
+    "requests": {"cpu": "20m", "memory": "64Mi"},
+    "limits": {"cpu": "1000m", "memory": "256Mi"},
+}
 # The worker image's user (the Dockerfile creates uid/gid 10001).
 WORKER_UID = 10001
 # activeDeadlineSeconds backstop beyond the job's timeout: the agent enforces the exact
@@ -91,6 +116,9 @@ class WorkerPodSpec:
     image_pull_secrets: tuple[str, ...] = ()
     active_deadline_seconds: int | None = None
     job_labels: Mapping[str, str] = field(default_factory=dict)
+    # The image the job names, when it is not the Hodei image: the job then runs in a
+    # container of its own through the launcher; ``image`` stays the Hodei image.
+    job_image: str | None = None
 
     @classmethod
     def from_request(cls, request: WorkerRequest, settings: KubernetesSettings) -> WorkerPodSpec:
@@ -106,6 +134,7 @@ class WorkerPodSpec:
             settings.default_memory_limit,
         )
         deadline = None
+        job_image = request.image if request.image != settings.worker_image else None
         if request.timeout_seconds is not None:
             deadline = math.ceil(request.timeout_seconds) + DEADLINE_SLACK_SECONDS
         return cls(
@@ -113,7 +142,7 @@ class WorkerPodSpec:
             job_id=request.job_id,
             instance=request.instance,
             namespace=settings.namespace,
-            image=request.image or settings.worker_image,
+            image=settings.worker_image,
             server_address=request.server_address,
             token=request.token,
             service_account=settings.service_account,
@@ -121,6 +150,7 @@ class WorkerPodSpec:
             image_pull_secrets=settings.image_pull_secrets,
             active_deadline_seconds=deadline,
             job_labels=dict(request.labels),
+            job_image=job_image,
         )
 
 
@@ -140,29 +170,90 @@ def pod_labels(spec: WorkerPodSpec) -> dict[str, str]:
     return labels
 
 
-def _container(spec: WorkerPodSpec) -> dict[str, Any]:
-    r = spec.resources
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+
+
+def _resources(r: Resources) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
+        "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
+    }
+
+
+def _agent_container(spec: WorkerPodSpec) -> dict[str, Any]:
+    env = [
+        {"name": "HODEI_SERVER_ADDRESS", "value": spec.server_address},
+        {"name": "HODEI_WORKER_ID", "value": spec.worker_id},
+        {"name": "HODEI_WORKER_TOKEN", "value": spec.token},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    if spec.job_image is not None:
+        env.append({"name": "HODEI_LAUNCHER_DIR", "value": LAUNCHER_DIR})
+        mounts.append({"name": LAUNCHER_VOLUME, "mountPath": LAUNCHER_DIR})
     return {
         "name": CONTAINER_NAME,
         "image": spec.image,
         "command": list(WORKER_COMMAND),
-        "env": [
-            {"name": "HODEI_SERVER_ADDRESS", "value": spec.server_address},
-            {"name": "HODEI_WORKER_ID", "value": spec.worker_id},
-            {"name": "HODEI_WORKER_TOKEN", "value": spec.token},
-            {"name": "HOME", "value": "/tmp"},
-        ],
-        "resources": {
-            "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
-            "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "env": env,
+        "resources": (
+            _resources(spec.resources)
+            if spec.job_image is None
+            else {k: dict(v) for k, v in AGENT_RESOURCES.items()}
+        ),
+        "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def launcher_install_command() -> list[str]:
+    """The init container's argv: copy busybox and the launch script, make the fifos.
+
+    It runs busybox's own ``sh``, ``cp`` and ``mkfifo`` (busybox prefers its applets), so
+    it depends on nothing else in the Hodei image.
+    """
+    src, dst = LAUNCHER_SOURCE, LAUNCHER_DIR
+    fifos = " ".join(f"{dst}/{name}" for name in LAUNCHER_FIFOS)
+    script = f"cp {src}/busybox {src}/launch.sh {dst}/ && mkfifo -m 600 {fifos}"
+    return [f"{src}/busybox", "sh", "-c", script]
+
+
+def launcher_command() -> list[str]:
+    """The job container's argv: the placed busybox running the launch script."""
+    return [f"{LAUNCHER_DIR}/busybox", "sh", f"{LAUNCHER_DIR}/launch.sh"]
+
+
+def _launcher_init_container(spec: WorkerPodSpec) -> dict[str, Any]:
+    return {
+        "name": LAUNCHER_INIT_NAME,
+        "image": spec.image,
+        "command": launcher_install_command(),
+        "resources": {k: dict(v) for k, v in AGENT_RESOURCES.items()},
+        "securityContext": {**_RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": LAUNCHER_VOLUME, "mountPath": LAUNCHER_DIR}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def _job_container(spec: WorkerPodSpec, image: str) -> dict[str, Any]:
+    """The job's image with the launcher as command; no env, so the image's own applies.
+
+    Its root filesystem stays writable, as with ``docker run``; the user is the pod's
+    (uid 10001), since Pod Security "restricted" forbids root and the image's own user
+    cannot be known before it runs.
+    """
+    return {
+        "name": JOB_CONTAINER_NAME,
+        "image": image,
+        "command": launcher_command(),
+        "resources": _resources(spec.resources),
+        "securityContext": dict(_RESTRICTED_CONTAINER),
+        "volumeMounts": [{"name": LAUNCHER_VOLUME, "mountPath": LAUNCHER_DIR}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
@@ -181,9 +272,14 @@ def build_pod(spec: WorkerPodSpec) -> dict[str, Any]:
             "fsGroup": WORKER_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_container(spec)],
+        "containers": [_agent_container(spec)],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+    if spec.job_image is not None:
+        pod_spec["shareProcessNamespace"] = True
+        pod_spec["initContainers"] = [_launcher_init_container(spec)]
+        pod_spec["containers"].append(_job_container(spec, spec.job_image))
+        pod_spec["volumes"].append({"name": LAUNCHER_VOLUME, "emptyDir": {}})
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
     if spec.active_deadline_seconds is not None:
