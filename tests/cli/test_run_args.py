@@ -57,6 +57,12 @@ def test_bad_flags_are_refused_naming_the_flag(argv: list[str], flag: str) -> No
         spec(*argv, "--", "true")
 
 
+@pytest.mark.parametrize("timeout", ["inf", "1e300", "nan"])
+def test_timeouts_that_no_timer_can_hold_are_refused(timeout: str) -> None:
+    with pytest.raises((UsageError, SpecError), match="timeout"):
+        spec("--timeout", timeout, "--", "true")
+
+
 def test_empty_command_and_bad_labels_are_refused() -> None:
     with pytest.raises(UsageError, match="missing command"):
         spec("--")

@@ -3,7 +3,15 @@ from datetime import UTC, datetime
 import pytest
 
 from hodei.domain.ids import JobId, new_job_id, new_worker_id
-from hodei.domain.jobs import Job, JobSpec, Resources, SpecError
+from hodei.domain.jobs import (
+    MAX_ARGUMENT_BYTES,
+    MAX_SPEC_BYTES,
+    MAX_TIMEOUT_SECONDS,
+    Job,
+    JobSpec,
+    Resources,
+    SpecError,
+)
 from hodei.domain.states import IllegalTransition, JobState
 
 
@@ -34,7 +42,7 @@ def test_valid_spec_passes_and_argv():
         (JobSpec(), "command: empty"),
         (JobSpec(command=("a",), shell="b"), "not both"),
         (JobSpec(shell="  "), "shell: empty"),
-        (JobSpec(command=("a",), env={"1X": "v"}), "env: '1X'"),
+        (JobSpec(command=("a",), env={"1X": "v"}), "env: name '1X'"),
         (JobSpec(command=("a",), labels={"-bad": "v"}), "labels: key '-bad'"),
         (JobSpec(command=("a",), labels={"k": "x" * 64}), "labels: value"),
         (JobSpec(command=("a",), timeout_seconds=0), "timeout"),
@@ -68,3 +76,64 @@ def test_waiting_reason_belongs_to_the_state_it_was_given_in():
     assert waiting.moved_to(JobState.STARTING).waiting_reason is None
     pulling = waiting.moved_to(JobState.STARTING, waiting_reason="pulling")
     assert pulling.waiting_reason == "pulling"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (JobSpec(command=("echo", "a\x00b")), r"command\[1\]: contains a NUL"),
+        (JobSpec(command=("env",), env={"A": "x\x00y"}), "env A: contains a NUL"),
+        (JobSpec(command=("env",), env={"A\x00": "x"}), "env: name: contains a NUL"),
+        (JobSpec(shell="echo \x00"), "shell: contains a NUL"),
+        (
+            JobSpec(command=("echo", "x" * (1024 * 1024))),
+            r"command\[1\]: 1048576 bytes; at most 131071",
+        ),
+        (JobSpec(command=("env",), env={"A": "x" * 131070}), "env A: 131072 bytes; at most 131071"),
+        (JobSpec(command=("",)), r"command\[0\]: empty"),
+        (JobSpec(command=("", "x")), r"command\[0\]: empty"),
+        (JobSpec(command=("a",), labels={"team\n": "x"}), r"labels: key 'team\\n' is not valid"),
+        (
+            JobSpec(command=("a",), labels={"team": "blue\n"}),
+            r"labels: value 'blue\\n' of key 'team'",
+        ),
+        (JobSpec(command=("a",), env={"PATH\n": "x"}), r"env: name 'PATH\\n' is not valid"),
+        (JobSpec(command=("a",), image="python:3\n"), r"image: 'python:3\\n' is not valid"),
+        (JobSpec(command=("a",), labels={"a/b/c": "x"}), "labels: key 'a/b/c'"),
+        (JobSpec(command=("a",), timeout_seconds=float("inf")), "timeout: inf is not accepted"),
+        (JobSpec(command=("a",), timeout_seconds=1e300), "timeout: 1e[+]300 is not accepted"),
+        (JobSpec(command=("a",), timeout_seconds=float("nan")), "timeout: nan is not accepted"),
+        (JobSpec(command=("a",), timeout_seconds=MAX_TIMEOUT_SECONDS + 1), "at most 31536000"),
+        (
+            JobSpec(command=("a",), resources=Resources(memory_limit="1e999999999")),
+            "resources.memory_limit: '1e999999999' is out of range",
+        ),
+        (
+            JobSpec(command=("a",), resources=Resources(cpu_request="1\n")),
+            "resources.cpu_request: '1\\\\n' is not a Kubernetes quantity",
+        ),
+        (JobSpec(command=("echo", "\udcff")), r"command\[1\]: not valid UTF-8"),
+        (JobSpec(command=("a",), provider="p" * 64), "provider: at most 63"),
+    ],
+)
+def test_what_exec_the_store_or_kubernetes_would_refuse_is_refused(spec: JobSpec, message: str):
+    with pytest.raises(SpecError, match=message):
+        spec.validated()
+
+
+def test_a_20_megabyte_argv_is_refused_as_a_whole():
+    argv = ("echo", *["x" * 100_000] * 200)  # each argument fits; the spec does not
+    with pytest.raises(SpecError, match=r"spec: 20000004 bytes .*; at most 1048576"):
+        JobSpec(command=argv).validated()
+
+
+def test_specs_at_the_limits_are_accepted():
+    argument = "x" * MAX_ARGUMENT_BYTES
+    assert JobSpec(command=("echo", argument)).validated().command[1] == argument
+    env = {"A": "x" * (MAX_ARGUMENT_BYTES - 2)}  # "A=" + value is exactly the limit
+    assert JobSpec(command=("env",), env=env).validated().env == env
+    assert JobSpec(command=("a",), timeout_seconds=MAX_TIMEOUT_SECONDS).validated()
+    many = ("echo", *["x" * 1000] * ((MAX_SPEC_BYTES - 4) // 1000))
+    assert JobSpec(command=many).validated().command == many
+    labels = {"example.com/team": "a" * 63, "x": ""}
+    assert JobSpec(command=("a",), labels=labels, env={"my.env-name": "é"}).validated()

@@ -41,3 +41,29 @@ def test_cpu_and_memory_round_up():
 def test_invalid_quantities_list_accepted_forms(text: str):
     with pytest.raises(QuantityError, match=r"Kubernetes quantity|negative"):
         validate_quantity(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1e999999999", "out of range: exponents go from -100 to 100"),
+        ("1e-999999999", "out of range"),
+        ("9223372036854776", "too large: at most 9223372036854775.807"),
+        ("9Pi", "too large"),
+        ("1Gi\n", "is not a Kubernetes quantity"),
+        (" 1Gi", "is not a Kubernetes quantity"),
+        ("1" * 65, "is not a Kubernetes quantity"),
+    ],
+)
+def test_quantities_are_bounded_and_whole(text: str, message: str):
+    with pytest.raises(QuantityError, match=message):
+        parse_quantity(text)
+
+
+def test_quantities_at_the_bounds_are_exact():
+    assert parse_quantity("9223372036854775.807") == Decimal("9223372036854775.807")
+    assert parse_quantity("0e100") == 0
+    assert parse_quantity("7Pi") == Decimal(7 * 2**50)
+    assert parse_quantity("123456789012345678901234567890e-20") == Decimal(
+        "1234567890.12345678901234567890"
+    )

@@ -3,14 +3,11 @@ whose text says what is accepted; :mod:`hodei.config.settings` adds the variable
 
 from __future__ import annotations
 
-import re
-
+from hodei.domain.names import check_dns_label, check_dns_subdomain
 from hodei.domain.quantities import ACCEPTED_FORMS, QuantityError, validate_quantity
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 def boolean(text: str) -> bool:
@@ -29,22 +26,9 @@ def quantity(text: str) -> str:
         raise ValueError(f"accepted: {ACCEPTED_FORMS}") from None
 
 
-def dns_label(text: str) -> str:
-    if not _DNS_LABEL.match(text):
-        raise ValueError(
-            "accepted: a DNS-1123 label (lowercase letters, digits and '-', "
-            "starting and ending alphanumeric, at most 63 characters), e.g. hodei-workers"
-        )
-    return text
-
-
-def dns_subdomain(text: str) -> str:
-    if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
-        raise ValueError(
-            "accepted: a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
-            "at most 253 characters), e.g. hodei-worker"
-        )
-    return text
+# Kubernetes' name rules live in the domain, with the job spec's.
+dns_label = check_dns_label
+dns_subdomain = check_dns_subdomain
 
 
 def name_list(text: str) -> tuple[str, ...]:

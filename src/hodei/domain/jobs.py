@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Final
 
 from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.names import (
+    NameRuleError,
+    check_env_name,
+    check_image,
+    check_label_key,
+    check_label_value,
+)
 from hodei.domain.quantities import QuantityError, validate_quantity
 from hodei.domain.states import JobState, transition
 
 
 class SpecError(ValueError):
     """A job specification that cannot run; the message names the field."""
+
+
+# Limits of one job spec, so that every accepted spec can be exec'd, stored and listed.
+# Linux refuses (E2BIG) any single argument or NAME=VALUE string of MAX_ARG_STRLEN
+# (32 pages = 131072 bytes) or more, counting its terminating NUL.
+MAX_ARGUMENT_BYTES: Final = 128 * 1024 - 1
+# The whole spec (every string's UTF-8 bytes): far below exec's total for argv plus
+# environment, and small enough that a page of jobs always fits one gRPC message.
+MAX_SPEC_BYTES: Final = 1024 * 1024
+# A year: finite, and far within what timers, datetimes and activeDeadlineSeconds hold.
+MAX_TIMEOUT_SECONDS: Final = 365 * 24 * 3600
+MAX_ATTEMPTS: Final = 100
+MAX_PROVIDER_NAME: Final = 63
 
 
 @dataclass(frozen=True)
@@ -36,24 +56,42 @@ class Resources:
         return self
 
 
-# Label keys/values as Kubernetes accepts them, so job labels can become pod labels.
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+def _shown(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:60] + f"... ({len(text)} characters)"
 
 
-def _check_label(key: str, value: str) -> None:
-    prefix, _, name = key.rpartition("/")
-    if not name or len(name) > 63 or not _LABEL_NAME.match(name) or len(prefix) > 253:
+def _utf8_size(field: str, text: str) -> int:
+    """Bytes of ``text`` in UTF-8; raises SpecError for text that has no UTF-8 form (lone
+    surrogates, e.g. from an undecodable command line) or that holds NUL, which no C
+    string (argv, environment, file name) can carry."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise SpecError(f"{field}: not valid UTF-8 text") from None
+    if "\0" in text:
+        raise SpecError(f"{field}: contains a NUL character, which exec cannot pass")
+    return size
+
+
+def _argument(field: str, text: str) -> int:
+    size = _utf8_size(field, text)
+    if size > MAX_ARGUMENT_BYTES:
         raise SpecError(
-            f"labels: key {key!r} is not a valid label key "
-            "(≤63 chars of [A-Za-z0-9-_.], starting and ending alphanumeric, optional DNS prefix/)"
+            f"{field}: {size} bytes; at most {MAX_ARGUMENT_BYTES} bytes per argument "
+            "(the kernel's limit for one exec argument or environment string)"
         )
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
-        raise SpecError(
-            f"labels: value {value!r} for {key!r} is not a valid label value "
-            "(≤63 chars of [A-Za-z0-9-_.], starting and ending alphanumeric, or empty)"
-        )
+    return size
+
+
+def _named(field: str, check: Callable[[str], str], text: str, *, of: str = "") -> int:
+    """Size of a name checked by ``check``; ``field`` reads "env: name", "labels: key"..."""
+    size = _utf8_size(field, text)
+    try:
+        check(text)
+    except NameRuleError as exc:
+        raise SpecError(f"{field} {_shown(text)}{of} is not valid; {exc}") from None
+    return size
 
 
 @dataclass(frozen=True)
@@ -71,26 +109,56 @@ class JobSpec:
     provider: str | None = None
 
     def validated(self) -> JobSpec:
-        """Return self if every field is acceptable, else raise :class:`SpecError`."""
-        if self.shell is not None and self.command:
-            raise SpecError("command: give either an argv command or a shell script, not both")
-        if self.shell is None and not self.command:
-            raise SpecError("command: empty; give the command to run after `--`")
-        if self.shell is not None and not self.shell.strip():
-            raise SpecError("shell: empty script")
-        for key in self.env:
-            if not _ENV_NAME.match(key):
-                raise SpecError(
-                    f"env: {key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
-                )
+        """Return self if every field is acceptable, else raise :class:`SpecError`.
+
+        This is the one check between any client and the rest of the path: it accepts
+        what ``execve``, the store and Kubernetes accept, within the limits above."""
+        size = self._command_size()
+        for key, value in self.env.items():
+            size += _named("env: name", check_env_name, key)
+            _argument(f"env {key}", f"{key}={value}")
+            size += _utf8_size(f"env {key}", value)
         for key, value in self.labels.items():
-            _check_label(key, value)
-        if self.timeout_seconds is not None and not self.timeout_seconds > 0:
-            raise SpecError(f"timeout: {self.timeout_seconds} must be a positive number of seconds")
-        if not 1 <= self.max_attempts <= 100:
-            raise SpecError(f"max_attempts: {self.max_attempts} must be between 1 and 100")
+            size += _named("labels: key", check_label_key, key)
+            size += _named("labels: value", check_label_value, value, of=f" of key {key!r}")
+        if self.image is not None:
+            size += _named("image:", check_image, self.image)
+        if self.provider is not None:
+            size += _utf8_size("provider", self.provider)
+            if len(self.provider) > MAX_PROVIDER_NAME:
+                raise SpecError(f"provider: at most {MAX_PROVIDER_NAME} characters")
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"spec: {size} bytes of command, env, labels and image; at most {MAX_SPEC_BYTES}"
+            )
+        self._check_numbers()
         self.resources.validated()
         return self
+
+    def _command_size(self) -> int:
+        if self.shell is not None and self.command:
+            raise SpecError("command: give either an argv command or a shell script, not both")
+        if self.shell is not None:
+            if not self.shell.strip():
+                raise SpecError("shell: empty script")
+            return _argument("shell", self.shell)
+        if not self.command:
+            raise SpecError("command: empty; give the command to run after `--`")
+        if not self.command[0]:
+            raise SpecError("command[0]: empty; the program to run must be named")
+        return sum(_argument(f"command[{i}]", arg) for i, arg in enumerate(self.command))
+
+    def _check_numbers(self) -> None:
+        timeout = self.timeout_seconds
+        if timeout is not None and not (
+            isinstance(timeout, int | float) and 0 < timeout <= MAX_TIMEOUT_SECONDS
+        ):
+            raise SpecError(
+                f"timeout: {timeout!r} is not accepted; a number of seconds > 0 "
+                f"and at most {MAX_TIMEOUT_SECONDS} (365 days)"
+            )
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise SpecError(f"max_attempts: {self.max_attempts} must be between 1 and 100")
 
     def argv(self) -> tuple[str, ...]:
         """The argv the worker executes: the command, or ``/bin/sh -c SCRIPT``."""

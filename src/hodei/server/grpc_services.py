@@ -23,11 +23,13 @@ from hodei.api.messages import (
     encode_server_message,
 )
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, worker_pb2, worker_pb2_grpc
+from hodei.api.wire import Unparsable
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, SpecError
 from hodei.providers.base import Provider
 from hodei.server.controller import JobController
 from hodei.server.events import JobEvents
+from hodei.server.grpc_guard import add_guarded
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub, read_logs
 from hodei.server.metrics import Metrics
@@ -58,9 +60,10 @@ def create_server(
 def add_services(
     server: grpc.aio.Server, jobs: JobServicer, workers: WorkerServicer
 ) -> health.aio.HealthServicer:
-    """Register JobService, WorkerService and grpc.health.v1; returns the health servicer."""
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)  # type: ignore[no-untyped-call]
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)  # type: ignore[no-untyped-call]
+    """Register JobService, WorkerService (both guarded, see :mod:`grpc_guard`) and
+    grpc.health.v1; returns the health servicer."""
+    add_guarded(server, jobs_pb2_grpc.add_JobServiceServicer_to_server, jobs)
+    add_guarded(server, worker_pb2_grpc.add_WorkerServiceServicer_to_server, workers)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     return servicer
@@ -208,9 +211,11 @@ SessionFactory = Callable[[], WorkerSession]
 
 
 async def _decoded(
-    requests: AsyncIterator[worker_pb2.WorkerMessage],
+    requests: AsyncIterator[worker_pb2.WorkerMessage | Unparsable],
 ) -> AsyncIterator[WorkerMessage]:
     async for request in requests:
+        if isinstance(request, Unparsable):
+            raise SessionError("INVALID_ARGUMENT", request.problem)
         try:
             yield decode_worker_message(request)
         except ProtocolError as exc:
@@ -225,7 +230,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
 
     async def Connect(
         self,
-        request_iterator: AsyncIterator[worker_pb2.WorkerMessage],
+        request_iterator: AsyncIterator[worker_pb2.WorkerMessage | Unparsable],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[worker_pb2.ServerMessage]:
         session = self._new_session()
