@@ -39,10 +39,9 @@ def _worker_pod(**request: object) -> Pod:
         job_id=new_job_id(),
         token="t",
         server_address="hodei-control-plane.hodei-system.svc:50051",
-        instance="cp-1",
         **request,  # type: ignore[arg-type]
     )
-    manifest = pods.build_pod(pods.WorkerPodSpec.from_request(req, settings))
+    manifest = pods.build_pod(pods.WorkerPodSpec.from_request(req, settings, instance="cp-1"))
     namespace = manifest["metadata"]["namespace"]
     return Pod(namespace, manifest["metadata"]["labels"], namespace_labels(namespace))
 

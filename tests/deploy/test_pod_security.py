@@ -22,11 +22,12 @@ def _worker_pod_spec(**request: Any) -> dict[str, Any]:
         job_id=new_job_id(),
         token="t",
         server_address="hodei-control-plane.hodei-system.svc:50051",
-        instance="cp-1",
         **request,
     )
     settings = KubernetesSettings(image_pull_secrets=("regcred",))
-    spec: dict[str, Any] = pods.build_pod(pods.WorkerPodSpec.from_request(req, settings))["spec"]
+    spec: dict[str, Any] = pods.build_pod(
+        pods.WorkerPodSpec.from_request(req, settings, instance="cp-1")
+    )["spec"]
     return spec
 
 

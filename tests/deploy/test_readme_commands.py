@@ -127,10 +127,11 @@ def _unschedulable_worker_pod(emulator: RunningEmulator) -> str:
         job_id=new_job_id(),
         token="t",
         server_address="hodei-control-plane.hodei-system.svc:50051",
-        instance="readme",
         resources=Resources(cpu_request="64", cpu_limit="64"),
     )
-    pod = pods.build_pod(pods.WorkerPodSpec.from_request(request, KubernetesSettings()))
+    pod = pods.build_pod(
+        pods.WorkerPodSpec.from_request(request, KubernetesSettings(), instance="readme")
+    )
     result = emulator.kubectl("create", "-f", "-", input=json.dumps(pod))
     assert result.returncode == 0, result.stderr
     name: str = pod["metadata"]["name"]

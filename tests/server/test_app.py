@@ -16,7 +16,8 @@ from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import worker_address
 from hodei.server.auth import ListenError
-from hodei.server.provider_factory import build_providers, default_provider_name
+from hodei.server.controller import default_provider
+from hodei.server.provider_factory import build_providers
 from tests.fixtures.control_plane import FAST
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
 from tests.server.helpers import submit
@@ -31,12 +32,14 @@ async def test_providers_come_from_settings(control_plane_factory):
 async def test_no_provider_enabled(tmp_path):
     settings = load_server_settings({"HODEI_LOCAL_ENABLED": "0"})
     registry = CollectorRegistry()
-    assert (
-        await build_providers(settings, server_address="x:1", instance="i", registry=registry) == []
-    )
-    assert default_provider_name(settings) is None
-    assert default_provider_name(load_server_settings({})) == "local"
-    assert default_provider_name(load_server_settings({"HODEI_K8S_ENABLED": "1"})) == "kubernetes"
+    assert await build_providers(settings, instance="i", registry=registry) == []
+
+
+def test_default_provider_is_kubernetes_when_enabled_else_local():
+    assert default_provider([]) is None
+    assert default_provider(["local"]) == "local"
+    assert default_provider(["local", "kubernetes"]) == "kubernetes"
+    assert default_provider(["kubernetes"]) == "kubernetes"
 
 
 async def test_instance_id_is_stable_across_restarts(control_plane_factory):

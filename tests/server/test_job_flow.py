@@ -148,3 +148,10 @@ async def test_list_workers_shows_provider_state_name_and_age(control_plane_fact
         "pid 77",
     )
     assert convert.parse_time(worker.created_at) is not None
+
+
+async def test_unknown_provider_is_refused_naming_the_enabled_ones(job_client):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await submit(job_client, "true", provider="nope")
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "provider 'nope' is unknown or disabled; accepted: local"

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from hodei.store import MemoryStore, SqliteStore, default_database_path, store_from_url
+from hodei.store import (
+    MemoryStore,
+    SqliteStore,
+    default_database_path,
+    sidecar_directory,
+    store_from_url,
+)
 
 
 def test_default_is_sqlite_under_user_data_dir():
@@ -33,3 +39,20 @@ def test_memory_url():
 def test_unsupported_url_names_accepted_forms(url: str):
     with pytest.raises(ValueError, match=r"sqlite:///ABSOLUTE/PATH\.db"):
         store_from_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "directory"),
+    [
+        ("sqlite:///var/lib/hodei.db", Path("/var/lib/hodei.db.workers")),
+        ("sqlite://rel/h.db", Path("rel/h.db.workers")),
+        ("sqlite://:memory:", None),
+        ("memory://", None),
+    ],
+)
+def test_sidecar_directory_lives_beside_the_database_file(url: str, directory: Path | None):
+    assert sidecar_directory(url) == directory
+
+
+def test_sidecar_directory_of_the_default_database():
+    assert sidecar_directory(None) == Path(f"{default_database_path()}.workers")

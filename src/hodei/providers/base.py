@@ -25,8 +25,7 @@ class WorkerRequest:
     worker_id: WorkerId
     job_id: JobId
     token: str
-    server_address: str
-    instance: str
+    server_address: str  # what the worker's agent dials (HODEI_SERVER_ADDRESS)
     image: str | None = None
     resources: Resources = field(default_factory=Resources)
     timeout_seconds: float | None = None

@@ -1,4 +1,4 @@
-"""The control plane assembled: store, providers, scheduler, gRPC and HTTP (contract B).
+"""The control plane assembled: store, providers, scheduler, gRPC and HTTP.
 
 ``start`` opens the store, recovers what a previous run left, starts the providers and
 then serves; ``stop`` drains: no new jobs are accepted, agents keep their streams so
@@ -14,7 +14,7 @@ import logging
 import secrets
 import string
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import grpc
 from aiohttp import web
@@ -36,15 +36,28 @@ from hodei.server.http import build_app, start_http
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
-from hodei.server.provider_factory import build_providers, default_provider_name
+from hodei.server.provider_factory import build_providers
 from hodei.server.scheduler import Scheduler
 from hodei.server.supervisor import Supervisor
 from hodei.server.tuning import Tuning
+from hodei.server.wakeup import Wakeup
 from hodei.server.worker_session import WorkerSession
 from hodei.server.workers import WorkerBook
-from hodei.store import SqliteStore, Store, store_from_url
+from hodei.store import Store, sidecar_directory, store_from_url
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Parts:
+    """What :meth:`ControlPlane._assemble` wires once the providers are known."""
+
+    controller: JobController
+    scheduler: Scheduler
+    supervisor: Supervisor
+    job_servicer: grpc_services.JobServicer
+    worker_servicer: grpc_services.WorkerServicer
+    health: health_aio.HealthServicer | None = None
 
 
 def _new_instance_id() -> str:
@@ -62,15 +75,14 @@ def worker_address(settings: ServerSettings, grpc_port: int) -> str:
     return f"{host}:{grpc_port}"
 
 
-def _local_state_dir(store: Store) -> Path | None:
-    """Local workers' pid files live next to a SQLite file, so a restart finds them."""
-    if isinstance(store, SqliteStore) and store.path != ":memory:":
-        return Path(store.path + ".workers")
-    return None
-
-
 class ControlPlane:
-    """One control plane: see the module docstring."""
+    """One control plane: see the module docstring.
+
+    The composition root: the constructor makes every primitive (store, books, log hub,
+    events, metrics, background tasks, the scheduler's wakeup); :meth:`start` adds what
+    needs the store open or the port bound (instance id, worker address, providers) and
+    then wires the parts, each receiving what it uses and nothing made later.
+    """
 
     def __init__(
         self,
@@ -84,20 +96,20 @@ class ControlPlane:
         self.tuning = tuning or Tuning()
         self.store: Store = store if store is not None else store_from_url(settings.database_url)
         self.metrics = Metrics()
+        self.events = JobEvents()
+        self.hub = LogHub()
+        self.jobs = JobBook(self.store, self.events)
+        self.workers = WorkerBook(self.store, token_ttl=self.tuning.token_ttl)
+        self.background = Background()
+        self.dispatch = Wakeup()
         self._given_providers = list(providers) if providers is not None else None
         self.providers: dict[str, Provider] = {}
         self.instance = ""
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
-        self._background = Background()
         self._grpc_port = 0
         self._http_port = 0
-        self._job_servicer: grpc_services.JobServicer | None = None
-        self._health: health_aio.HealthServicer | None = None
-        self.events = JobEvents()
-        self.hub = LogHub()
-        self.jobs = JobBook(self.store, self.events)
-        self.workers = WorkerBook(self.store, token_ttl=self.tuning.token_ttl)
+        self._parts: _Parts | None = None
 
     @property
     def grpc_port(self) -> int:
@@ -140,115 +152,118 @@ class ControlPlane:
             raise ListenError(
                 f"cannot listen on HODEI_GRPC_ADDRESS={settings.grpc_address}: {exc}"
             ) from exc
-        server_address = worker_address(settings, self._grpc_port)
         if self._given_providers is None:
             built = await build_providers(
                 settings,
-                server_address=server_address,
                 instance=self.instance,
                 registry=self.metrics.registry,
-                state_dir=_local_state_dir(self.store),
+                state_dir=sidecar_directory(settings.database_url),
             )
         else:
             built = self._given_providers
         self.providers = {p.name: p for p in built}
-        await self._wire(server_address)
-        await self._grpc.start()
-        try:
-            self._http, self._http_port = await start_http(
-                build_app(store=self.store, providers=built, metrics=self.metrics),
-                settings.http_address,
-            )
-        except OSError as exc:
-            raise ListenError(
-                f"cannot listen on HODEI_HTTP_ADDRESS={settings.http_address}: {exc}"
-            ) from exc
-        self.scheduler.kick()
+        self._parts = self._assemble(worker_address(settings, self._grpc_port))
+        await self._serve(self._parts)
         log.info("control plane %s serving gRPC on %s", self.instance, self._grpc_port)
 
-    async def _wire(self, server_address: str) -> None:
-        assert self._grpc is not None
-        self.controller = JobController(
+    def _assemble(self, server_address: str) -> _Parts:
+        """Build the parts that act on jobs, each from the primitives it needs."""
+        controller = JobController(
             jobs=self.jobs,
             workers=self.workers,
             providers=self.providers,
             hub=self.hub,
             metrics=self.metrics,
-            background=self._background,
+            background=self.background,
             tuning=self.tuning,
-            on_capacity=lambda: self.scheduler.kick(),
+            dispatch=self.dispatch,
         )
-        self.scheduler = Scheduler(
+        scheduler = Scheduler(
             jobs=self.jobs,
             workers=self.workers,
             providers=self.providers,
-            controller=self.controller,
+            controller=controller,
             store=self.store,
             metrics=self.metrics,
-            background=self._background,
+            background=self.background,
+            dispatch=self.dispatch,
             server_address=server_address,
-            instance=self.instance,
         )
+        supervisor = Supervisor(
+            jobs=self.jobs,
+            workers=self.workers,
+            providers=self.providers,
+            controller=controller,
+            tuning=self.tuning,
+        )
+        job_servicer = grpc_services.JobServicer(
+            jobs=self.jobs,
+            workers=self.workers,
+            controller=controller,
+            store=self.store,
+            hub=self.hub,
+            events=self.events,
+        )
+
+        def new_session() -> WorkerSession:
+            return WorkerSession(
+                jobs=self.jobs,
+                workers=self.workers,
+                controller=controller,
+                store=self.store,
+                hub=self.hub,
+            )
+
+        return _Parts(
+            controller=controller,
+            scheduler=scheduler,
+            supervisor=supervisor,
+            job_servicer=job_servicer,
+            worker_servicer=grpc_services.WorkerServicer(new_session),
+        )
+
+    async def _serve(self, parts: _Parts) -> None:
+        """Start providers, recover, then open gRPC, HTTP and the loops."""
+        assert self._grpc is not None
         self.metrics.watch(
             jobs=self.jobs.counts,
             queue_depth=self.jobs.queue_depth,
             workers=self.workers.counts_by_state,
         )
         for provider in self.providers.values():
-            await provider.start(self.controller.on_status)
+            await provider.start(parts.controller.on_status)
         await recovery.recover(
             jobs=self.jobs,
             workers=self.workers,
-            controller=self.controller,
+            controller=parts.controller,
             providers=self.providers,
         )
-        self._job_servicer = grpc_services.JobServicer(
-            jobs=self.jobs,
-            workers=self.workers,
-            controller=self.controller,
-            providers=self.providers,
-            default_provider=self._default_provider(),
-            store=self.store,
-            hub=self.hub,
-            events=self.events,
-            metrics=self.metrics,
-            kick=self.scheduler.kick,
+        parts.health = grpc_services.add_services(
+            self._grpc, parts.job_servicer, parts.worker_servicer
         )
-        self._health = grpc_services.add_services(
-            self._grpc, self._job_servicer, grpc_services.WorkerServicer(self._new_session)
-        )
-        await grpc_services.set_serving(self._health, True)
-        supervisor = Supervisor(
-            jobs=self.jobs,
-            workers=self.workers,
-            controller=self.controller,
-            providers=self.providers,
-            tuning=self.tuning,
-        )
-        self._background.spawn(self.scheduler.run(), name="scheduler")
-        self._background.spawn(supervisor.run(), name="supervisor")
-
-    def _default_provider(self) -> str | None:
-        if self._given_providers is None:
-            return default_provider_name(self.settings)
-        names = list(self.providers)
-        return "kubernetes" if "kubernetes" in names else (names[0] if names else None)
-
-    def _new_session(self) -> WorkerSession:
-        return WorkerSession(
-            jobs=self.jobs,
-            workers=self.workers,
-            controller=self.controller,
-            store=self.store,
-            hub=self.hub,
-        )
+        await grpc_services.set_serving(parts.health, True)
+        self.background.spawn(parts.scheduler.run(), name="scheduler")
+        self.background.spawn(parts.supervisor.run(), name="supervisor")
+        await self._grpc.start()
+        try:
+            self._http, self._http_port = await start_http(
+                build_app(
+                    store=self.store, providers=list(self.providers.values()), metrics=self.metrics
+                ),
+                self.settings.http_address,
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on HODEI_HTTP_ADDRESS={self.settings.http_address}: {exc}"
+            ) from exc
+        self.dispatch.set()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Drain for up to ``grace`` seconds, then close everything (workers keep running)."""
-        if self._job_servicer is not None:
-            self._job_servicer.accepting = False
-        if hasattr(self, "scheduler"):
-            self.scheduler.paused = True
+        parts = self._parts
+        if parts is not None:
+            parts.controller.accepting = False
+            parts.scheduler.paused = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         idle = False
@@ -256,10 +271,10 @@ class ControlPlane:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.jobs.wait_idle(), grace)
                 idle = True
-            if hasattr(self, "controller"):  # workers of finished jobs go now, not later
+            if parts is not None:  # workers of finished jobs go now, not later
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self.controller.flush_releases(), max(deadline - loop.time(), 0.1)
+                        parts.controller.flush_releases(), max(deadline - loop.time(), 0.1)
                     )
         remaining = max(deadline - loop.time(), 0)
         # With no job running, the streams still open serve nobody's work: calls in
@@ -268,15 +283,18 @@ class ControlPlane:
 
     async def _close(self, grace: float) -> None:
         """Close every part that was opened (once; a second call does nothing)."""
-        health, grpc_server, http = self._health, self._grpc, self._http
-        self._health = self._grpc = self._http = None
+        health = self._parts.health if self._parts is not None else None
+        grpc_server, http = self._grpc, self._http
+        self._grpc = self._http = None
+        if self._parts is not None:
+            self._parts.health = None
         if health is not None:
             await health.enter_graceful_shutdown()
         if grpc_server is not None:
             await grpc_server.stop(grace)
         if http is not None:
             await http.cleanup()
-        await self._background.close()
+        await self.background.close()
         providers, self.providers = list(self.providers.values()), {}
         for provider in providers:
             await provider.close()

@@ -1,6 +1,7 @@
 """The job controller: carries out the lifecycle decisions of :mod:`hodei.server.lifecycle`.
 
-Everything that ends, retries or cancels a job comes through here: a result from the
+Everything that starts, ends, retries or cancels a job comes through here: a submit
+(provider choice, saving, metrics, waking the scheduler), a result from the
 agent, a worker status from a provider, a cancel request, the supervisor's backstops.
 Each step holds the job's lock, re-reads the job and checks the worker is still the
 job's current one, so late or duplicate events (a GONE after a retry, a status after
@@ -12,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from hodei.api.messages import CancelJob, JobResult
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job
+from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.reasons import Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
@@ -28,11 +29,28 @@ from hodei.server.jobs import JobBook, utcnow
 from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
 from hodei.server.tuning import Tuning
+from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
 
 log = logging.getLogger(__name__)
 
 _FAILED_STATES = frozenset({JobState.FAILED, JobState.TIMED_OUT})
+
+
+class NotAccepting(RuntimeError):
+    """The control plane is draining and takes no new jobs."""
+
+
+class UnknownProvider(ValueError):
+    """A job names a provider that is not enabled; the message lists the accepted ones."""
+
+
+def default_provider(names: Collection[str]) -> str | None:
+    """The provider for jobs that name none: ``kubernetes`` when it is enabled, else the
+    first enabled one (``local``); None when no provider is enabled."""
+    if "kubernetes" in names:
+        return "kubernetes"
+    return next(iter(names), None)
 
 
 class JobController:
@@ -48,7 +66,7 @@ class JobController:
         metrics: Metrics,
         background: Background,
         tuning: Tuning,
-        on_capacity: Callable[[], None],
+        dispatch: Wakeup,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
@@ -57,10 +75,30 @@ class JobController:
         self._metrics = metrics
         self._background = background
         self._tuning = tuning
-        self._on_capacity = on_capacity
+        self._dispatch = dispatch
+        self._default_provider = default_provider(list(providers))
+        self.accepting = True  # False while draining: submits are refused
         self.cancel_requested: dict[JobId, datetime] = {}
         self._releases: set[asyncio.Task[None]] = set()
         self._hurry = asyncio.Event()  # set on stop: delete without waiting for agents
+
+    async def submit(self, spec: JobSpec) -> Job:
+        """Record a new QUEUED job for a validated spec and wake the scheduler.
+
+        Raises :class:`NotAccepting` while draining and :class:`UnknownProvider` when the
+        spec names a provider that is not enabled (or none is)."""
+        if not self.accepting:
+            raise NotAccepting("the control plane is shutting down; submit later")
+        provider = spec.provider or self._default_provider
+        if provider is None or provider not in self._providers:
+            accepted = ", ".join(self._providers) or "none (no provider is enabled)"
+            raise UnknownProvider(
+                f"provider {provider!r} is unknown or disabled; accepted: {accepted}"
+            )
+        job = await self._jobs.submit(spec, provider=provider)
+        self._metrics.jobs_submitted.inc()
+        self._dispatch.set()
+        return job
 
     async def _current(self, job_id: JobId, worker_id: WorkerId | None) -> Job | None:
         """The unfinished job, if ``worker_id`` (when given) is still its worker."""
@@ -132,7 +170,7 @@ class JobController:
         self._metrics.job_retries.labels(failure.reason).inc()
         if job.worker_id is not None:
             self.release(job.worker_id, wait_for_agent=False)
-        self._on_capacity()
+        self._dispatch.set()
 
     async def end(self, job_id: JobId, outcome: lifecycle.Outcome) -> None:
         """End an unfinished job with ``outcome`` (backstops, lost workers)."""
@@ -199,7 +237,7 @@ class JobController:
         current = self._workers.get(worker_id)
         if current is not None:
             await self._workers.save(current.updated(state=WorkerPhase.GONE.value))
-        self._on_capacity()
+        self._dispatch.set()
 
     async def cancel(self, job_id: JobId) -> Job | None:
         """Cancel as contract C says; returns the job after the request (None: unknown)."""
@@ -232,7 +270,7 @@ class JobController:
         if changed != record:
             await self._workers.save(changed)
             if not changed.active:
-                self._on_capacity()
+                self._dispatch.set()
         async with self._jobs.lock(record.job_id):
             job = await self._current(record.job_id, record.id)
             if job is None:

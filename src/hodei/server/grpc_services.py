@@ -1,7 +1,8 @@
 """The gRPC face of the control plane: JobService, WorkerService and grpc.health.v1.
 
 Thin adapters: they convert protobuf to domain values (via :mod:`hodei.api`), call the
-job book, controller and sessions, and map errors to status codes. ``create_server``
+job book, controller and sessions, and map errors to status codes; every decision
+(which provider, when to dispatch, what to count) is the controller's. ``create_server``
 builds and binds a server without starting it, so tests and the app choose when to
 serve and always stop it with a grace period.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,13 +27,11 @@ from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, worker_pb2, worker_
 from hodei.api.wire import Unparsable
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, SpecError
-from hodei.providers.base import Provider
-from hodei.server.controller import JobController
+from hodei.server.controller import JobController, NotAccepting, UnknownProvider
 from hodei.server.events import JobEvents
 from hodei.server.grpc_guard import add_guarded
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub, read_logs
-from hodei.server.metrics import Metrics
 from hodei.server.worker_session import SessionError, WorkerSession
 from hodei.server.workers import WorkerBook
 from hodei.store.base import Store
@@ -88,25 +87,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         jobs: JobBook,
         workers: WorkerBook,
         controller: JobController,
-        providers: Mapping[str, Provider],
-        default_provider: str | None,
         store: Store,
         hub: LogHub,
         events: JobEvents,
-        metrics: Metrics,
-        kick: Callable[[], None],
     ) -> None:
         self._jobs = jobs
         self._workers = workers
         self._controller = controller
-        self._providers = providers
-        self._default_provider = default_provider
         self._store = store
         self._hub = hub
         self._events = events
-        self._metrics = metrics
-        self._kick = kick
-        self.accepting = True
 
     def _pb(self, job: Job) -> types_pb2.Job:
         return convert.job_to_pb(job)
@@ -121,25 +111,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitJob(
         self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Job:
-        if not self.accepting:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "the control plane is shutting down; submit later"
-            )
         try:
-            spec = convert.spec_from_pb(request.spec).validated()
-        except SpecError as exc:
+            job = await self._controller.submit(convert.spec_from_pb(request.spec).validated())
+        except NotAccepting as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except (SpecError, UnknownProvider) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        provider = spec.provider or self._default_provider
-        if provider not in self._providers:
-            accepted = ", ".join(self._providers) or "none (no provider is enabled)"
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"provider {provider!r} is unknown or disabled; accepted: {accepted}",
-            )
-        assert provider is not None
-        job = await self._jobs.submit(spec, provider=provider)
-        self._metrics.jobs_submitted.inc()
-        self._kick()
         return self._pb(job)
 
     async def GetJob(

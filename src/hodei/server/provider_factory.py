@@ -1,4 +1,6 @@
-"""Building the providers the settings enable (contract B).
+"""Building the providers the settings enable: ``local`` unless ``HODEI_LOCAL_ENABLED=0``,
+``kubernetes`` when ``HODEI_K8S_ENABLED=1``. Which of them takes jobs that name no provider
+is :func:`hodei.server.controller.default_provider`.
 
 The Kubernetes provider is imported only when enabled, so a control plane with the
 local provider alone (the embedded ``hodei run``) never pays for loading the
@@ -16,25 +18,17 @@ from hodei.providers.base import Provider
 from hodei.providers.local import LocalProvider
 
 
-def default_provider_name(settings: ServerSettings) -> str | None:
-    """The provider for jobs that name none: kubernetes if enabled, else local."""
-    if settings.kubernetes.enabled:
-        return "kubernetes"
-    if settings.local_enabled:
-        return "local"
-    return None
-
-
 async def build_providers(
     settings: ServerSettings,
     *,
-    server_address: str,
     instance: str,
     registry: CollectorRegistry,
     state_dir: Path | None = None,
 ) -> list[Provider]:
-    """The enabled providers, not started yet. ``state_dir``: the local provider's pid
-    files (next to the database, so a restarted control plane finds its workers)."""
+    """The enabled providers, not started yet. ``instance`` names this control plane (the
+    Kubernetes provider labels and selects its pods with it); ``state_dir``: the local
+    provider's pid files (next to the database, so a restarted control plane finds its
+    workers). What workers dial reaches providers in each request, not here."""
     providers: list[Provider] = []
     if settings.local_enabled:
         providers.append(LocalProvider(max_workers=settings.local_max_workers, state_dir=state_dir))
@@ -44,7 +38,6 @@ async def build_providers(
         providers.append(
             await create_provider(
                 settings.kubernetes,
-                server_address=server_address,
                 instance=instance,
                 registry=registry,
             )

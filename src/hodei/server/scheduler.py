@@ -8,7 +8,6 @@ jobs go now is a pure function of the queue and the counts (:func:`plan_dispatch
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -21,6 +20,7 @@ from hodei.server.background import Background
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook, utcnow
 from hodei.server.metrics import Metrics
+from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
 from hodei.store.base import Store
 
@@ -57,7 +57,7 @@ def plan_dispatch(
 
 
 class Scheduler:
-    """Dispatch loop: wakes on :meth:`kick`, starts the jobs :func:`plan_dispatch` picks."""
+    """Dispatch loop: wakes on ``dispatch``, starts the jobs :func:`plan_dispatch` picks."""
 
     def __init__(
         self,
@@ -69,8 +69,8 @@ class Scheduler:
         store: Store,
         metrics: Metrics,
         background: Background,
+        dispatch: Wakeup,
         server_address: str,
-        instance: str,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
@@ -80,18 +80,12 @@ class Scheduler:
         self._metrics = metrics
         self._background = background
         self._server_address = server_address
-        self._instance = instance
-        self._wake = asyncio.Event()
+        self._wakeup = dispatch
         self.paused = False
-
-    def kick(self) -> None:
-        """Ask for a scheduling pass (a job arrived or capacity freed up)."""
-        self._wake.set()
 
     async def run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await self._wakeup.wait()
             if self.paused:
                 continue
             plan = plan_dispatch(
@@ -136,7 +130,6 @@ class Scheduler:
             job_id=job.id,
             token=token,
             server_address=self._server_address,
-            instance=self._instance,
             image=job.spec.image,
             resources=job.spec.resources,
             timeout_seconds=job.spec.timeout_seconds,

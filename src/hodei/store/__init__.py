@@ -3,7 +3,7 @@
 from hodei.store.base import Store, StoreError, TokenKind, TokenRecord
 from hodei.store.memory import MemoryStore
 from hodei.store.sqlite import SqliteStore
-from hodei.store.url import default_database_path, store_from_url
+from hodei.store.url import default_database_path, sidecar_directory, store_from_url
 
 __all__ = [
     "MemoryStore",
@@ -13,5 +13,6 @@ __all__ = [
     "TokenKind",
     "TokenRecord",
     "default_database_path",
+    "sidecar_directory",
     "store_from_url",
 ]

@@ -35,3 +35,16 @@ def store_from_url(url: str | None) -> Store:
     if scheme == "sqlite" and sep and rest:
         return SqliteStore(rest)
     raise ValueError(f"unsupported database URL {url!r}; accepted: {ACCEPTED_URLS}")
+
+
+def sidecar_directory(url: str | None) -> Path | None:
+    """``<database file>.workers``: a directory beside the database file for state that
+    must survive with it (the local provider's pid files); None for stores without a
+    file. Raises ValueError like :func:`store_from_url`."""
+    store_from_url(url)  # the same forms are accepted
+    if url is None:
+        return Path(f"{default_database_path()}.workers")
+    scheme, _, rest = url.partition("://")
+    if scheme != "sqlite" or rest == ":memory:":
+        return None
+    return Path(f"{rest}.workers")

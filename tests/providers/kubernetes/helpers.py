@@ -59,15 +59,12 @@ class Recorder:
         return result
 
 
-def worker_request(
-    *, instance: str = "test", worker_id: WorkerId | None = None, **changes: Any
-) -> WorkerRequest:
+def worker_request(*, worker_id: WorkerId | None = None, **changes: Any) -> WorkerRequest:
     values: dict[str, Any] = {
         "worker_id": worker_id or new_worker_id(),
         "job_id": JobId(new_job_id()),
         "token": "one-time-token",
         "server_address": "127.0.0.1:50051",
-        "instance": instance,
     }
     values.update(changes)
     return WorkerRequest(**values)
@@ -92,9 +89,7 @@ async def running_provider(
     instance: str = "test",
     registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[tuple[KubernetesProvider, Recorder]]:
-    provider = await create_provider(
-        settings, server_address="127.0.0.1:50051", instance=instance, registry=registry
-    )
+    provider = await create_provider(settings, instance=instance, registry=registry)
     recorder = Recorder()
     try:
         await provider.start(recorder)

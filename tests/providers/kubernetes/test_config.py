@@ -104,4 +104,4 @@ async def test_create_provider_stops_on_a_bad_configuration(tmp_path: Path) -> N
 
     settings = KubernetesSettings(enabled=True, kubeconfig=str(tmp_path / "missing"))
     with pytest.raises(KubernetesConfigError, match="HODEI_K8S_KUBECONFIG"):
-        await create_provider(settings, server_address="127.0.0.1:1", instance="x")
+        await create_provider(settings, instance="x")

@@ -36,7 +36,7 @@ def emulator(kube_emulator_factory: Any) -> Any:
 
 async def test_identity_without_rights_stops_start_with_the_fix(emulator: Any) -> None:
     settings = settings_for(Path(emulator.serviceaccount_kubeconfig(*STRANGER)))
-    provider = await create_provider(settings, server_address="127.0.0.1:1", instance="t")
+    provider = await create_provider(settings, instance="t")
     try:
         health = await provider.health()
         assert not health.ok
@@ -71,7 +71,7 @@ async def test_missing_delete_right_names_the_verb(emulator: Any, tmp_path: Path
 
 async def test_missing_namespace_points_at_install_script(kube_emulator: Any) -> None:
     settings = settings_for(Path(kube_emulator.admin_kubeconfig), namespace="not-installed")
-    provider = await create_provider(settings, server_address="127.0.0.1:1", instance="t")
+    provider = await create_provider(settings, instance="t")
 
     async def ignore(status: object) -> None:
         return None

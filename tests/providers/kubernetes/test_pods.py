@@ -31,14 +31,13 @@ def request(**changes: Any) -> WorkerRequest:
         "job_id": JobId("j-xyz"),
         "token": "tok-123",
         "server_address": "hodei-control-plane.hodei-system.svc:50051",
-        "instance": "cp1",
     }
     values.update(changes)
     return WorkerRequest(**values)
 
 
 def pod_for(settings: KubernetesSettings = SETTINGS, **changes: Any) -> dict[str, Any]:
-    return build_pod(WorkerPodSpec.from_request(request(**changes), settings))
+    return build_pod(WorkerPodSpec.from_request(request(**changes), settings, instance="cp1"))
 
 
 def test_metadata_name_namespace_and_labels() -> None:

@@ -231,8 +231,8 @@ async def test_list_workers_after_restart_and_orphan_cleanup(
     emulator: Any, admin: Admin, kubeconfig: Path
 ) -> None:
     settings = settings_for(kubeconfig)
-    kept, orphan = worker_request(instance="cp"), worker_request(instance="cp")
-    other = worker_request(instance="someone-else")
+    kept, orphan = worker_request(), worker_request()
+    other = worker_request()
     async with running_provider(settings, instance="cp") as (provider, _):
         for r in (kept, orphan):
             await provider.create_worker(r)

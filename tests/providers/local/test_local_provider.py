@@ -55,7 +55,6 @@ def request(address: str, token: str = TOKEN) -> WorkerRequest:
         job_id=JobId(JOB_ID),
         token=token,
         server_address=address,
-        instance="test",
     )
 
 

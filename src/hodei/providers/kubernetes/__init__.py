@@ -35,17 +35,15 @@ __all__ = [
 async def create_provider(
     settings: KubernetesSettings,
     *,
-    server_address: str,
     instance: str,
     registry: CollectorRegistry | None = None,
 ) -> KubernetesProvider:
     """Load the client configuration and build the provider (not yet started).
 
     Raises :class:`KubernetesConfigError` when no usable configuration is found.
-    ``server_address`` is what worker pods dial; the control plane also passes it in each
-    :class:`~hodei.providers.base.WorkerRequest`, which is what the pod receives.
+    ``instance`` names the owning control plane (pod label and watch selector); what worker
+    pods dial comes with each :class:`~hodei.providers.base.WorkerRequest`.
     """
-    del server_address  # carried per request; accepted here for the factory's contract
     metrics = ProviderMetrics(registry)
     api = await KubeClient.from_settings(settings, observe=metrics.observe_request)
     return KubernetesProvider(settings=settings, api=api, instance=instance, metrics=metrics)

@@ -121,8 +121,11 @@ class WorkerPodSpec:
     job_image: str | None = None
 
     @classmethod
-    def from_request(cls, request: WorkerRequest, settings: KubernetesSettings) -> WorkerPodSpec:
-        """Combine a job attempt's request with the provider's settings and defaults."""
+    def from_request(
+        cls, request: WorkerRequest, settings: KubernetesSettings, *, instance: str
+    ) -> WorkerPodSpec:
+        """Combine a job attempt's request with the provider's settings and defaults;
+        ``instance`` names the control plane that owns the pod."""
         res = request.resources
         cpu_req, cpu_lim = _pair(
             res.cpu_request, res.cpu_limit, settings.default_cpu_request, settings.default_cpu_limit
@@ -140,7 +143,7 @@ class WorkerPodSpec:
         return cls(
             worker_id=request.worker_id,
             job_id=request.job_id,
-            instance=request.instance,
+            instance=instance,
             namespace=settings.namespace,
             image=settings.worker_image,
             server_address=request.server_address,

@@ -197,7 +197,9 @@ class KubernetesProvider:
     async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
         """Create the worker's pod; a pod already there (a retried create) is success."""
         wid = request.worker_id
-        body = build_pod(WorkerPodSpec.from_request(request, self._settings))
+        body = build_pod(
+            WorkerPodSpec.from_request(request, self._settings, instance=self._instance)
+        )
         now = self._clock()
         self._created_at.setdefault(wid, now)
         self._pending_since.setdefault(wid, now)
