@@ -11,6 +11,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.control_plane",
+    "tests.fixtures.browser",
 ]
 
 

@@ -36,6 +36,8 @@ def test_job_json_has_the_documented_keys_with_nulls_and_utc_times() -> None:
     assert data["worker_id"] is None
     assert data["created_at"] == "2026-01-01T11:55:00Z"
     assert data["shell"] == "echo hi | wc"
+    assert data["command_line"] == "sh -c 'echo hi | wc'"
+    assert data["env_names"] == [] and data["image"] is None
 
 
 def test_worker_json() -> None:

@@ -48,10 +48,21 @@ def job_dict(job: Job) -> dict[str, Any]:
         "provider": job.provider,
         "attempt": job.attempt,
         "command": list(job.spec.command) if job.spec.shell is None else None,
+        "command_line": command_text(job),
         "shell": job.spec.shell,
         "labels": dict(job.spec.labels),
         "timeout_seconds": job.spec.timeout_seconds,
         "waiting_reason": job.waiting_reason,
+        "image": job.spec.image,
+        "resources": {
+            "cpu_request": job.spec.resources.cpu_request,
+            "cpu_limit": job.spec.resources.cpu_limit,
+            "memory_request": job.spec.resources.memory_request,
+            "memory_limit": job.spec.resources.memory_limit,
+        },
+        # Names only: values may be secrets and never leave the control plane this way.
+        "env_names": sorted(job.spec.env),
+        "max_attempts": job.spec.max_attempts,
     }
 
 
@@ -61,6 +72,7 @@ def worker_dict(worker: WorkerRecord) -> dict[str, Any]:
         "id": worker.id,
         "job_id": worker.job_id,
         "provider": worker.provider,
+        "attempt": worker.attempt,
         "state": worker.state,
         "name": worker.name,
         "created_at": rfc3339(worker.created_at),

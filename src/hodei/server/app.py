@@ -41,6 +41,7 @@ from hodei.server.scheduler import Scheduler
 from hodei.server.supervisor import Supervisor
 from hodei.server.tuning import Tuning
 from hodei.server.wakeup import Wakeup
+from hodei.server.web import ConsoleApi, Gate
 from hodei.server.worker_session import WorkerSession
 from hodei.server.workers import WorkerBook
 from hodei.store import Store, sidecar_directory, store_from_url
@@ -248,7 +249,13 @@ class ControlPlane:
         try:
             self._http, self._http_port = await start_http(
                 build_app(
-                    store=self.store, providers=list(self.providers.values()), metrics=self.metrics
+                    store=self.store,
+                    providers=list(self.providers.values()),
+                    metrics=self.metrics,
+                    console=(
+                        ConsoleApi(jobs=self.jobs, controller=parts.controller, store=self.store),
+                        Gate(self.settings.api_token),
+                    ),
                 ),
                 self.settings.http_address,
             )

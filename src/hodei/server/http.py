@@ -1,4 +1,5 @@
-"""The HTTP side: ``/metrics`` for Prometheus, ``/healthz`` (alive) and ``/readyz`` (ready).
+"""The HTTP side: ``/metrics`` for Prometheus, ``/healthz`` (alive) and ``/readyz`` (ready),
+and the web console with its JSON API (:mod:`hodei.server.web`) when one is given.
 
 Ready means the store answers and every provider reports healthy; otherwise ``/readyz``
 answers 503 with the failing part's message, so a Kubernetes readiness probe and a
@@ -14,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hodei.providers.base import Provider
 from hodei.server.metrics import Metrics
+from hodei.server.web import ConsoleApi, Gate, add_console
 from hodei.store.base import Store, StoreError
 
 
@@ -37,8 +39,14 @@ async def readiness(store: Store, providers: Sequence[Provider]) -> tuple[bool, 
     return ready, "\n".join(lines) + "\n"
 
 
-def build_app(*, store: Store, providers: Sequence[Provider], metrics: Metrics) -> web.Application:
-    """The aiohttp application serving the three endpoints."""
+def build_app(
+    *,
+    store: Store,
+    providers: Sequence[Provider],
+    metrics: Metrics,
+    console: tuple[ConsoleApi, Gate] | None = None,
+) -> web.Application:
+    """The aiohttp application serving the three endpoints (and the console, if given)."""
 
     async def metrics_handler(request: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)
@@ -55,6 +63,8 @@ def build_app(*, store: Store, providers: Sequence[Provider], metrics: Metrics) 
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if console is not None:
+        add_console(app, *console)
     return app
 
 

@@ -1,0 +1,172 @@
+"""The web console in a real browser (headless Chromium) against a real control plane.
+
+Jobs run on the local provider (real worker processes), so output arrives live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hodei.api.v1 import jobs_pb2_grpc
+from hodei.providers.local import LocalProvider
+from hodei.server.app import ControlPlane
+from tests.fixtures.browser import screenshot
+from tests.fixtures.control_plane import MakeControlPlane
+from tests.server.helpers import submit
+
+pytestmark = pytest.mark.slow
+expect = pytest.importorskip("playwright.async_api").expect
+TOKEN = "console-token"
+
+
+@pytest.fixture
+async def plane(control_plane_factory: MakeControlPlane, tmp_path: Path) -> ControlPlane:
+    provider = LocalProvider(max_workers=4, state_dir=tmp_path / "workers")
+    return await control_plane_factory(providers=[provider], env={"HODEI_API_TOKEN": TOKEN})
+
+
+@pytest.fixture
+async def client(plane: ControlPlane) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    import grpc
+
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        yield jobs_pb2_grpc.JobServiceStub(channel)
+
+
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+
+
+async def login(page: Any, plane: ControlPlane) -> None:
+    await page.goto(f"http://127.0.0.1:{plane.http_port}/")
+    await page.fill("#token", TOKEN)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#jobs")
+
+
+async def test_the_token_prompt_guards_the_page(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub
+) -> None:
+    job = await submit(client, "echo", "secret-output", metadata=AUTH)
+    await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{job.id}")
+    await browser_page.wait_for_selector("#login-form")
+    await screenshot(browser_page, "console-login")
+    assert job.id not in await browser_page.content()
+    await browser_page.fill("#token", "wrong")
+    await browser_page.click("button[type=submit]")
+    await browser_page.wait_for_selector("#login-error:has-text('Wrong API token')")
+    await browser_page.fill("#token", TOKEN)
+    await browser_page.click("button[type=submit]")
+    await browser_page.wait_for_selector("#log .line:has-text('secret-output')")
+    # The token never lands in the URL or in script-readable cookies.
+    assert TOKEN not in browser_page.url
+    assert TOKEN not in await browser_page.evaluate("document.cookie")
+
+
+async def test_the_list_shows_submitted_jobs_and_updates_without_reload(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    first = await submit(client, "true", metadata=AUTH, labels={"team": "ml"})
+    await login(browser_page, plane)
+    row = browser_page.locator(f"tr[data-job='{first.id}']")
+    await row.locator("[data-state=SUCCEEDED]").wait_for()
+    waiting = await submit(
+        client, "sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done; exit 4", metadata=AUTH
+    )
+    # Appears, runs and fails with its exit code, all without reloading the page.
+    live = browser_page.locator(f"tr[data-job='{waiting.id}']")
+    await live.locator("[data-state=RUNNING]").wait_for()
+    flag.touch()
+    await live.locator("[data-state=FAILED]").wait_for()
+    assert await live.locator("td.exit").inner_text() == "4"
+    assert await live.locator("td.reason").inner_text() == "NonZeroExit"
+    assert "sh -c while" in await live.locator("td.command").inner_text()
+    await screenshot(browser_page, "console-jobs")
+    # Filters: by state, and by label.
+    rows = browser_page.locator("#jobs tr[data-job]")
+    await browser_page.select_option("#filter-state", "FAILED")
+    await expect(rows).to_have_count(1)
+    assert await rows.get_attribute("data-job") == waiting.id
+    await browser_page.select_option("#filter-state", "")
+    await browser_page.fill("#filter-label", "team=ml")
+    await browser_page.click(".filters button")
+    await expect(rows).to_have_count(1)
+    assert await rows.get_attribute("data-job") == first.id
+
+
+async def test_job_page_shows_output_live_and_cancel_cancels(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    script = (
+        f"echo first; echo warn >&2; while [ ! -e {flag} ]; do sleep 0.05; done; "
+        "echo second; sleep 60"
+    )
+    job = await submit(client, "sh", "-c", script, metadata=AUTH, env={"SECRET_VALUE": "hunter2"})
+    await login(browser_page, plane)
+    await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{job.id}")
+    await browser_page.wait_for_selector("#log .line.stdout:has-text('first')")
+    await browser_page.wait_for_selector("#log .line.stderr:has-text('warn')")
+    assert await browser_page.locator("#log .line:has-text('second')").count() == 0
+    flag.touch()
+    await browser_page.wait_for_selector("#log .line.stdout:has-text('second')")
+    spec = await browser_page.locator("#spec").inner_text()
+    assert "SECRET_VALUE" in spec and "hunter2" not in spec
+    await screenshot(browser_page, "console-job-running")
+    await browser_page.click("#cancel")
+    await browser_page.wait_for_selector("#job-state [data-state=CANCELLED]")
+    await browser_page.wait_for_selector("#log-status:has-text('End of output')")
+    assert await browser_page.locator("#cancel").is_disabled()
+
+
+async def test_output_renders_colours_progress_lines_binary_and_markup_as_text(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub
+) -> None:
+    script = (
+        r"printf '\033[31mred\033[0m plain\n';"
+        r"printf 'progress 10%%\rprogress 50%%\rprogress 100%%\n';"
+        r"printf 'abcdef\rXY\n';"
+        r"printf 'bin:\000\001\377:end\n';"
+        r"echo '<script>window.pwned=1</script><img src=x onerror=window.pwned=2>'"
+    )
+    # (Labels cannot carry markup: submit validates them as Kubernetes label values.)
+    job = await submit(client, "sh", "-c", script, metadata=AUTH)
+    await login(browser_page, plane)
+    await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{job.id}")
+    await browser_page.wait_for_selector("#log-status:has-text('End of output')")
+    lines = await browser_page.locator("#log .line").all_inner_texts()
+    assert lines == [
+        "red plain",
+        "progress 100%",
+        "XYcdef",
+        "bin:\ufffd\ufffd\ufffd:end",
+        "<script>window.pwned=1</script><img src=x onerror=window.pwned=2>",
+    ]
+    red = browser_page.locator("#log .line").first.locator("span.ansi-red-fg")
+    assert await red.inner_text() == "red"
+    assert await browser_page.evaluate("window.pwned === undefined")
+    assert await browser_page.locator("#log img, #log script").count() == 0
+    assert "<script>window.pwned=1</script>" in await browser_page.locator("#spec").inner_text()
+    await screenshot(browser_page, "console-job-output")
+    # The command column of the list shows markup as text too.
+    await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/")
+    command = browser_page.locator(f"tr[data-job='{job.id}'] td.command")
+    assert "<script>" in await command.inner_text()
+    assert await browser_page.evaluate("window.pwned === undefined")
+
+
+async def test_workers_page_lists_the_job_worker(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub
+) -> None:
+    job = await submit(client, "true", metadata=AUTH)
+    await login(browser_page, plane)
+    await browser_page.click("a[data-nav=workers]")
+    row = browser_page.locator(f"#workers tr:has(a:text-is('{job.id}'))")
+    await row.wait_for()
+    cells = await row.locator("td").all_inner_texts()
+    assert cells[2] == "local" and cells[3].startswith("pid ")
+    await screenshot(browser_page, "console-workers")
