@@ -33,6 +33,7 @@ def test_job_json_has_the_documented_keys_with_nulls_and_utc_times() -> None:
         assert key in data
     assert data["state"] == "FAILED"
     assert data["exit_code"] == 3
+    assert data["run_exit_code"] == 3
     assert data["worker_id"] is None
     assert data["created_at"] == "2026-01-01T11:55:00Z"
     assert data["shell"] == "echo hi | wc"
@@ -59,3 +60,12 @@ def test_command_text_quotes_like_a_shell() -> None:
     job = Job(id=JobId("j-1"), spec=JobSpec(command=("echo", "a b")), state=JobState.QUEUED,
               created_at=NOW)  # fmt: skip
     assert shapes.command_text(job) == "echo 'a b'"
+
+
+def test_run_exit_code_follows_the_exit_table_and_is_null_while_unfinished() -> None:
+    from dataclasses import replace
+
+    assert shapes.job_dict(replace(JOB, state=JobState.TIMED_OUT))["run_exit_code"] == 124
+    oom = replace(JOB, reason="OOMKilled", exit_code=None)
+    assert shapes.job_dict(oom)["run_exit_code"] == 137
+    assert shapes.job_dict(replace(JOB, state=JobState.RUNNING))["run_exit_code"] is None

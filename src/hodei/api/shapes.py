@@ -13,6 +13,7 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
+from hodei.domain import exitcodes
 from hodei.domain.jobs import Job
 from hodei.domain.workers import WorkerRecord
 
@@ -39,6 +40,12 @@ def job_dict(job: Job) -> dict[str, Any]:
         "id": job.id,
         "state": job.state.value,
         "exit_code": job.exit_code,
+        # What `hodei run` (and `jobs wait`) exits with: the one table in hodei.domain.exitcodes.
+        "run_exit_code": (
+            exitcodes.exit_code_for(job.state, job.reason, job.exit_code)
+            if job.state.terminal
+            else None
+        ),
         "reason": job.reason,
         "message": job.message,
         "created_at": rfc3339(job.created_at),
