@@ -14,6 +14,14 @@ from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 from hodei.store import MemoryStore, SqliteStore, Store, StoreError, TokenKind, TokenRecord
+from hodei.store.base import JobStore, LogStore, MetaStore, TokenStore, WorkerStore
+from hodei.store.memory import (
+    MemoryJobStore,
+    MemoryLogStore,
+    MemoryMetaStore,
+    MemoryTokenStore,
+    MemoryWorkerStore,
+)
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -209,7 +217,9 @@ async def test_unwritable_sqlite_path_is_a_store_error(tmp_path: Path):
 
 
 def _public(cls: type) -> set[str]:
-    return {name for name in vars(cls) if not name.startswith("_")}
+    """Public names a class defines or inherits (protocol slices included)."""
+    owners = [c for c in cls.__mro__ if c.__module__.startswith("hodei.")]
+    return {name for owner in owners for name in vars(owner) if not name.startswith("_")}
 
 
 def test_job_document_without_waiting_reason_still_reads():
@@ -223,4 +233,36 @@ def test_job_document_without_waiting_reason_still_reads():
 
 @pytest.mark.parametrize("impl", [SqliteStore, MemoryStore])
 def test_implementations_cover_the_interface(impl: type):
+    assert len(_public(Store)) == 19
     assert _public(Store) <= _public(impl)
+
+
+SLICES = [
+    (JobStore, MemoryJobStore, {"save_job", "get_job", "list_jobs", "count_jobs"}),
+    (WorkerStore, MemoryWorkerStore, {"save_worker", "get_worker", "list_workers"}),
+    (TokenStore, MemoryTokenStore, {"add_token", "get_token", "use_token"}),
+    (LogStore, MemoryLogStore, {"append_logs", "read_logs", "last_log_sequence", "count_logs"}),
+    (MetaStore, MemoryMetaStore, {"get_meta", "set_meta_default"}),
+]
+
+
+@pytest.mark.parametrize(("protocol", "fake", "methods"), SLICES)
+def test_each_slice_has_its_fake_and_the_whole_store_has_every_slice(
+    protocol: type, fake: type, methods: set[str]
+):
+    assert _public(protocol) == methods
+    assert _public(fake) == methods
+    assert protocol in Store.__mro__
+    assert fake in MemoryStore.__mro__
+    assert methods <= _public(SqliteStore)
+
+
+async def test_a_slice_fake_serves_on_its_own():
+    jobs = MemoryJobStore()
+    await jobs.save_job(job(1))
+    await jobs.save_job(job(2, JobState.RUNNING))
+    assert [j.id for j in await jobs.list_jobs(states=[JobState.QUEUED])] == [JobId("j-1")]
+    assert await jobs.count_jobs() == {JobState.QUEUED: 1, JobState.RUNNING: 1}
+    logs = MemoryLogStore()
+    await logs.append_logs([LogChunk(JobId("j-1"), 1, LogStream.STDOUT, b"x")])
+    assert await logs.last_log_sequence(JobId("j-1")) == 1

@@ -100,7 +100,7 @@ class ControlPlane:
         self.events = JobEvents()
         self.hub = LogHub()
         self.jobs = JobBook(self.store, self.events)
-        self.workers = WorkerBook(self.store, token_ttl=self.tuning.token_ttl)
+        self.workers = WorkerBook(self.store, self.store, token_ttl=self.tuning.token_ttl)
         self.background = Background()
         self.dispatch = Wakeup()
         self._given_providers = list(providers) if providers is not None else None
@@ -184,7 +184,7 @@ class ControlPlane:
             workers=self.workers,
             providers=self.providers,
             controller=controller,
-            store=self.store,
+            logs=self.store,
             metrics=self.metrics,
             background=self.background,
             dispatch=self.dispatch,
@@ -201,7 +201,7 @@ class ControlPlane:
             jobs=self.jobs,
             workers=self.workers,
             controller=controller,
-            store=self.store,
+            logs=self.store,
             hub=self.hub,
             events=self.events,
         )
@@ -211,7 +211,7 @@ class ControlPlane:
                 jobs=self.jobs,
                 workers=self.workers,
                 controller=controller,
-                store=self.store,
+                logs=self.store,
                 hub=self.hub,
             )
 

@@ -34,7 +34,7 @@ from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub, read_logs
 from hodei.server.worker_session import SessionError, WorkerSession
 from hodei.server.workers import WorkerBook
-from hodei.store.base import Store
+from hodei.store.base import LogStore
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 SERVICE_NAMES = ("hodei.v1.JobService", "hodei.v1.WorkerService")
@@ -87,14 +87,14 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         jobs: JobBook,
         workers: WorkerBook,
         controller: JobController,
-        store: Store,
+        logs: LogStore,
         hub: LogHub,
         events: JobEvents,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
         self._controller = controller
-        self._store = store
+        self._logs = logs
         self._hub = hub
         self._events = events
 
@@ -153,7 +153,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             return current is None or current.state.terminal
 
         async for chunk in read_logs(
-            self._store,
+            self._logs,
             self._hub,
             job.id,
             from_sequence=request.from_sequence,

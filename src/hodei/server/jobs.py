@@ -17,7 +17,7 @@ from hodei.domain.ids import JobId, new_job_id
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import TERMINAL_STATES, JobState
 from hodei.server.events import JobEvents
-from hodei.store.base import Store
+from hodei.store.base import JobStore
 
 
 def utcnow() -> datetime:
@@ -27,7 +27,7 @@ def utcnow() -> datetime:
 class JobBook:
     """Jobs in the store, unfinished ones also in memory, with change notifications."""
 
-    def __init__(self, store: Store, events: JobEvents) -> None:
+    def __init__(self, store: JobStore, events: JobEvents) -> None:
         self._store = store
         self._events = events
         self._active: dict[JobId, Job] = {}

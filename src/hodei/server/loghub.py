@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from hodei.domain.ids import JobId
 from hodei.domain.logs import LogChunk
-from hodei.store.base import Store
+from hodei.store.base import LogStore
 
 _PAGE = 256
 
@@ -63,7 +63,7 @@ class LogHub:
                     del self._followers[job_id]
 
 
-async def _stored(store: Store, job_id: JobId, after: int) -> AsyncIterator[LogChunk]:
+async def _stored(store: LogStore, job_id: JobId, after: int) -> AsyncIterator[LogChunk]:
     while True:
         page = await store.read_logs(job_id, after=after, limit=_PAGE)
         for chunk in page:
@@ -74,7 +74,7 @@ async def _stored(store: Store, job_id: JobId, after: int) -> AsyncIterator[LogC
 
 
 async def read_logs(
-    store: Store,
+    store: LogStore,
     hub: LogHub,
     job_id: JobId,
     *,

@@ -22,7 +22,7 @@ from hodei.server.jobs import JobBook, utcnow
 from hodei.server.metrics import Metrics
 from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
-from hodei.store.base import Store
+from hodei.store.base import LogStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Scheduler:
         workers: WorkerBook,
         providers: Mapping[str, Provider],
         controller: JobController,
-        store: Store,
+        logs: LogStore,
         metrics: Metrics,
         background: Background,
         dispatch: Wakeup,
@@ -76,7 +76,7 @@ class Scheduler:
         self._workers = workers
         self._providers = providers
         self._controller = controller
-        self._store = store
+        self._logs = logs
         self._metrics = metrics
         self._background = background
         self._server_address = server_address
@@ -102,7 +102,7 @@ class Scheduler:
             job = await self._jobs.get(queued.id)
             if job is None or job.state is not JobState.QUEUED:
                 return
-            offset = await self._store.last_log_sequence(job.id)
+            offset = await self._logs.last_log_sequence(job.id)
             record, token = await self._workers.create(
                 job, provider=provider.name, log_offset=offset
             )

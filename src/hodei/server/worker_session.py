@@ -42,7 +42,7 @@ from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub
 from hodei.server.workers import AuthError, WorkerBook
-from hodei.store.base import Store
+from hodei.store.base import LogStore
 
 _MAX_COALESCED = 64  # chunks per transaction (~4 MiB of 64 KiB chunks)
 
@@ -70,13 +70,13 @@ class WorkerSession:
         jobs: JobBook,
         workers: WorkerBook,
         controller: JobController,
-        store: Store,
+        logs: LogStore,
         hub: LogHub,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
         self._controller = controller
-        self._store = store
+        self._log_store = logs
         self._hub = hub
         self.outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
         # Writes waiting for the writer task, in stream order (None: the stream ended).
@@ -137,7 +137,7 @@ class WorkerSession:
             if isinstance(item, JobResult):
                 await self._result(record, item)
                 continue
-            await self._store.append_logs(chunks)
+            await self._log_store.append_logs(chunks)
             self._hub.publish(record.job_id)
             self._send(LogAck(record.job_id, ack))
 
@@ -199,8 +199,8 @@ class WorkerSession:
     async def _result(self, record: WorkerRecord, result: JobResult) -> None:
         offset = record.log_offset
         last = result.last_sequence
-        stored = await self._store.count_logs(record.job_id, up_to=offset + last)
-        stored -= await self._store.count_logs(record.job_id, up_to=offset)
+        stored = await self._log_store.count_logs(record.job_id, up_to=offset + last)
+        stored -= await self._log_store.count_logs(record.job_id, up_to=offset)
         if stored < last:
             raise SessionError(
                 "FAILED_PRECONDITION",

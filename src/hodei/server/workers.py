@@ -19,7 +19,7 @@ from hodei.domain.jobs import Job
 from hodei.domain.workers import WorkerRecord
 from hodei.server.auth import TokenCheck, check_token, hash_token, new_secret
 from hodei.server.jobs import utcnow
-from hodei.store.base import Store, TokenKind, TokenRecord
+from hodei.store.base import TokenKind, TokenRecord, TokenStore, WorkerStore
 
 Outbox = asyncio.Queue[ServerMessage | None]
 
@@ -42,8 +42,9 @@ class Admission:
 class WorkerBook:
     """Worker records (active ones in memory), tokens and connected agents."""
 
-    def __init__(self, store: Store, *, token_ttl: timedelta) -> None:
-        self._store = store
+    def __init__(self, records: WorkerStore, tokens: TokenStore, *, token_ttl: timedelta) -> None:
+        self._store = records
+        self._tokens = tokens
         self._token_ttl = token_ttl
         self._records: dict[WorkerId, WorkerRecord] = {}
         self._outboxes: dict[WorkerId, Outbox] = {}
@@ -67,7 +68,7 @@ class WorkerBook:
         )
         token = new_secret()
         await self._store.save_worker(record)
-        await self._store.add_token(
+        await self._tokens.add_token(
             TokenRecord(
                 hash_token(token), record.id, TokenKind.REGISTER, utcnow() + self._token_ttl
             )
@@ -112,7 +113,7 @@ class WorkerBook:
             raise AuthError("Register carries neither a token nor a resume token")
         digest = hash_token(secret)
         check = check_token(
-            await self._store.get_token(digest), worker_id=register.worker_id, kind=kind, now=now
+            await self._tokens.get_token(digest), worker_id=register.worker_id, kind=kind, now=now
         )
         if check is not TokenCheck.OK:
             raise AuthError(
@@ -123,10 +124,10 @@ class WorkerBook:
             raise AuthError(f"worker {register.worker_id} is no longer wanted", permission=True)
         if kind is TokenKind.RESUME:
             return Admission(record, secret, first=False)
-        if not await self._store.use_token(digest):
+        if not await self._tokens.use_token(digest):
             raise AuthError("register token rejected: already used")
         resume = new_secret()
-        await self._store.add_token(
+        await self._tokens.add_token(
             TokenRecord(hash_token(resume), record.id, TokenKind.RESUME, None)
         )
         return Admission(record, resume, first=True)

@@ -1,10 +1,12 @@
 """The store interface: what the control plane persists so it can resume after a restart.
 
 Jobs (with their current attempt), worker records (one per attempt), log chunks, worker
-token hashes and a little metadata (the instance id). The interface is small and speaks
-domain types only, so a PostgreSQL store can be added next to the SQLite one; the
-in-memory store implements the same interface for tests and throwaway control planes.
-Every implementation must pass ``tests/store``.
+token hashes and a little metadata (the instance id). Each user needs only one slice, so
+the interface is five small protocols — :class:`JobStore`, :class:`WorkerStore`,
+:class:`TokenStore`, :class:`LogStore`, :class:`MetaStore` — and :class:`Store`, which
+adds opening and closing to all five. They speak domain types only, so a PostgreSQL
+store can be added next to the SQLite one. ``hodei.store.memory`` has an in-memory fake
+for each slice (and one for the whole); every implementation must pass ``tests/store``.
 """
 
 from __future__ import annotations
@@ -42,25 +44,8 @@ class TokenRecord:
     used: bool = False
 
 
-class Store(Protocol):
-    """Persistence for the control plane. All methods are coroutines safe to call
-    concurrently from one event loop."""
-
-    async def open(self) -> None:
-        """Create or migrate the schema; raises :class:`StoreError`."""
-        ...
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> None:
-        """Raise :class:`StoreError` if the store cannot serve requests now."""
-        ...
-
-    async def get_meta(self, key: str) -> str | None: ...
-
-    async def set_meta_default(self, key: str, value: str) -> str:
-        """Store ``value`` under ``key`` unless a value exists; return the stored one."""
-        ...
+class JobStore(Protocol):
+    """Jobs: what the job book reads and writes."""
 
     async def save_job(self, job: Job) -> None:
         """Insert or replace the job (its position in submission order is kept)."""
@@ -89,6 +74,10 @@ class Store(Protocol):
         """How many jobs are in each state (states without jobs may be absent)."""
         ...
 
+
+class WorkerStore(Protocol):
+    """Worker records: one per attempt, kept so a restart recognises its workers."""
+
     async def save_worker(self, record: WorkerRecord) -> None: ...
 
     async def get_worker(self, worker_id: WorkerId) -> WorkerRecord | None: ...
@@ -97,6 +86,10 @@ class Store(Protocol):
         """Worker records, oldest first; ``active_only`` keeps PENDING/RUNNING ones."""
         ...
 
+
+class TokenStore(Protocol):
+    """Worker credentials, as hashes."""
+
     async def add_token(self, record: TokenRecord) -> None: ...
 
     async def get_token(self, token_hash: str) -> TokenRecord | None: ...
@@ -104,6 +97,10 @@ class Store(Protocol):
     async def use_token(self, token_hash: str) -> bool:
         """Mark the token used; True only for the one caller that found it unused."""
         ...
+
+
+class LogStore(Protocol):
+    """Jobs' log chunks, numbered per job."""
 
     async def append_logs(self, chunks: Sequence[LogChunk]) -> None:
         """Store chunks durably; a chunk whose (job, sequence) exists is ignored."""
@@ -121,4 +118,29 @@ class Store(Protocol):
 
     async def count_logs(self, job_id: JobId, *, up_to: int) -> int:
         """How many chunks with sequence ≤ ``up_to`` are stored for the job."""
+        ...
+
+
+class MetaStore(Protocol):
+    """A few named values of the control plane itself (its instance id)."""
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta_default(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless a value exists; return the stored one."""
+        ...
+
+
+class Store(JobStore, WorkerStore, TokenStore, LogStore, MetaStore, Protocol):
+    """The whole store: every slice, plus opening, closing and a readiness check. All
+    methods are coroutines safe to call concurrently from one event loop."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema; raises :class:`StoreError`."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` if the store cannot serve requests now."""
         ...

@@ -1,5 +1,9 @@
-"""An in-memory store: the reference implementation of the interface, for tests and for
-control planes that need no durability. Nothing survives the process."""
+"""In-memory stores: the reference implementation of each store protocol, for tests and
+for control planes that need no durability. Nothing survives the process.
+
+One fake per slice of :mod:`hodei.store.base` (:class:`MemoryJobStore` for a job book
+test, :class:`MemoryLogStore` for a log reader test, ...), and :class:`MemoryStore`,
+which is all of them at once behind the whole :class:`~hodei.store.base.Store`."""
 
 from __future__ import annotations
 
@@ -15,32 +19,11 @@ from hodei.domain.workers import WorkerRecord
 from hodei.store.base import StoreError, TokenRecord
 
 
-class MemoryStore:
-    """Dictionaries behind the :class:`hodei.store.base.Store` interface."""
+class MemoryJobStore:
+    """:class:`hodei.store.base.JobStore` in a dictionary (insertion order = submission)."""
 
     def __init__(self) -> None:
-        self._open = False
-        self._meta: dict[str, str] = {}
         self._jobs: dict[JobId, Job] = {}
-        self._workers: dict[WorkerId, WorkerRecord] = {}
-        self._tokens: dict[str, TokenRecord] = {}
-        self._logs: dict[JobId, dict[int, LogChunk]] = {}
-
-    async def open(self) -> None:
-        self._open = True
-
-    async def close(self) -> None:
-        self._open = False
-
-    async def ping(self) -> None:
-        if not self._open:
-            raise StoreError("store is closed")
-
-    async def get_meta(self, key: str) -> str | None:
-        return self._meta.get(key)
-
-    async def set_meta_default(self, key: str, value: str) -> str:
-        return self._meta.setdefault(key, value)
 
     async def save_job(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -74,6 +57,13 @@ class MemoryStore:
     async def count_jobs(self) -> dict[JobState, int]:
         return dict(Counter(job.state for job in self._jobs.values()))
 
+
+class MemoryWorkerStore:
+    """:class:`hodei.store.base.WorkerStore` in a dictionary."""
+
+    def __init__(self) -> None:
+        self._workers: dict[WorkerId, WorkerRecord] = {}
+
     async def save_worker(self, record: WorkerRecord) -> None:
         self._workers[record.id] = record
 
@@ -82,6 +72,13 @@ class MemoryStore:
 
     async def list_workers(self, *, active_only: bool = False) -> list[WorkerRecord]:
         return [w for w in self._workers.values() if w.active or not active_only]
+
+
+class MemoryTokenStore:
+    """:class:`hodei.store.base.TokenStore` in a dictionary."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, TokenRecord] = {}
 
     async def add_token(self, record: TokenRecord) -> None:
         self._tokens[record.token_hash] = record
@@ -95,6 +92,13 @@ class MemoryStore:
             return False
         self._tokens[token_hash] = replace(record, used=True)
         return True
+
+
+class MemoryLogStore:
+    """:class:`hodei.store.base.LogStore`: chunks by job and sequence."""
+
+    def __init__(self) -> None:
+        self._logs: dict[JobId, dict[int, LogChunk]] = {}
 
     async def append_logs(self, chunks: Sequence[LogChunk]) -> None:
         for chunk in chunks:
@@ -111,3 +115,40 @@ class MemoryStore:
 
     async def count_logs(self, job_id: JobId, *, up_to: int) -> int:
         return sum(1 for s in self._logs.get(job_id, {}) if s <= up_to)
+
+
+class MemoryMetaStore:
+    """:class:`hodei.store.base.MetaStore` in a dictionary."""
+
+    def __init__(self) -> None:
+        self._meta: dict[str, str] = {}
+
+    async def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)
+
+    async def set_meta_default(self, key: str, value: str) -> str:
+        return self._meta.setdefault(key, value)
+
+
+class MemoryStore(
+    MemoryJobStore, MemoryWorkerStore, MemoryTokenStore, MemoryLogStore, MemoryMetaStore
+):
+    """Every in-memory slice behind the whole :class:`hodei.store.base.Store` interface."""
+
+    def __init__(self) -> None:
+        MemoryJobStore.__init__(self)
+        MemoryWorkerStore.__init__(self)
+        MemoryTokenStore.__init__(self)
+        MemoryLogStore.__init__(self)
+        MemoryMetaStore.__init__(self)
+        self._open = False
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def ping(self) -> None:
+        if not self._open:
+            raise StoreError("store is closed")
