@@ -170,3 +170,23 @@ async def test_workers_page_lists_the_job_worker(
     cells = await row.locator("td").all_inner_texts()
     assert cells[2] == "local" and cells[3].startswith("pid ")
     await screenshot(browser_page, "console-workers")
+
+
+async def test_large_output_is_paged_not_loaded_whole(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub
+) -> None:
+    # 40,000 numbered lines of 80 bytes: 3.2 MB, more than the 2 MiB loaded at first.
+    script = "i=0; while [ $i -lt 40000 ]; do printf '%079d\\n' $i; i=$((i+1)); done"
+    job = await submit(client, "sh", "-c", script, metadata=AUTH)
+    await login(browser_page, plane)
+    await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{job.id}")
+    more = browser_page.locator("#log-more")
+    await more.wait_for()
+    lines = browser_page.locator("#log .line")
+    shown = await lines.count()
+    assert 2 * 1024 * 1024 // 80 <= shown < 40000
+    assert await lines.nth(shown - 1).inner_text() == f"{shown - 1:079d}"
+    await more.click()
+    await browser_page.locator("#log-status:has-text('End of output')").wait_for()
+    assert await lines.count() == 40000
+    assert await lines.last.inner_text() == f"{39999:079d}"
