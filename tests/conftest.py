@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.control_plane",
     "tests.fixtures.browser",
+    "tests.fixtures.cli",
 ]
 
 

@@ -44,8 +44,8 @@ async def client_command(name: str, server: ControlPlane, *argv: str) -> int:
 
 async def wait_until(server: ControlPlane, job_id: str, *states: JobState) -> None:
     async with HodeiClient(server.address) as client:
-        async for update in client.watch(job_id):
-            if update.job.state in states:
+        async for job in client.watch(job_id):
+            if job.state in states:
                 return
 
 

@@ -5,97 +5,22 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import (
+    HODEI,
+    Server,
+    clean_env,
+    free_port,
+    hodei,
+    wait_for,
+    worker_processes,
+)
+
 pytestmark = pytest.mark.slow
-
-HODEI = [sys.executable, "-m", "hodei"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HODEI_")}
-    env.update(extra)
-    return env
-
-
-def hodei(
-    *argv: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*HODEI, *argv], env=env, capture_output=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: object, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Server:
-    """``hodei server`` in a subprocess on a fixed port, its log in a file."""
-
-    def __init__(self, tmp_path: Path, port: int) -> None:
-        self.port = port
-        self.log = tmp_path / f"server-{time.monotonic_ns()}.log"
-        self.env = clean_env(
-            HODEI_GRPC_ADDRESS=f"127.0.0.1:{port}",
-            HODEI_HTTP_ADDRESS="127.0.0.1:0",
-            HODEI_DATABASE_URL=f"sqlite:///{tmp_path / 'hodei.db'}",
-        )
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen([*HODEI, "server"], env=self.env, stderr=log)
-        wait_for(lambda: b"hodei server ready" in self.log.read_bytes(), what="server ready")
-
-    @property
-    def client_env(self) -> dict[str, str]:
-        return clean_env(HODEI_SERVER=f"127.0.0.1:{self.port}")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-
-
-def worker_processes(port: int) -> list[int]:
-    """Live processes whose environment says they serve the control plane on ``port``."""
-    marker = f"HODEI_SERVER_ADDRESS=127.0.0.1:{port}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if marker in environ.split(b"\0") and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def show(job_id: str, env: dict[str, str]) -> dict[str, object]:
@@ -162,30 +87,13 @@ def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
     wait_for(lambda: worker_processes(server.port) == [], what="workers to exit")
 
 
-def test_ctrl_c_cancels_the_job(tmp_path: Path, servers: list[Server]) -> None:
-    server = Server(tmp_path, free_port())
-    servers.append(server)
-    env = server.client_env
-    with subprocess.Popen(
-        [*HODEI, "run", "--", "sh", "-c", "echo started; sleep 30"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as run:
-        assert run.stdout is not None
-        assert run.stdout.readline() == b"started\n"
-        run.send_signal(signal.SIGINT)
-        assert run.wait(timeout=30) == 130
-    jobs = json.loads(hodei("jobs", "list", "-o", "json", env=env).stdout)
-    assert [j["state"] for j in jobs] == ["CANCELLED"]
-    wait_for(lambda: worker_processes(server.port) == [], what="worker to exit")
-
-
 def test_unreachable_server_and_bad_settings() -> None:
     result = hodei("run", "--", "true", env=clean_env(HODEI_SERVER="127.0.0.1:1"))
     assert result.returncode == 125 and b"HODEI_SERVER" in result.stderr
     result = hodei("server", env=clean_env(HODEI_K8S_ENABLED="maybe"))
     assert result.returncode == 2 and b"HODEI_K8S_ENABLED" in result.stderr
+    result = hodei("server", env=clean_env(HODEI_LOCAL_ENABLED="0"))
+    assert result.returncode == 2 and b"no provider is enabled" in result.stderr
     result = hodei("worker", env=clean_env())
     assert result.returncode == 2 and b"HODEI_SERVER_ADDRESS" in result.stderr
 
@@ -240,6 +148,9 @@ def test_run_stays_attached_across_a_server_restart(tmp_path: Path, servers: lis
     servers.append(Server(tmp_path, port))
     out, err = run.communicate(timeout=60)
     assert (run.returncode, out) == (0, b"after\n"), err
+    lost, back = err.decode().splitlines()  # said on stderr although it is not a terminal
+    assert lost.startswith("hodei: lost the control plane (cannot reach")
+    assert back == f"hodei: control plane at 127.0.0.1:{port} is back; carrying on"
 
 
 def test_a_reader_that_leaves_cancels_an_endless_job() -> None:

@@ -9,16 +9,17 @@ import pytest
 
 from hodei.cli.client import ClientError
 from hodei.cli.embedded import embedded_settings
+from hodei.cli.follow import exit_code_for, outcome_note, with_reconnects
 from hodei.cli.main import build_parser
-from hodei.cli.run import UsageError, exit_code_for, outcome_note, spec_from_args, with_reconnects
+from hodei.cli.run import UsageError, spec_from_args
 from hodei.config import SettingsError
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, JobSpec, SpecError
 from hodei.domain.states import JobState
 
 
-def spec(*argv: str) -> JobSpec:
-    return spec_from_args(build_parser("run").parse_args(["run", *argv]))
+def spec(*argv: str, client_env: dict[str, str] | None = None) -> JobSpec:
+    return spec_from_args(build_parser("run").parse_args(["run", *argv]), client_env or {})
 
 
 def test_argv_after_double_dash_is_kept_as_argv() -> None:
@@ -42,12 +43,21 @@ def test_flags_fill_the_spec() -> None:
     assert result.max_attempts == 3
 
 
+def test_env_name_alone_passes_the_clients_value_as_docker_does() -> None:
+    client = {"TOKEN": "abc=1", "EMPTY": ""}
+    result = spec(
+        "--env", "TOKEN", "--env", "EMPTY", "--env", "UNSET", "--env", "A=2", "--", "true",
+        client_env=client,
+    )  # fmt: skip
+    assert result.env == {"TOKEN": "abc=1", "EMPTY": "", "A": "2"}  # UNSET is left out
+
+
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
         (["--cpu", "abc"], "--cpu"),
         (["--memory", "12XB"], "--memory"),
-        (["--env", "NOEQUALS"], "--env"),
+        (["--env", "=v"], "--env"),
         (["--label", "=v"], "--label"),
         (["--timeout", "0"], "--timeout"),
     ],

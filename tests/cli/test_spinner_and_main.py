@@ -8,7 +8,7 @@ import io
 import pytest
 
 from hodei.cli.main import build_parser, main
-from hodei.cli.spinner import Spinner
+from hodei.cli.spinner import Spinner, fit
 
 
 async def test_spinner_draws_the_reason_and_erases_it_on_stop() -> None:
@@ -57,3 +57,27 @@ def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["jobs", "list", "-o", "yaml"])
     assert exit_info.value.code == 125  # never a code a job could have exited with
+
+
+async def test_a_long_reason_is_cut_to_the_terminal_width() -> None:
+    stream = io.StringIO()
+    spinner = Spinner(stream, enabled=True, interval=60, columns=lambda: 30)
+    spinner.show("j-1 starting: Unschedulable: 0/3 nodes are available: 3 Insufficient cpu")
+    await asyncio.sleep(0)
+    drawn = stream.getvalue().rpartition("\r\x1b[K")[2]
+    assert drawn == "⠋ j-1 starting: Unschedulabl…"
+    assert len(drawn) == 29  # the last column stays free: no wrap, no copies
+    spinner.stop()
+
+
+def test_fit_counts_wide_characters_as_two_cells_and_joins_lines() -> None:
+    assert fit("short", 80) == "short"
+    assert fit("a\nb  c", 80) == "a b c"
+    assert fit("漢字漢字漢字", 8) == "漢字漢…"  # 6 cells + the ellipsis fit in 7
+    assert fit("abcdef", 1) == "…"
+
+
+def test_hodei_alone_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: hodei") and "run" in out and "jobs" in out

@@ -127,6 +127,15 @@ def test_client_settings():
         load_client_settings({"HODEI_SERVER": "nope"})
 
 
+@pytest.mark.parametrize("value", ["http://hodei.example:50051", "grpc://127.0.0.1:50051"])
+def test_a_scheme_in_hodei_server_is_refused_with_the_address_to_give(value: str):
+    with pytest.raises(SettingsError) as info:
+        load_client_settings({"HODEI_SERVER": value})
+    scheme, _, address = value.partition("://")
+    assert f"a scheme ({scheme}://) is not accepted" in str(info.value)
+    assert f"e.g. {address}" in str(info.value) and "HODEI_SERVER" in str(info.value)
+
+
 def test_worker_settings_require_all_three():
     env = {
         "HODEI_SERVER_ADDRESS": "127.0.0.1:1",

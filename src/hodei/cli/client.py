@@ -8,7 +8,6 @@ where those are what the user should check.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -21,7 +20,7 @@ from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 
-__all__ = ["ClientError", "HodeiClient", "JobUpdate"]
+__all__ = ["ClientError", "HodeiClient"]
 
 _CALL_TIMEOUT = 30.0
 _CHANNEL_OPTIONS = [
@@ -43,14 +42,6 @@ class ClientError(Exception):
     @property
     def unreachable(self) -> bool:
         return self.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
-
-
-@dataclass(frozen=True)
-class JobUpdate:
-    """A job as the server sees it now, with why it still waits (for the spinner)."""
-
-    job: Job
-    waiting_reason: str
 
 
 class HodeiClient:
@@ -128,12 +119,12 @@ class HodeiClient:
         finally:
             call.cancel()
 
-    async def watch(self, job_id: str) -> AsyncIterator[JobUpdate]:
-        """The job now, then each change, until it ends."""
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """The job now, then each change (state, waiting reason), until it ends."""
         call = self._stub.WatchJob(jobs_pb2.WatchJobRequest(id=job_id), metadata=self._metadata)
         try:
             async for message in call:
-                yield JobUpdate(job_from_pb(message), message.waiting_reason)
+                yield job_from_pb(message)
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
         finally:

@@ -1,4 +1,4 @@
-"""``hodei jobs list|show|logs|cancel`` and ``hodei workers list``: read and act on a server.
+"""``hodei jobs list|show|logs|wait|cancel`` and ``hodei workers list``: read and act on a server.
 
 They talk to ``HODEI_SERVER`` (default ``127.0.0.1:50051``, where ``hodei server``
 listens). Tables for people; ``-o json`` for machines. Any failure prints one line on
@@ -8,6 +8,7 @@ stderr and exits 125 (:data:`hodei.domain.exitcodes.HODEI_FAILURE`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -15,12 +16,29 @@ from datetime import UTC, datetime
 from hodei.api import shapes
 from hodei.cli import output
 from hodei.cli.client import ClientError, HodeiClient
+from hodei.cli.follow import (
+    ControlPlaneLink,
+    Output,
+    copy_logs,
+    exit_code_for,
+    outcome_note,
+    say,
+    wait_for_end,
+)
 from hodei.config import SettingsError, load_client_settings
 from hodei.domain import exitcodes
-from hodei.domain.logs import LogStream
+from hodei.domain.jobs import Job
 from hodei.domain.states import JobState
 
-__all__ = ["jobs_cancel", "jobs_list", "jobs_logs", "jobs_show", "with_client", "workers_list"]
+__all__ = [
+    "jobs_cancel",
+    "jobs_list",
+    "jobs_logs",
+    "jobs_show",
+    "jobs_wait",
+    "with_client",
+    "workers_list",
+]
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -81,14 +99,47 @@ async def jobs_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
 
 
 async def jobs_logs(client: HodeiClient, args: argparse.Namespace) -> int:
-    """The job's stdout to stdout and stderr to stderr, exactly as stored."""
+    """The job's stdout to stdout and stderr to stderr, exactly as stored.
+
+    With ``-f`` it follows the job until it ends (across control-plane restarts) and
+    exits as ``hodei run`` would have for it; without, it exits 0.
+    """
     await client.get(args.id)  # a clear "not found" before streaming
-    targets = {LogStream.STDOUT: sys.stdout.buffer, LogStream.STDERR: sys.stderr.buffer}
-    async for chunk in client.logs(args.id, follow=args.follow):
-        target = targets[chunk.stream]
-        target.write(chunk.data)
-        target.flush()
-    return 0
+    out = Output(sys.stdout.buffer, sys.stderr.buffer)
+    if not args.follow:
+        async for chunk in client.logs(args.id):
+            out.write(chunk.stream, chunk.data)
+        return exitcodes.SUCCESS
+    link = ControlPlaneLink(client.address)
+    await copy_logs(client, args.id, out, link=link)
+    job = await wait_for_end(client, args.id, link=link)
+    return _finished(job)
+
+
+def _finished(job: Job) -> int:
+    note = outcome_note(job)
+    if note:
+        say(note)
+    return exit_code_for(job)
+
+
+async def jobs_wait(client: HodeiClient, args: argparse.Namespace) -> int:
+    """``hodei jobs wait ID...``: block until every job has ended; one line per job on
+    stdout (``ID STATE EXIT``) and the exit code ``hodei run`` would give the last one."""
+    for job_id in args.ids:
+        await client.get(job_id)  # every id must exist before waiting on any
+    link = ControlPlaneLink(client.address)
+    jobs = await asyncio.gather(*(wait_for_end(client, i, link=link) for i in args.ids))
+    if args.output == "json":
+        print(output.to_json([shapes.job_dict(job) for job in jobs]))
+    else:
+        for job in jobs:
+            print(f"{job.id} {job.state.value} {exit_code_for(job)}")
+    for job in jobs[:-1]:
+        note = outcome_note(job)
+        if note:
+            say(note)
+    return _finished(jobs[-1])
 
 
 async def workers_list(client: HodeiClient, args: argparse.Namespace) -> int:

@@ -48,9 +48,12 @@ async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
         control_plane = ControlPlane(embedded_settings(env, directory))
         try:
             await control_plane.start()
-        except Exception as exc:  # whatever broke, the user needs one line, not a traceback
-            with contextlib.suppress(Exception):  # release what did start; report the cause
+        except BaseException as exc:  # also a stop signal while starting: release what did
+            with contextlib.suppress(Exception):
                 await control_plane.stop(grace=0)
+            if not isinstance(exc, Exception):
+                raise
+            # whatever broke, the user needs one line, not a traceback
             raise EmbeddedStartError(str(exc) or type(exc).__name__) from exc
         try:
             yield control_plane.address

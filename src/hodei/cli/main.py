@@ -79,7 +79,12 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--cpu", help="CPU request and limit, a Kubernetes quantity (e.g. 500m)")
     run.add_argument("--memory", help="memory request and limit, a quantity (e.g. 256Mi)")
     run.add_argument("--timeout", type=float, help="seconds before the job is killed")
-    run.add_argument("--env", action="append", metavar="K=V", help="environment variable")
+    run.add_argument(
+        "--env",
+        action="append",
+        metavar="K=V|NAME",
+        help="environment variable; a bare NAME passes this shell's value",
+    )
     run.add_argument("--label", action="append", metavar="K=V", help="label")
     run.add_argument("--max-attempts", type=int, default=1, help="attempts on platform failures")
     run.add_argument("--detach", action="store_true", help="print the job id and return")
@@ -88,7 +93,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_jobs(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    jobs = subparsers.add_parser("jobs", help="list, show, follow and cancel jobs")
+    jobs = subparsers.add_parser("jobs", help="list, show, follow, wait for and cancel jobs")
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--state", action="append", choices=_STATES, help="only these states")
@@ -100,10 +105,24 @@ def _add_jobs(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         action.add_argument("id", help="job id")
         _add_output(action)
         action.set_defaults(func=_client_command(f"jobs_{name}"))
-    logs = actions.add_parser("logs", help="a job's output (stdout and stderr apart)")
+    logs = actions.add_parser(
+        "logs",
+        help="a job's output (stdout and stderr apart)",
+        description="A job's output. With -f, follow it until the job ends and exit as "
+        "`hodei run` would have for it.",
+    )
     logs.add_argument("id", help="job id")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
     logs.set_defaults(func=_client_command("jobs_logs"))
+    wait = actions.add_parser(
+        "wait",
+        help="wait for jobs to end",
+        description="Wait until every job has ended; print `ID STATE EXIT` for each and exit "
+        "as `hodei run` would have for the last one.",
+    )
+    wait.add_argument("ids", nargs="+", metavar="ID", help="job id")
+    _add_output(wait)
+    wait.set_defaults(func=_client_command("jobs_wait"))
 
 
 def _add_k8s(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], real: bool) -> None:
@@ -170,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Started once per job: skip building the parser, every millisecond is latency.
         return _worker(argparse.Namespace())
     command = next((a for a in arguments if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(arguments)
+    parser = build_parser(command)
+    if not arguments:  # `hodei` alone: what it can do, as kubectl and docker answer
+        parser.print_help()
+        return exitcodes.SUCCESS
+    args = parser.parse_args(arguments)
     handler: Handler = args.func
     try:
         return handler(args)

@@ -13,33 +13,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import BinaryIO, TypeVar
+from collections.abc import Mapping, Sequence
 
-from hodei.cli.client import ClientError, HodeiClient, JobUpdate
+from hodei.cli.client import ClientError, HodeiClient
+from hodei.cli.follow import (
+    ControlPlaneLink,
+    Output,
+    StopSignals,
+    copy_logs,
+    exit_code_for,
+    outcome_note,
+    say,
+    wait_for_end,
+)
 from hodei.cli.spinner import Spinner
 from hodei.config import SettingsError, load_client_settings
 from hodei.domain import exitcodes
 from hodei.domain.jobs import Job, JobSpec, Resources, SpecError
-from hodei.domain.logs import LogStream
 from hodei.domain.quantities import QuantityError, validate_quantity
 from hodei.domain.states import JobState
 
-__all__ = [
-    "exit_code_for",
-    "follow_job",
-    "outcome_note",
-    "run_command",
-    "spec_from_args",
-    "with_reconnects",
-]
+__all__ = ["follow_job", "parse_env", "run_command", "spec_from_args"]
 
-CANCEL_WAIT = 10.0  # how long Ctrl-C waits for the cancelled job to end
-RECONNECT_FOR = 60.0  # how long an unreachable control plane may take to come back
-T = TypeVar("T")
+CANCEL_WAIT = 10.0  # how long a stopped command waits for the cancelled job to end
 
 
 class UsageError(Exception):
@@ -57,6 +54,24 @@ def parse_pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
     return pairs
 
 
+def parse_env(values: Sequence[str] | None, client_env: Mapping[str, str]) -> dict[str, str]:
+    """``--env K=V`` and ``--env NAME`` as a dict.
+
+    A bare ``NAME`` passes the client's own value, as ``docker run -e NAME`` does; like
+    docker, a NAME the client does not have is left out rather than set empty.
+    """
+    env: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"--env: {item!r} is neither NAME=VALUE nor NAME")
+        if sep:
+            env[key] = value
+        elif key in client_env:
+            env[key] = client_env[key]
+    return env
+
+
 def _quantity(value: str | None, flag: str) -> str | None:
     if value is None:
         return None
@@ -66,10 +81,11 @@ def _quantity(value: str | None, flag: str) -> str | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
-def spec_from_args(args: argparse.Namespace) -> JobSpec:
+def spec_from_args(args: argparse.Namespace, client_env: Mapping[str, str]) -> JobSpec:
     """The job spec the flags describe; raises :class:`UsageError` or :class:`SpecError`.
 
     ``--cpu``/``--memory`` set both request and limit: the job gets what it asked for.
+    ``client_env`` is the environment of ``hodei run`` (for ``--env NAME``).
     """
     command = list(args.command or ())
     if command and command[0] == "--":
@@ -82,7 +98,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         raise UsageError(f"--timeout: {args.timeout} must be a number of seconds > 0")
     spec = JobSpec(
         command=tuple(command),
-        env=parse_pairs(args.env, "--env"),
+        env=parse_env(args.env, client_env),
         image=args.image,
         resources=Resources(
             cpu_request=cpu, cpu_limit=cpu, memory_request=memory, memory_limit=memory
@@ -95,141 +111,52 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     return spec.validated()
 
 
-def exit_code_for(job: Job) -> int:
-    """What ``hodei run`` exits with for a finished job (:func:`exitcodes.exit_code_for`)."""
-    return exitcodes.exit_code_for(job.state, job.reason, job.exit_code)
+def waiting_text(job: Job) -> str:
+    state = job.state.value.lower()
+    return f"{job.id} {state}: {job.waiting_reason or 'waiting for a worker'}"
 
 
-def outcome_note(job: Job) -> str | None:
-    """A line for stderr when the exit code alone would not explain what happened."""
-    if job.state is JobState.SUCCEEDED or job.reason == "NonZeroExit":
-        return None
-    detail = f"{job.reason}: {job.message}" if job.message else (job.reason or "")
-    return f"hodei: job {job.id} {job.state.value}" + (f" ({detail})" if detail else "")
+async def follow_job(
+    client: HodeiClient, job_id: str, out: Output, spinner: Spinner, stop: StopSignals
+) -> int:
+    """Stream the job until it ends; a stop signal or a closed stdout cancels it.
 
-
-def waiting_text(update: JobUpdate) -> str:
-    state = update.job.state.value.lower()
-    return f"{update.job.id} {state}: {update.waiting_reason or 'waiting for a worker'}"
-
-
-class _Output:
-    """The job's bytes to our stdout/stderr.
-
-    When our stdout is closed by its reader (``hodei run -- yes | head``), ``broken`` is
-    set: like a local command killed by SIGPIPE, the job is then cancelled.
+    Returns the exit code: the table's code for the job, 128+N for signal N, 141 when
+    stdout's reader went away.
     """
+    link = ControlPlaneLink(client.address)
 
-    def __init__(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
-        self._streams = {LogStream.STDOUT: stdout, LogStream.STDERR: stderr}
-        self._closed: set[LogStream] = set()
-        self.broken = asyncio.Event()
-
-    def write(self, stream: LogStream, data: bytes) -> None:
-        if stream in self._closed:
-            return
-        target = self._streams[stream]
-        try:
-            target.write(data)
-            target.flush()
-        except BrokenPipeError:
-            self._closed.add(stream)
-            if stream is LogStream.STDOUT:
-                self.broken.set()
-
-
-async def with_reconnects(
-    attempt: Callable[[], Awaitable[T]],
-    *,
-    progress: list[int],
-    give_up_after: float = RECONNECT_FOR,
-) -> T:
-    """Run ``attempt`` again while the control plane is unreachable (it may be restarting).
-
-    Gives up after ``give_up_after`` seconds without ``progress`` (a counter the attempt bumps
-    whenever it receives something), so a control plane that stays away still ends the
-    command with the unreachable error.
-    """
-    delay, seen, lost_since = 0.1, progress[0], time.monotonic()
-    while True:
-        try:
-            return await attempt()
-        except ClientError as exc:
-            if not exc.unreachable:
-                raise
-            if progress[0] != seen:
-                seen, lost_since, delay = progress[0], time.monotonic(), 0.1
-            if time.monotonic() - lost_since > give_up_after:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
-async def _copy_logs(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> None:
-    last = 0
-    progress = [0]
-
-    async def attempt() -> None:
-        nonlocal last
-        async for chunk in client.logs(job_id, follow=True, from_sequence=last + 1):
+    def on_change(job: Job) -> None:
+        if job.state in (JobState.QUEUED, JobState.STARTING):
+            spinner.show(waiting_text(job))
+        else:
             spinner.stop()
-            out.write(chunk.stream, chunk.data)
-            last = chunk.sequence
-            progress[0] += 1
 
-    await with_reconnects(attempt, progress=progress)
-
-
-async def _watch(client: HodeiClient, job_id: str, spinner: Spinner) -> Job:
-    progress = [0]
-
-    async def attempt() -> Job:
-        last: Job | None = None
-        async for update in client.watch(job_id):
-            progress[0] += 1
-            last = update.job
-            if update.job.state in (JobState.QUEUED, JobState.STARTING):
-                spinner.show(waiting_text(update))
-            else:
-                spinner.stop()
-            if update.job.state.terminal:
-                return update.job
-        return last if last is not None and last.state.terminal else await client.get(job_id)
-
-    return await with_reconnects(attempt, progress=progress)
-
-
-async def follow_job(client: HodeiClient, job_id: str, out: _Output, spinner: Spinner) -> int:
-    """Stream the job until it ends (Ctrl-C or a closed stdout cancel it); the exit code."""
-    interrupted = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, interrupted.set)
-    logs = asyncio.create_task(_copy_logs(client, job_id, out, spinner))
-    watch = asyncio.create_task(_watch(client, job_id, spinner))
-    interrupt = asyncio.create_task(interrupted.wait())
+    logs = asyncio.create_task(copy_logs(client, job_id, out, link=link, on_output=spinner.stop))
+    watch = asyncio.create_task(wait_for_end(client, job_id, link=link, on_change=on_change))
+    stopped = asyncio.create_task(stop.fired.wait())
     broken = asyncio.create_task(out.broken.wait())
     try:
-        await asyncio.wait({watch, interrupt, logs, broken}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({watch, stopped, logs, broken}, return_when=asyncio.FIRST_COMPLETED)
         if logs.done() and logs.exception() is not None:
             logs.result()
-        if interrupt.done() or broken.done():
+        if stopped.done() or broken.done():
             spinner.stop()
-            if interrupt.done():
-                print(f"hodei: interrupted; cancelling job {job_id}", file=sys.stderr)
+            if stopped.done():
+                say(f"hodei: {stop.name} received; cancelling job {job_id}")
             await _cancel_and_wait(client, job_id, watch)
-            return exitcodes.INTERRUPTED if interrupt.done() else exitcodes.BROKEN_PIPE
+            return stop.exit_code if stopped.done() else exitcodes.BROKEN_PIPE
         job = await watch
         await asyncio.wait_for(logs, CANCEL_WAIT)
         note = outcome_note(job)
         if note:
-            print(note, file=sys.stderr)
+            say(note)
         return exit_code_for(job)
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
         spinner.stop()
-        for task in (logs, watch, interrupt, broken):
+        for task in (logs, watch, stopped, broken):
             task.cancel()
-        await asyncio.gather(logs, watch, interrupt, broken, return_exceptions=True)
+        await asyncio.gather(logs, watch, stopped, broken, return_exceptions=True)
 
 
 async def _cancel_and_wait(client: HodeiClient, job_id: str, watch: asyncio.Task[Job]) -> None:
@@ -241,52 +168,78 @@ async def _cancel_and_wait(client: HodeiClient, job_id: str, watch: asyncio.Task
 
 
 async def _submit_and_follow(
-    args: argparse.Namespace, address: str, env_name: str, token: str | None
+    spec: JobSpec,
+    *,
+    detach: bool,
+    address: str,
+    env_name: str,
+    token: str | None,
+    stop: StopSignals,
 ) -> int:
-    spec = spec_from_args(args)
     async with HodeiClient(address, api_token=token, env_name=env_name) as client:
         try:
             job = await client.submit(spec)
         except ClientError as exc:
-            print(f"hodei: {exc}", file=sys.stderr)
+            say(f"hodei: {exc}")
             return exitcodes.HODEI_FAILURE
-        if args.detach:
-            print(job.id)
-            return 0
+        if detach:
+            print(job.id, flush=True)
+            return exitcodes.SUCCESS
         spinner = Spinner(sys.stderr, enabled=sys.stderr.isatty())
-        out = _Output(sys.stdout.buffer, sys.stderr.buffer)
+        out = Output(sys.stdout.buffer, sys.stderr.buffer)
         try:
-            return await follow_job(client, job.id, out, spinner)
+            return await follow_job(client, job.id, out, spinner, stop)
         except ClientError as exc:
-            print(f"hodei: {exc}", file=sys.stderr)
+            say(f"hodei: {exc}")
             return exitcodes.HODEI_FAILURE
 
 
 async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    """``hodei run``: against HODEI_SERVER, or an embedded control plane when it is unset."""
+    """``hodei run``: against HODEI_SERVER, or an embedded control plane when it is unset.
+
+    SIGINT, SIGTERM and SIGHUP are handled from the start: once the job exists it is
+    cancelled, and in embedded mode the control plane and every worker it started are
+    stopped before the command exits 128+N.
+    """
     try:
         settings = load_client_settings(env)
-        spec_from_args(args)  # refuse bad flags before starting anything
+        spec = spec_from_args(args, env)  # refuse bad flags before starting anything
     except (SettingsError, UsageError, SpecError) as exc:
-        print(f"hodei run: {exc}", file=sys.stderr)
+        say(f"hodei run: {exc}")
         return exitcodes.HODEI_FAILURE
-    if settings.server is not None:
-        return await _submit_and_follow(args, settings.server, "HODEI_SERVER", settings.api_token)
-    if args.detach:
-        print(
-            "hodei run: --detach needs a control plane that outlives this command: "
-            "start `hodei server` and set HODEI_SERVER",
-            file=sys.stderr,
-        )
-        return exitcodes.HODEI_FAILURE
+    with StopSignals() as stop:
+        if settings.server is not None:
+            return await _submit_and_follow(
+                spec,
+                detach=args.detach,
+                address=settings.server,
+                env_name="HODEI_SERVER",
+                token=settings.api_token,
+                stop=stop,
+            )
+        if args.detach:
+            say(
+                "hodei run: --detach needs a control plane that outlives this command: "
+                "start `hodei server` and set HODEI_SERVER"
+            )
+            return exitcodes.HODEI_FAILURE
+        return await _run_embedded(spec, env, stop)
+
+
+async def _run_embedded(spec: JobSpec, env: Mapping[str, str], stop: StopSignals) -> int:
     from hodei.cli.embedded import EmbeddedStartError, embedded_control_plane
 
     try:
-        async with embedded_control_plane(env) as address:
-            return await _submit_and_follow(args, address, "", None)
+        async with contextlib.AsyncExitStack() as stack:
+            address = await stop.race(stack.enter_async_context(embedded_control_plane(env)))
+            if address is None:
+                return stop.exit_code
+            return await _submit_and_follow(
+                spec, detach=False, address=address, env_name="", token=None, stop=stop
+            )
     except SettingsError as exc:
-        print(f"hodei run: {exc}", file=sys.stderr)
+        say(f"hodei run: {exc}")
         return exitcodes.HODEI_FAILURE
     except EmbeddedStartError as exc:
-        print(f"hodei run: cannot start the embedded control plane: {exc}", file=sys.stderr)
+        say(f"hodei run: cannot start the embedded control plane: {exc}")
         return exitcodes.HODEI_FAILURE

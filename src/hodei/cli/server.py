@@ -1,7 +1,7 @@
 """``hodei server``: the control plane in the foreground until SIGTERM or SIGINT.
 
-Settings come from the environment (an invalid variable stops startup with exit 2 and a
-message naming it). A signal drains: no new jobs, running ones get ``grace`` seconds to
+Settings come from the environment (an invalid variable, or no provider enabled, stops
+startup with exit 2 and a message naming the variable). A signal drains: no new jobs, running ones get ``grace`` seconds to
 report, then the process exits 0. Log lines go to stderr.
 """
 
@@ -24,6 +24,14 @@ async def serve(env: Mapping[str, str], *, grace: float = DRAIN_GRACE) -> int:
         settings = load_server_settings(env)
     except SettingsError as exc:
         print(f"hodei server: {exc}", file=sys.stderr)
+        return 2
+    if not settings.local_enabled and not settings.kubernetes.enabled:
+        # Ready but unable to run anything would fail every job later, one by one.
+        print(
+            "hodei server: no provider is enabled (HODEI_LOCAL_ENABLED=0 and HODEI_K8S_ENABLED "
+            "is not 1), so no job could ever run; enable one of them",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(
         stream=sys.stderr,

@@ -2,22 +2,70 @@
 
 It never writes to stdout, and writes nothing at all when stderr is a file or a pipe,
 so scripts that capture stderr see only the job's own output and Hodei's messages.
+The line is cut to the terminal's width, read again at every frame: a line that wrapped
+could not be erased with ``\r``, and every frame would leave a copy on the screen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import unicodedata
+from collections.abc import Callable
 from typing import TextIO
 
 _FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+_DEFAULT_COLUMNS = 80
+
+
+def _cells(char: str) -> int:
+    """Terminal cells one character takes: East Asian wide/full-width ones take two
+    (Unicode UAX #11), combining marks none."""
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def fit(text: str, columns: int) -> str:
+    """``text`` on one line of at most ``columns - 1`` cells, cut with ``…`` if longer.
+
+    The last column stays empty: writing into it makes some terminals wrap at once.
+    """
+    text = " ".join(text.split())  # a reason with newlines must not break the line
+    room = max(columns - 1, 1)
+    if sum(_cells(c) for c in text) <= room:
+        return text
+    kept, used = [], 1  # one cell for the ellipsis
+    for char in text:
+        used += _cells(char)
+        if used > room:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to; 80 when it cannot be known."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or _DEFAULT_COLUMNS
+    except (OSError, ValueError, AttributeError):
+        return _DEFAULT_COLUMNS
 
 
 class Spinner:
     """Call :meth:`show` with the waiting reason; :meth:`stop` before any output."""
 
-    def __init__(self, stream: TextIO, *, enabled: bool, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        enabled: bool,
+        interval: float = 0.1,
+        columns: Callable[[], int] | None = None,
+    ) -> None:
         self._stream = stream
+        self._columns = columns or (lambda: terminal_columns(stream))
         self._enabled = enabled
         self._interval = interval
         self._text = ""
@@ -48,7 +96,8 @@ class Spinner:
         frame = 0
         while True:
             with contextlib.suppress(OSError, ValueError):
-                self._stream.write(f"\r\x1b[K{_FRAMES[frame % len(_FRAMES)]} {self._text}")
+                line = fit(f"{_FRAMES[frame % len(_FRAMES)]} {self._text}", self._columns())
+                self._stream.write(f"\r\x1b[K{line}")
                 self._stream.flush()
                 self._drawn = True
             frame += 1

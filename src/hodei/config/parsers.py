@@ -59,6 +59,11 @@ def positive_float(text: str) -> float:
 
 
 def host_port(text: str) -> str:
+    scheme, sep, rest = text.strip().partition("://")
+    if sep:
+        # gRPC targets are bare HOST:PORT; TLS is chosen by the TLS variables, not a scheme.
+        example = rest or "127.0.0.1:50051"
+        raise ValueError(f"a scheme ({scheme}://) is not accepted: give HOST:PORT, e.g. {example}")
     host, sep, port = text.strip().rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("accepted: HOST:PORT, e.g. 0.0.0.0:50051, 127.0.0.1:0 or [::]:50051")
