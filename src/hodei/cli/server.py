@@ -1,8 +1,9 @@
 """``hodei server``: the control plane in the foreground until SIGTERM or SIGINT.
 
 Settings come from the environment (an invalid variable, or no provider enabled, stops
-startup with exit 2 and a message naming the variable). A signal drains: no new jobs, running ones get ``grace`` seconds to
-report, then the process exits 0. Log lines go to stderr.
+startup with exit 2 and a message naming the variable). A signal drains: no new jobs,
+running ones get ``grace`` seconds to report, then the process exits 0. Log lines go to
+stderr.
 """
 
 from __future__ import annotations
