@@ -63,6 +63,7 @@ class KubernetesSettings:
     pending_timeout: float = 300.0
     qps: float = 20.0
     burst: int = 40
+    pod_templates_dir: str | None = None  # directory of NAME.yaml operator pod profiles
 
 
 def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
@@ -96,6 +97,7 @@ def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
         ),
         qps=_read(env, "HODEI_K8S_QPS", parsers.positive_float, d.qps),
         burst=_read(env, "HODEI_K8S_BURST", parsers.positive_int, d.burst),
+        pod_templates_dir=_optional(env, "HODEI_K8S_POD_TEMPLATES_DIR", parsers.non_empty),
     )
 
 
