@@ -60,7 +60,10 @@ def test_valid_spec_passes_and_argv():
             JobSpec(command=("a",), resources=Resources(memory_limit="lots")),
             "resources.memory_limit",
         ),
-        (JobSpec(command=("a",), profile="GPU"), "profile: 'GPU' is not valid; accepted: a DNS-1123"),
+        (
+            JobSpec(command=("a",), profile="GPU"),
+            "profile: 'GPU' is not valid; accepted: a DNS-1123",
+        ),
         (JobSpec(command=("a",), profile="gpu\n"), "profile: 'gpu.n' is not valid"),
         (
             JobSpec(command=("a",), secret_env={"1X": SecretKeyRef("s", "k")}),

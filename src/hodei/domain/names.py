@@ -19,6 +19,7 @@ import re
 from typing import Final
 
 __all__ = [
+    "CONFIG_KEY_RULE",
     "DNS_LABEL_RULE",
     "DNS_SUBDOMAIN_RULE",
     "ENV_NAME_RULE",
@@ -26,7 +27,6 @@ __all__ = [
     "LABEL_KEY_RULE",
     "LABEL_VALUE_RULE",
     "NameRuleError",
-    "CONFIG_KEY_RULE",
     "check_config_key",
     "check_dns_label",
     "check_dns_subdomain",

@@ -96,6 +96,11 @@ def test_a_configmap_mount_layout_is_read(tmp_path: Path) -> None:
             "spec",
             "tmp is Hodei's own volume name",
         ),
+        (
+            "apiVersion: v1\nkind: Pod\nspec:\n  volumes: [{name: hodei-launcher, emptyDir: {}}]\n",
+            "spec",
+            "hodei-launcher is Hodei's own volume name",  # only jobs in their own image have it
+        ),
     ],
 )
 def test_a_bad_file_stops_loading_naming_file_and_field(

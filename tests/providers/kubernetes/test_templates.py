@@ -484,3 +484,50 @@ def test_profile_name_must_be_a_dns_label() -> None:
     with pytest.raises(TemplateError) as info:
         parse_template("GPU_pool", "GPU_pool.yaml", manifest())
     assert info.value.field == "(file name)"
+
+
+# -- jobs in their own image: the profile's "job" goes to Hodei's "job" container ------------
+
+
+def test_any_image_job_container_gets_the_profile_and_secret_env() -> None:
+    pod = merged(
+        template(
+            {
+                "volumes": [{"name": "settings", "configMap": {"name": "app"}}],
+                "containers": [
+                    {
+                        "name": "job",
+                        "env": [{"name": "MODE", "value": "gpu"}],
+                        "volumeMounts": [{"name": "settings", "mountPath": "/etc/app"}],
+                        "resources": {"limits": {"nvidia.com/gpu": 1}},
+                    },
+                    {"name": "proxy", "image": "proxy:1"},
+                ],
+            }
+        ),
+        image="python:3.12",
+        secret_env={"TOKEN": SecretKeyRef("api", "token")},
+    )
+    containers = {c["name"]: c for c in pod["spec"]["containers"]}
+    assert list(containers) == ["worker", "job", "proxy"]
+    job, agent = containers["job"], containers["worker"]
+    assert job["env"] == [
+        {"name": "MODE", "value": "gpu"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
+    ]
+    assert {"name": "settings", "mountPath": "/etc/app"} in job["volumeMounts"]
+    assert job["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert all(var["name"] != "TOKEN" for var in agent["env"])  # the agent gets none of it
+    assert "nvidia.com/gpu" not in agent["resources"]["limits"]
+    # Sidecars take the agent's (strictest) baseline: read-only root filesystem.
+    assert containers["proxy"]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["launcher"]
+
+
+def test_any_image_collisions_are_found() -> None:
+    volume = template({"volumes": [{"name": "hodei-launcher", "emptyDir": {}}]})
+    merged(volume)  # the one-container pod has no such volume...
+    with pytest.raises(ValueError, match="hodei-launcher is Hodei's own volume name"):
+        merged(volume, image="python:3.12")  # ...the any-image pod has
+    with pytest.raises(TemplateError, match="'launcher' is Hodei's name"):
+        parse_template("p", "p.yaml", manifest({"initContainers": [{"name": "launcher"}]}))

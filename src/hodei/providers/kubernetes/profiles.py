@@ -80,9 +80,16 @@ def job_inputs(request: WorkerRequest, settings: KubernetesSettings) -> JobPodIn
     )
 
 
-def sample_request(profile: str | None = None) -> WorkerRequest:
-    """A representative job attempt, to try profiles on (startup, ``hodei k8s verify``)."""
+SAMPLE_IMAGE = "registry.example/any-image:1"
+
+
+def sample_request(profile: str | None = None, *, image: str | None = None) -> WorkerRequest:
+    """A representative job attempt, to try profiles on (startup, ``hodei k8s verify``).
+
+    With ``image`` it is a job in its own image (the pod with the launcher and a job
+    container); without, a job in the Hodei image (one container)."""
     return WorkerRequest(
+        image=image,
         worker_id=WorkerId("profile-check"),
         job_id=JobId("profile-check"),
         token="sample",
@@ -121,7 +128,8 @@ def load_template(path: Path, settings: KubernetesSettings) -> PodTemplate:
         raise TemplateError(source, "(file)", problem, "exactly one Pod manifest")
     template = parse_template(name, source, documents[0], schema=pod_schema_problems)
     try:
-        profile_pod(sample_request(name), settings, template)
+        for image in (None, SAMPLE_IMAGE):  # both pod shapes
+            profile_pod(sample_request(name, image=image), settings, template)
     except ValueError as exc:
         raise TemplateError(source, "spec", str(exc), "names Hodei does not use") from None
     return template

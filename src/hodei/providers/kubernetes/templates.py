@@ -13,7 +13,9 @@ Hodei guarantees (https://kubernetes.io/docs/concepts/security/pod-security-stan
 Every refusal is a :class:`TemplateError` naming the file, the field and what is accepted.
 
 The container named :data:`TEMPLATE_JOB_CONTAINER` in a template adds to the container
-that runs the job's command; every other container is a sidecar.
+that runs the job's command: Hodei's ``job`` container when the job names its own image,
+else the ``worker`` container where the agent runs the command. Every other container is
+a sidecar.
 """
 
 from __future__ import annotations
@@ -24,14 +26,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from hodei.domain.jobs import RESERVED_ENV_PREFIX, Resources, SecretKeyRef
-from hodei.providers.kubernetes.pods import CONTAINER_NAME, request_and_limit
+from hodei.providers.kubernetes.pods import (
+    CONTAINER_NAME,
+    JOB_CONTAINER_NAME,
+    LAUNCHER_INIT_NAME,
+    request_and_limit,
+)
 
 JsonObject = dict[str, Any]
 
 # The name under which a template's container adds to the job's container.
-TEMPLATE_JOB_CONTAINER = "job"
+TEMPLATE_JOB_CONTAINER = JOB_CONTAINER_NAME
 # Container names Hodei uses or keeps for itself; sidecars must be named otherwise.
-RESERVED_CONTAINER_NAMES = frozenset({CONTAINER_NAME, TEMPLATE_JOB_CONTAINER})
+RESERVED_CONTAINER_NAMES = frozenset({CONTAINER_NAME, JOB_CONTAINER_NAME, LAUNCHER_INIT_NAME})
 RESERVED_NAME_PREFIX = "hodei"
 
 METADATA_FIELDS = ("name", "labels", "annotations")
@@ -558,11 +565,13 @@ def apply_profile(
     metadata = dict(pod.get("metadata") or {})
     spec = dict(pod.get("spec") or {})
     containers = [dict(c) for c in spec.get("containers") or []]
-    index = next((i for i, c in enumerate(containers) if c.get("name") == CONTAINER_NAME), 0)
+    names = [c.get("name") for c in containers]
+    job = names.index(JOB_CONTAINER_NAME if JOB_CONTAINER_NAME in names else CONTAINER_NAME)
     t_spec = template.spec if template is not None else {}
     t_job = template.job_container() if template is not None else {}
-    containers[index] = _job_container(containers[index], t_job, inputs)
-    baseline = containers[index].get("securityContext") or {}
+    containers[job] = _job_container(containers[job], t_job, inputs)
+    # The agent's container is the strictest Hodei runs (read-only root): the baseline.
+    baseline = containers[names.index(CONTAINER_NAME)].get("securityContext") or {}
     if template is not None:
         t_meta = template.metadata
         labels = dict(metadata.get("labels") or {})
