@@ -123,7 +123,7 @@ async def test_create_provider_refuses_a_bad_profile_at_startup(tmp_path: Path) 
     write(tmp_path, {"gpu.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: true\n"})
     settings = KubernetesSettings(enabled=True, pod_templates_dir=str(tmp_path))
     with pytest.raises(KubernetesConfigError, match=r"gpu.yaml: spec.hostNetwork: is set by Hodei"):
-        await create_provider(settings, server_address="x:1", instance="i")
+        await create_provider(settings, instance="i")
 
 
 async def test_the_provider_checks_the_profile_at_submit_and_applies_it(tmp_path: Path) -> None:

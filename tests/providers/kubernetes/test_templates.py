@@ -30,7 +30,6 @@ def request(**changes: Any) -> WorkerRequest:
         "job_id": JobId("j-1"),
         "token": "tok",
         "server_address": "cp:50051",
-        "instance": "cp1",
         "labels": {"team": "data", "tier": "job"},
     }
     values.update(changes)
@@ -50,7 +49,7 @@ def template(spec: dict[str, Any] | None = None, **metadata: Any) -> PodTemplate
 
 def merged(tmpl: PodTemplate | None, **changes: Any) -> dict[str, Any]:
     req = request(**changes)
-    pod = build_pod(WorkerPodSpec.from_request(req, SETTINGS))
+    pod = build_pod(WorkerPodSpec.from_request(req, SETTINGS, instance="cp1"))
     return apply_profile(pod, tmpl, job_inputs(req, SETTINGS))
 
 
@@ -72,7 +71,7 @@ def refused(doc: Any) -> TemplateError:
 
 def test_no_template_leaves_the_pod_as_built() -> None:
     req = request()
-    pod = build_pod(WorkerPodSpec.from_request(req, SETTINGS))
+    pod = build_pod(WorkerPodSpec.from_request(req, SETTINGS, instance="cp1"))
     assert apply_profile(copy.deepcopy(pod), None, job_inputs(req, SETTINGS)) == pod
 
 

@@ -129,7 +129,7 @@ def load_template(path: Path, settings: KubernetesSettings) -> PodTemplate:
     template = parse_template(name, source, documents[0], schema=pod_schema_problems)
     try:
         for image in (None, SAMPLE_IMAGE):  # both pod shapes
-            profile_pod(sample_request(name, image=image), settings, template)
+            profile_pod(sample_request(name, image=image), settings, template, instance=name)
     except ValueError as exc:
         raise TemplateError(source, "spec", str(exc), "names Hodei does not use") from None
     return template
