@@ -11,7 +11,7 @@ from hodei.config.settings import (
 )
 
 
-def test_server_defaults():
+def test_server_defaults() -> None:
     settings = load_server_settings({})
     assert settings == ServerSettings()
     assert (settings.grpc_address, settings.http_address) == ("0.0.0.0:50051", "0.0.0.0:9090")
@@ -20,7 +20,7 @@ def test_server_defaults():
     assert settings.local_max_workers == 16 and settings.server_address is None
 
 
-def test_kubernetes_defaults_are_the_documented_ones():
+def test_kubernetes_defaults_are_the_documented_ones() -> None:
     k = load_kubernetes_settings({})
     assert k == KubernetesSettings()
     assert (
@@ -40,7 +40,7 @@ def test_kubernetes_defaults_are_the_documented_ones():
     assert k.worker_image == "hodei:latest"
 
 
-def test_values_are_parsed():
+def test_values_are_parsed() -> None:
     settings = load_server_settings(
         {
             "HODEI_GRPC_ADDRESS": "127.0.0.1:0",
@@ -77,7 +77,7 @@ def test_values_are_parsed():
     ) == (True, "jobs", ("a", "b"), 7, 2.5, "250m")
 
 
-def test_empty_value_means_default():
+def test_empty_value_means_default() -> None:
     assert load_server_settings({"HODEI_GRPC_ADDRESS": ""}).grpc_address == "0.0.0.0:50051"
 
 
@@ -111,7 +111,9 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("variable", "value", "accepted"), INVALID)
-def test_invalid_value_names_variable_value_and_accepted(variable: str, value: str, accepted: str):
+def test_invalid_value_names_variable_value_and_accepted(
+    variable: str, value: str, accepted: str
+) -> None:
     with pytest.raises(SettingsError) as info:
         load_server_settings({variable: value})
     message = str(info.value)
@@ -119,7 +121,7 @@ def test_invalid_value_names_variable_value_and_accepted(variable: str, value: s
     assert (info.value.variable, info.value.value) == (variable, value)
 
 
-def test_client_settings():
+def test_client_settings() -> None:
     assert load_client_settings({}).server is None
     client = load_client_settings({"HODEI_SERVER": "127.0.0.1:50051", "HODEI_API_TOKEN": "t"})
     assert (client.server, client.api_token) == ("127.0.0.1:50051", "t")

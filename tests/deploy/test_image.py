@@ -25,12 +25,13 @@ import grpc
 import pytest
 
 from hodei.api import convert
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
 from kube_emulator.testing import RunningEmulator
 from tests.deploy.manifests import DEPLOY, find
 from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
 
 pytestmark = [pytest.mark.slow, pytest.mark.podman]
 
@@ -73,7 +74,7 @@ def test_image_entrypoint_is_hodei_and_the_agent_needs_its_variables(image: str)
 
 async def _run_job(address: str, spec: JobSpec) -> tuple[Job, dict[str, bytes]]:
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         reply = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=convert.spec_to_pb(spec)))
         views = [v async for v in stub.WatchJob(jobs_pb2.WatchJobRequest(id=reply.id))]
         done = convert.job_from_pb(views[-1])

@@ -6,8 +6,9 @@ import copy
 import dataclasses
 import json
 import re
+from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from hodei.config.settings import (
@@ -160,8 +161,8 @@ def test_workers_dial_the_control_plane_service_on_the_port_the_server_listens_o
     assert int(port) == grpc_port
 
 
-def _pod_template() -> dict:
-    template: dict = find("Deployment", "hodei-control-plane")["spec"]["template"]
+def _pod_template() -> dict[str, Any]:
+    template: dict[str, Any] = find("Deployment", "hodei-control-plane")["spec"]["template"]
     return template
 
 

@@ -4,6 +4,7 @@ k8s.io/apimachinery/pkg/util/validation (no regular expressions in the oracle)."
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -74,7 +75,7 @@ def k8s_env_name(name: str) -> bool:
     )
 
 
-def accepts(check, text: str) -> bool:
+def accepts(check: Callable[[str], object], text: str) -> bool:
     try:
         check(text)
     except NameRuleError:
@@ -150,7 +151,7 @@ def test_config_keys_follow_kubernetes(key: str) -> None:
         (check_config_key, "password\n"),
     ],
 )
-def test_a_trailing_newline_is_refused(check, text: str) -> None:
+def test_a_trailing_newline_is_refused(check: Callable[[str], object], text: str) -> None:
     with pytest.raises(NameRuleError, match="accepted: "):
         check(text)
 
