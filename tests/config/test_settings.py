@@ -130,7 +130,7 @@ def test_client_settings() -> None:
 
 
 @pytest.mark.parametrize("value", ["http://hodei.example:50051", "grpc://127.0.0.1:50051"])
-def test_a_scheme_in_hodei_server_is_refused_with_the_address_to_give(value: str):
+def test_a_scheme_in_hodei_server_is_refused_with_the_address_to_give(value: str) -> None:
     with pytest.raises(SettingsError) as info:
         load_client_settings({"HODEI_SERVER": value})
     scheme, _, address = value.partition("://")
@@ -138,7 +138,7 @@ def test_a_scheme_in_hodei_server_is_refused_with_the_address_to_give(value: str
     assert f"e.g. {address}" in str(info.value) and "HODEI_SERVER" in str(info.value)
 
 
-def test_worker_settings_require_all_three():
+def test_worker_settings_require_all_three() -> None:
     env = {
         "HODEI_SERVER_ADDRESS": "127.0.0.1:1",
         "HODEI_WORKER_ID": "w-1",
