@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from kube_emulator.patch import PatchError, json_patch, merge_patch, strategic_merge
 
-POD: dict[str, Any] = {
+POD = {
     "metadata": {"name": "p", "labels": {"a": "1", "b": "2"}},
     "spec": {
         "containers": [

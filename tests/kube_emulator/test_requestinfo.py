@@ -49,9 +49,7 @@ from kube_emulator.requestinfo import parse
         ("GET", "/api/v1/namespaces", {}, ("list", "", "namespaces", "", None, "")),
     ],
 )
-def test_resource_requests(
-    method: str, path: str, query: dict[str, str], expected: tuple[object, ...]
-) -> None:
+def test_resource_requests(method: str, path: str, query: dict[str, str], expected: tuple) -> None:
     info = parse(method, path, query)
     assert info.is_resource
     assert (

@@ -9,7 +9,6 @@ from hodei.domain.logs import LogChunk, LogStream
 from hodei.server.events import JobEvents
 from hodei.server.loghub import LogHub, read_logs
 from hodei.store import MemoryStore
-from hodei.store.base import Store
 from tests.server.helpers import eventually
 
 J = JobId("j-1")
@@ -26,9 +25,7 @@ async def store_with(*seqs: int) -> MemoryStore:
     return store
 
 
-async def collect(
-    store: Store, hub: LogHub, *, follow: bool, start: int = 0, ended: bool = False
-) -> list[int]:
+async def collect(store, hub, *, follow, start=0, ended=False) -> list[int]:
     async def job_ended() -> bool:
         return ended
 
@@ -40,18 +37,18 @@ async def collect(
     ]
 
 
-async def test_without_follow_reads_stored_from_sequence() -> None:
+async def test_without_follow_reads_stored_from_sequence():
     store = await store_with(1, 2, 3)
     assert await collect(store, LogHub(), follow=False) == [1, 2, 3]
     assert await collect(store, LogHub(), follow=False, start=2) == [2, 3]
 
 
-async def test_follow_of_finished_job_returns_stored() -> None:
+async def test_follow_of_finished_job_returns_stored():
     store = await store_with(*range(1, 600))
     assert await collect(store, LogHub(), follow=True, ended=True) == list(range(1, 600))
 
 
-async def test_follow_joins_stored_and_live_without_gaps_or_duplicates() -> None:
+async def test_follow_joins_stored_and_live_without_gaps_or_duplicates():
     store = await store_with(1, 2)
     hub = LogHub()
     reader = asyncio.create_task(collect(store, hub, follow=True))
@@ -67,12 +64,12 @@ async def test_follow_joins_stored_and_live_without_gaps_or_duplicates() -> None
     assert hub.following(J) == 0
 
 
-async def test_follower_of_a_job_that_ended_before_it_subscribed_returns() -> None:
+async def test_follower_of_a_job_that_ended_before_it_subscribed_returns():
     store = await store_with(1)
     assert await collect(store, LogHub(), follow=True, ended=True, start=1) == [1]
 
 
-async def test_job_events_fan_out_to_subscribers() -> None:
+async def test_job_events_fan_out_to_subscribers():
     from datetime import UTC, datetime
 
     from hodei.domain.jobs import Job, JobSpec

@@ -16,7 +16,6 @@ from hodei.providers.local import LocalProvider
 from hodei.server.app import ControlPlane
 from tests.fixtures.browser import screenshot
 from tests.fixtures.control_plane import MakeControlPlane
-from tests.fixtures.stubs import job_stub
 from tests.server.helpers import submit
 
 pytestmark = pytest.mark.slow
@@ -35,7 +34,7 @@ async def client(plane: ControlPlane) -> AsyncIterator[jobs_pb2_grpc.JobServiceS
     import grpc
 
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        yield job_stub(channel)
+        yield jobs_pb2_grpc.JobServiceStub(channel)
 
 
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
