@@ -20,7 +20,7 @@ try:  # a test dependency; without it the emulator simply skips these checks
     import jsonschema
     from referencing import Registry, Resource
 except ImportError:  # pragma: no cover - exercised only without the test extra
-    jsonschema = None
+    jsonschema = None  # type: ignore[assignment]
 
 _ADDITIONAL = re.compile(r"\('(?P<fields>[^)]*)' (?:was|were) unexpected\)")
 

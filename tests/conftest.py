@@ -13,7 +13,6 @@ pytest_plugins = [
     "tests.fixtures.control_plane",
     "tests.fixtures.browser",
     "tests.fixtures.cli",
-    "tests.fixtures.certs",
 ]
 
 

@@ -15,6 +15,8 @@ from hodei.api.messages import (
     Register,
     Registered,
     ResultAck,
+    ServerMessage,
+    WorkerMessage,
     decode_server_message,
     decode_worker_message,
     encode_server_message,
@@ -22,7 +24,7 @@ from hodei.api.messages import (
 )
 from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
@@ -37,15 +39,17 @@ FULL_SPEC = JobSpec(
     labels={"team": "a"},
     max_attempts=4,
     provider="kubernetes",
+    profile="gpu",
+    secret_env={"DB_PASSWORD": SecretKeyRef("db-creds", "password")},
 )
 
 
 @pytest.mark.parametrize("spec", [FULL_SPEC, JobSpec(shell="echo hi"), JobSpec(command=("true",))])
-def test_spec_round_trip(spec: JobSpec):
+def test_spec_round_trip(spec: JobSpec) -> None:
     assert convert.spec_from_pb(convert.spec_to_pb(spec)) == spec
 
 
-def test_empty_wire_fields_mean_defaults():
+def test_empty_wire_fields_mean_defaults() -> None:
     spec = convert.spec_from_pb(types_pb2.JobSpec(command=["x"]))
     assert (spec.shell, spec.image, spec.timeout_seconds, spec.max_attempts, spec.provider) == (
         None,
@@ -57,12 +61,12 @@ def test_empty_wire_fields_mean_defaults():
     assert spec.resources == Resources()
 
 
-def test_empty_shell_is_kept_apart_from_no_shell():
+def test_empty_shell_is_kept_apart_from_no_shell() -> None:
     assert convert.spec_from_pb(convert.spec_to_pb(JobSpec(shell=""))).shell == ""
 
 
 @pytest.mark.parametrize("exit_code", [None, 0, 3])
-def test_job_round_trip(exit_code: int | None):
+def test_job_round_trip(exit_code: int | None) -> None:
     job = Job(
         JobId("j-1"),
         FULL_SPEC,
@@ -84,7 +88,7 @@ def test_job_round_trip(exit_code: int | None):
     assert convert.job_from_pb(message) == job
 
 
-def test_all_states_and_streams_map():
+def test_all_states_and_streams_map() -> None:
     for state in JobState:
         assert convert.state_from_pb(convert.state_to_pb(state)) is state
     for stream in LogStream:
@@ -93,14 +97,14 @@ def test_all_states_and_streams_map():
         convert.state_from_pb(types_pb2.JOB_STATE_UNSPECIFIED)
 
 
-def test_chunk_and_worker_round_trip():
+def test_chunk_and_worker_round_trip() -> None:
     chunk = LogChunk(JobId("j-1"), 7, LogStream.STDERR, b"\xff\x00")
     assert convert.chunk_from_pb(convert.chunk_to_pb(chunk)) == chunk
     record = WorkerRecord(WorkerId("w-1"), JobId("j-1"), "local", 0, T0, "RUNNING", "pid 9")
     assert convert.worker_from_pb(convert.worker_to_pb(record)) == record
 
 
-def test_time_helpers():
+def test_time_helpers() -> None:
     assert convert.format_time(None) == "" and convert.parse_time("") is None
     assert convert.parse_time(convert.format_time(T0)) == T0
 
@@ -123,16 +127,16 @@ SERVER_MESSAGES = [
 
 
 @pytest.mark.parametrize("message", WORKER_MESSAGES)
-def test_worker_messages_round_trip(message):
+def test_worker_messages_round_trip(message: WorkerMessage) -> None:
     assert decode_worker_message(encode_worker_message(message)) == message
 
 
 @pytest.mark.parametrize("message", SERVER_MESSAGES)
-def test_server_messages_round_trip(message):
+def test_server_messages_round_trip(message: ServerMessage) -> None:
     assert decode_server_message(encode_server_message(message)) == message
 
 
-def test_empty_or_malformed_messages_are_protocol_errors():
+def test_empty_or_malformed_messages_are_protocol_errors() -> None:
     with pytest.raises(ProtocolError):
         decode_worker_message(worker_pb2.WorkerMessage())
     with pytest.raises(ProtocolError):

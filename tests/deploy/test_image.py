@@ -25,12 +25,13 @@ import grpc
 import pytest
 
 from hodei.api import convert
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
 from kube_emulator.testing import RunningEmulator
 from tests.deploy.manifests import DEPLOY, find
 from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
 
 pytestmark = [pytest.mark.slow, pytest.mark.podman]
 
@@ -73,7 +74,7 @@ def test_image_entrypoint_is_hodei_and_the_agent_needs_its_variables(image: str)
 
 async def _run_job(address: str, spec: JobSpec) -> tuple[Job, dict[str, bytes]]:
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         reply = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=convert.spec_to_pb(spec)))
         views = [v async for v in stub.WatchJob(jobs_pb2.WatchJobRequest(id=reply.id))]
         done = convert.job_from_pb(views[-1])
@@ -174,6 +175,10 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
     identity = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
     kubeconfig.write_text(identity.read_text())
     kubeconfig.chmod(0o644)  # readable by uid 10001 inside the container
+    # The Deployment mounts the (optional) ConfigMap hodei-pod-templates there: no profiles.
+    templates = tmp_path / "pod-templates"
+    templates.mkdir()
+    templates.chmod(0o755)
     grpc_port, http_port = _free_port(), _free_port()
     env = _control_plane_env("/etc/hodei/kubeconfig", grpc_port, http_port)
     name = f"hodei-control-plane-test-{grpc_port}"
@@ -182,7 +187,8 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
         "run", "--detach", "--name", name, "--network", "host", "--read-only",
         "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--tmpfs", "/tmp", "--tmpfs", "/var/lib/hodei:rw,mode=1777",
-        "--volume", f"{kubeconfig}:/etc/hodei/kubeconfig:ro", *env_args, image,
+        "--volume", f"{kubeconfig}:/etc/hodei/kubeconfig:ro",
+        "--volume", f"{templates}:{env['HODEI_K8S_POD_TEMPLATES_DIR']}:ro", *env_args, image,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:

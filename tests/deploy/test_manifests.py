@@ -6,8 +6,9 @@ import copy
 import dataclasses
 import json
 import re
+from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from hodei.config.settings import (
@@ -22,7 +23,7 @@ from tests.deploy.manifests import (
     ALL_FILES,
     DEPLOY,
     DOCKERFILE,
-    PROVIDER_FILES,
+    KUSTOMIZATION_FILES,
     all_objects,
     find,
     load,
@@ -30,13 +31,13 @@ from tests.deploy.manifests import (
 )
 
 KUBERNETES_VERSION = "1.33"
+POD_TEMPLATES_DIR = "/etc/hodei/pod-templates"
 HODEI_LABELS = {"app.kubernetes.io/name": "hodei", "app.kubernetes.io/part-of": "hodei"}
 # Values configmap.yaml deliberately sets differently from the settings defaults.
 IN_CLUSTER_OVERRIDES = {
     "HODEI_K8S_ENABLED": "1",
     "HODEI_SERVER_ADDRESS": DEFAULT_IN_CLUSTER_SERVER_ADDRESS,
-    # The CA ConfigMap install.sh creates in hodei-workers for worker pods.
-    "HODEI_K8S_TLS_CA_CONFIGMAP": "hodei-ca",
+    "HODEI_K8S_POD_TEMPLATES_DIR": POD_TEMPLATES_DIR,
 }
 
 
@@ -58,7 +59,7 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 def test_kustomization_lists_the_provider_files_in_install_order() -> None:
     kustomization = load("kustomization.yaml")[0]
-    assert tuple(kustomization["resources"]) == PROVIDER_FILES
+    assert tuple(kustomization["resources"]) == KUSTOMIZATION_FILES
 
 
 def test_everything_lives_in_the_two_hodei_namespaces() -> None:
@@ -134,7 +135,7 @@ def test_configmap_values_are_the_defaults_except_the_in_cluster_overrides() -> 
     assert load_kubernetes_settings(defaults) == KubernetesSettings()
     server = load_server_settings(data)
     assert server.kubernetes == dataclasses.replace(
-        KubernetesSettings(), enabled=True, tls_ca_configmap="hodei-ca"
+        KubernetesSettings(), enabled=True, pod_templates_dir=POD_TEMPLATES_DIR
     )
     assert server.server_address == DEFAULT_IN_CLUSTER_SERVER_ADDRESS
 
@@ -160,8 +161,8 @@ def test_workers_dial_the_control_plane_service_on_the_port_the_server_listens_o
     assert int(port) == grpc_port
 
 
-def _pod_template() -> dict:
-    template: dict = find("Deployment", "hodei-control-plane")["spec"]["template"]
+def _pod_template() -> dict[str, Any]:
+    template: dict[str, Any] = find("Deployment", "hodei-control-plane")["spec"]["template"]
     return template
 
 

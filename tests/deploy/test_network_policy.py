@@ -8,6 +8,7 @@ these tests see the policies stop matching.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 PORTS = (22, 53, 80, 443, 2379, 6443, 8080, 9090, 50051)
 
 
-def _policies() -> list[dict]:
+def _policies() -> list[dict[str, Any]]:
     return of_kind("NetworkPolicy")
 
 
@@ -119,7 +120,7 @@ def test_policies_do_not_touch_the_control_plane_namespace() -> None:
 
 
 # The evaluator itself, on policies whose answers are known.
-def _policy(spec: dict, namespace: str = "ns") -> dict:
+def _policy(spec: dict[str, Any], namespace: str = "ns") -> dict[str, Any]:
     return {"metadata": {"name": "p", "namespace": namespace}, "spec": spec}
 
 

@@ -10,19 +10,20 @@ from hodei.domain.jobs import (
     Job,
     JobSpec,
     Resources,
+    SecretKeyRef,
     SpecError,
 )
 from hodei.domain.states import IllegalTransition, JobState
 
 
-def test_ids_are_distinct_dns_friendly():
+def test_ids_are_distinct_dns_friendly() -> None:
     ids = {new_job_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(i.startswith("j-") and len(i) == 12 and i == i.lower() for i in ids)
     assert new_worker_id().startswith("w-")
 
 
-def test_valid_spec_passes_and_argv():
+def test_valid_spec_passes_and_argv() -> None:
     spec = JobSpec(
         command=("echo", "hi"),
         env={"A_1": "x"},
@@ -32,6 +33,12 @@ def test_valid_spec_passes_and_argv():
         resources=Resources(cpu_request="100m"),
     )
     assert spec.validated() is spec
+    with_refs = JobSpec(
+        command=("a",),
+        profile="gpu-a100",
+        secret_env={"DB_PASSWORD": SecretKeyRef("db.creds", "pass_word-1.txt")},
+    )
+    assert with_refs.validated() is with_refs
     assert spec.argv() == ("echo", "hi")
     assert JobSpec(shell="echo $A").argv() == ("/bin/sh", "-c", "echo $A")
 
@@ -53,14 +60,39 @@ def test_valid_spec_passes_and_argv():
             JobSpec(command=("a",), resources=Resources(memory_limit="lots")),
             "resources.memory_limit",
         ),
+        (
+            JobSpec(command=("a",), profile="GPU"),
+            "profile: 'GPU' is not valid; accepted: a DNS-1123",
+        ),
+        (JobSpec(command=("a",), profile="gpu\n"), "profile: 'gpu.n' is not valid"),
+        (
+            JobSpec(command=("a",), secret_env={"1X": SecretKeyRef("s", "k")}),
+            "secret_env: name '1X' is not valid",
+        ),
+        (
+            JobSpec(command=("a",), secret_env={"HODEI_WORKER_TOKEN": SecretKeyRef("s", "k")}),
+            "reserved for Hodei; accepted: names not starting with HODEI_",
+        ),
+        (
+            JobSpec(command=("a",), env={"P": "x"}, secret_env={"P": SecretKeyRef("s", "k")}),
+            "also given in env",
+        ),
+        (
+            JobSpec(command=("a",), secret_env={"P": SecretKeyRef("Bad_Name", "k")}),
+            "secret_env: secret 'Bad_Name' of P is not valid; accepted: a DNS-1123 subdomain",
+        ),
+        (
+            JobSpec(command=("a",), secret_env={"P": SecretKeyRef("s", "a/b")}),
+            "secret_env: key 'a/b' of P is not valid; accepted: a ConfigMap or Secret key",
+        ),
     ],
 )
-def test_invalid_specs_name_the_field(spec: JobSpec, field: str):
+def test_invalid_specs_name_the_field(spec: JobSpec, field: str) -> None:
     with pytest.raises(SpecError, match=field.replace("(", r"\(")):
         spec.validated()
 
 
-def test_job_moves_only_along_legal_transitions():
+def test_job_moves_only_along_legal_transitions() -> None:
     job = Job(JobId("j-1"), JobSpec(command=("a",)), JobState.QUEUED, datetime.now(UTC))
     starting = job.moved_to(JobState.STARTING, attempt=1)
     assert (starting.state, starting.attempt, job.state) == (JobState.STARTING, 1, JobState.QUEUED)
@@ -68,7 +100,7 @@ def test_job_moves_only_along_legal_transitions():
         job.moved_to(JobState.SUCCEEDED)
 
 
-def test_waiting_reason_belongs_to_the_state_it_was_given_in():
+def test_waiting_reason_belongs_to_the_state_it_was_given_in() -> None:
     job = Job(JobId("j-1"), JobSpec(command=("a",)), JobState.QUEUED, datetime.now(UTC))
     waiting = job.waiting("no capacity")
     assert (waiting.state, waiting.waiting_reason) == (JobState.QUEUED, "no capacity")
@@ -116,18 +148,20 @@ def test_waiting_reason_belongs_to_the_state_it_was_given_in():
         (JobSpec(command=("a",), provider="p" * 64), "provider: at most 63"),
     ],
 )
-def test_what_exec_the_store_or_kubernetes_would_refuse_is_refused(spec: JobSpec, message: str):
+def test_what_exec_the_store_or_kubernetes_would_refuse_is_refused(
+    spec: JobSpec, message: str
+) -> None:
     with pytest.raises(SpecError, match=message):
         spec.validated()
 
 
-def test_a_20_megabyte_argv_is_refused_as_a_whole():
+def test_a_20_megabyte_argv_is_refused_as_a_whole() -> None:
     argv = ("echo", *["x" * 100_000] * 200)  # each argument fits; the spec does not
     with pytest.raises(SpecError, match=r"spec: 20000004 bytes .*; at most 1048576"):
         JobSpec(command=argv).validated()
 
 
-def test_specs_at_the_limits_are_accepted():
+def test_specs_at_the_limits_are_accepted() -> None:
     argument = "x" * MAX_ARGUMENT_BYTES
     assert JobSpec(command=("echo", argument)).validated().command[1] == argument
     env = {"A": "x" * (MAX_ARGUMENT_BYTES - 2)}  # "A=" + value is exactly the limit

@@ -25,11 +25,11 @@ from hodei.domain.quantities import (
         ("1E2", Decimal(100)),
     ],
 )
-def test_parse(text: str, value: Decimal):
+def test_parse(text: str, value: Decimal) -> None:
     assert parse_quantity(text) == value
 
 
-def test_cpu_and_memory_round_up():
+def test_cpu_and_memory_round_up() -> None:
     assert cpu_millicores("0.1") == 100
     assert cpu_millicores("1") == 1000
     assert cpu_millicores("0.0001") == 1
@@ -38,7 +38,7 @@ def test_cpu_and_memory_round_up():
 
 
 @pytest.mark.parametrize("text", ["abc", "", "1Qi", "Mi", "1.2.3", "-1", "1 Gi"])
-def test_invalid_quantities_list_accepted_forms(text: str):
+def test_invalid_quantities_list_accepted_forms(text: str) -> None:
     with pytest.raises(QuantityError, match=r"Kubernetes quantity|negative"):
         validate_quantity(text)
 
@@ -55,12 +55,12 @@ def test_invalid_quantities_list_accepted_forms(text: str):
         ("1" * 65, "is not a Kubernetes quantity"),
     ],
 )
-def test_quantities_are_bounded_and_whole(text: str, message: str):
+def test_quantities_are_bounded_and_whole(text: str, message: str) -> None:
     with pytest.raises(QuantityError, match=message):
         parse_quantity(text)
 
 
-def test_quantities_at_the_bounds_are_exact():
+def test_quantities_at_the_bounds_are_exact() -> None:
     assert parse_quantity("9223372036854775.807") == Decimal("9223372036854775.807")
     assert parse_quantity("0e100") == 0
     assert parse_quantity("7Pi") == Decimal(7 * 2**50)

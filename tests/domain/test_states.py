@@ -30,7 +30,7 @@ ALLOWED = {
 
 @pytest.mark.parametrize("current", list(JobState))
 @pytest.mark.parametrize("target", list(JobState))
-def test_transition_table(current: JobState, target: JobState):
+def test_transition_table(current: JobState, target: JobState) -> None:
     legal = (current, target) in ALLOWED
     assert can_transition(current, target) is legal
     if legal:
@@ -40,11 +40,11 @@ def test_transition_table(current: JobState, target: JobState):
             transition(current, target)
 
 
-def test_terminal_states():
+def test_terminal_states() -> None:
     assert {s for s in JobState if s.terminal} == TERMINAL_STATES == {OK, F, C, T}
 
 
-def test_queued_cannot_skip_to_success():
+def test_queued_cannot_skip_to_success() -> None:
     with pytest.raises(IllegalTransition) as info:
         transition(Q, OK)
     assert (info.value.current, info.value.target) == (Q, OK)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -61,8 +62,9 @@ async def test_errors_are_api_exceptions_with_codes(api: client.ApiClient, names
     with pytest.raises(ApiException) as no_ns:
         await core.create_namespaced_pod("no-such-namespace", pod("x"))
     assert no_ns.value.status == 404
-    assert 'namespaces \\"no-such-namespace\\" not found' in no_ns.value.body or (
-        'namespaces "no-such-namespace" not found' in no_ns.value.body
+    body = str(no_ns.value.body)
+    assert 'namespaces \\"no-such-namespace\\" not found' in body or (
+        'namespaces "no-such-namespace" not found' in body
     )
 
 
@@ -263,7 +265,8 @@ async def test_watch_label_selector_and_bookmarks(api: client.ApiClient, namespa
     listed = await core.list_namespaced_pod(namespace)
     await core.create_namespaced_pod(namespace, pod("other"))
     await core.create_namespaced_pod(namespace, pod("mine", {"sel": "yes"}))
-    raw = await core.list_namespaced_pod(
+    # _preload_content=False: the raw aiohttp response, not the model the annotation names.
+    raw: aiohttp.ClientResponse = await core.list_namespaced_pod(  # type: ignore[assignment]
         namespace,
         watch=True,
         label_selector="sel=yes",
@@ -272,7 +275,7 @@ async def test_watch_label_selector_and_bookmarks(api: client.ApiClient, namespa
         timeout_seconds=3,
         _preload_content=False,
     )
-    lines = []
+    lines: list[bytes] = []
     async with raw:
         while len(lines) < 2:
             line = await raw.content.readline()

@@ -45,7 +45,7 @@ def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
     unknown = runtime_pb2.Unknown(raw=raw)
     unknown.typeMeta.apiVersion = api_version
     unknown.typeMeta.kind = kind
-    return MAGIC + unknown.SerializeToString()
+    return bytes(MAGIC + unknown.SerializeToString())
 
 
 def test_pod_scalars_quantities_and_pointer_zeros() -> None:

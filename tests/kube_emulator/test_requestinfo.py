@@ -49,7 +49,9 @@ from kube_emulator.requestinfo import parse
         ("GET", "/api/v1/namespaces", {}, ("list", "", "namespaces", "", None, "")),
     ],
 )
-def test_resource_requests(method: str, path: str, query: dict[str, str], expected: tuple) -> None:
+def test_resource_requests(
+    method: str, path: str, query: dict[str, str], expected: tuple[object, ...]
+) -> None:
     info = parse(method, path, query)
     assert info.is_resource
     assert (

@@ -31,7 +31,7 @@ def event(
 
 
 def selected(obj: dict[str, Any]) -> bool:
-    return obj["metadata"]["labels"].get("app") == "web"
+    return bool(obj["metadata"]["labels"].get("app") == "web")
 
 
 def test_filtered_watchers_see_objects_entering_and_leaving_the_selection() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hodei.api.v1 import jobs_pb2_grpc
 from hodei.config.settings import load_server_settings
 from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
@@ -18,31 +18,34 @@ from hodei.server.app import worker_address
 from hodei.server.auth import ListenError
 from hodei.server.controller import default_provider
 from hodei.server.provider_factory import build_providers
-from tests.fixtures.control_plane import FAST
+from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import submit
 
 
-async def test_providers_come_from_settings(control_plane_factory):
+async def test_providers_come_from_settings(control_plane_factory: MakeControlPlane) -> None:
     plane = await control_plane_factory(env={"HODEI_LOCAL_MAX_WORKERS": "2"})
     assert list(plane.providers) == ["local"]
     assert plane.providers["local"].capacity == 2
 
 
-async def test_no_provider_enabled(tmp_path):
+async def test_no_provider_enabled(tmp_path: Path) -> None:
     settings = load_server_settings({"HODEI_LOCAL_ENABLED": "0"})
     registry = CollectorRegistry()
     assert await build_providers(settings, instance="i", registry=registry) == []
 
 
-def test_default_provider_is_kubernetes_when_enabled_else_local():
+def test_default_provider_is_kubernetes_when_enabled_else_local() -> None:
     assert default_provider([]) is None
     assert default_provider(["local"]) == "local"
     assert default_provider(["local", "kubernetes"]) == "kubernetes"
     assert default_provider(["kubernetes"]) == "kubernetes"
 
 
-async def test_instance_id_is_stable_across_restarts(control_plane_factory):
+async def test_instance_id_is_stable_across_restarts(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     first = await control_plane_factory(providers=[FakeProvider()])
     instance = first.instance
     assert instance.startswith("hodei-")
@@ -65,18 +68,18 @@ async def test_instance_id_is_stable_across_restarts(control_plane_factory):
         ({"HODEI_SERVER_ADDRESS": "cp.example:50051"}, "cp.example:50051"),
     ],
 )
-def test_worker_address(env, expected):
+def test_worker_address(env: dict[str, str], expected: str) -> None:
     assert worker_address(load_server_settings(env), 7) == expected
 
 
-async def test_expired_register_token_is_refused(control_plane_factory):
+async def test_expired_register_token_is_refused(control_plane_factory: MakeControlPlane) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(
         providers=[provider], tuning=replace(FAST, token_ttl=timedelta(0))
     )
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        await submit(jobs_pb2_grpc.JobServiceStub(channel), "x")
+        await submit(job_stub(channel), "x")
     request = await requests.get()
     client = WorkerClient(plane.address)
     try:
@@ -88,7 +91,9 @@ async def test_expired_register_token_is_refused(control_plane_factory):
     assert "expired" in (info.value.details or "")
 
 
-async def test_busy_port_is_a_listen_error_naming_the_variable(control_plane_factory):
+async def test_busy_port_is_a_listen_error_naming_the_variable(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     first = await control_plane_factory(providers=[FakeProvider()])
     taken = f"127.0.0.1:{first.http_port}"
     with pytest.raises(ListenError, match=r"HODEI_HTTP_ADDRESS=127\.0\.0\.1"):
@@ -98,7 +103,7 @@ async def test_busy_port_is_a_listen_error_naming_the_variable(control_plane_fac
         )
 
 
-async def test_stop_twice_is_harmless(control_plane_factory):
+async def test_stop_twice_is_harmless(control_plane_factory: MakeControlPlane) -> None:
     plane = await control_plane_factory(providers=[FakeProvider()])
     await plane.stop(grace=0)
     await plane.stop(grace=0)

@@ -15,11 +15,15 @@ from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import eventually, logs, output, submit, wait_done, watch
 
 
-async def test_submitted_job_succeeds_with_its_output(job_client, fake_provider: FakeProvider):
+async def test_submitted_job_succeeds_with_its_output(
+    job_client: jobs_pb2_grpc.JobServiceStub, fake_provider: FakeProvider
+) -> None:
     job = await submit(job_client, "echo", "hello")
     assert job.state is JobState.QUEUED
     done = await wait_done(job_client, job.id)
@@ -30,7 +34,7 @@ async def test_submitted_job_succeeds_with_its_output(job_client, fake_provider:
     assert fake_provider.requests[0].job_id == job.id
 
 
-async def test_non_zero_exit_fails_with_reason(job_client):
+async def test_non_zero_exit_fails_with_reason(job_client: jobs_pb2_grpc.JobServiceStub) -> None:
     job = await submit(job_client, "exit", "3")
     done = await wait_done(job_client, job.id)
     assert (done.state, done.exit_code, done.reason) == (JobState.FAILED, 3, "NonZeroExit")
@@ -38,8 +42,10 @@ async def test_non_zero_exit_fails_with_reason(job_client):
 
 
 async def test_finished_jobs_worker_is_deleted(
-    job_client, fake_provider: FakeProvider, control_plane
-):
+    job_client: jobs_pb2_grpc.JobServiceStub,
+    fake_provider: FakeProvider,
+    control_plane: ControlPlane,
+) -> None:
     job = await submit(job_client, "echo", "x")
     done = await wait_done(job_client, job.id)
     assert done.worker_id is not None
@@ -47,21 +53,23 @@ async def test_finished_jobs_worker_is_deleted(
     await eventually(lambda: control_plane.workers.active() == [])
 
 
-async def test_empty_command_is_invalid_argument(job_client):
+async def test_empty_command_is_invalid_argument(job_client: jobs_pb2_grpc.JobServiceStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await job_client.SubmitJob(jobs_pb2.SubmitJobRequest())
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "command" in info.value.details()
 
 
-async def test_unknown_provider_names_the_accepted_ones(job_client):
+async def test_unknown_provider_names_the_accepted_ones(
+    job_client: jobs_pb2_grpc.JobServiceStub,
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await submit(job_client, "echo", provider="kubernetes")
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "'kubernetes'" in info.value.details() and "local" in info.value.details()
 
 
-async def test_unknown_job_is_not_found(job_client):
+async def test_unknown_job_is_not_found(job_client: jobs_pb2_grpc.JobServiceStub) -> None:
     for call in (
         job_client.GetJob(jobs_pb2.GetJobRequest(id="j-nope")),
         job_client.CancelJob(jobs_pb2.CancelJobRequest(id="j-nope")),
@@ -71,7 +79,7 @@ async def test_unknown_job_is_not_found(job_client):
         assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-async def test_list_jobs_filters_by_state(job_client):
+async def test_list_jobs_filters_by_state(job_client: jobs_pb2_grpc.JobServiceStub) -> None:
     job = await submit(job_client, "echo", "a")
     await wait_done(job_client, job.id)
     failed = await submit(job_client, "exit", "1")
@@ -82,12 +90,12 @@ async def test_list_jobs_filters_by_state(job_client):
     assert [j.id for j in reply.jobs] == [failed.id, job.id]  # newest first
 
 
-async def test_control_plane_address_is_loopback(control_plane: ControlPlane):
+async def test_control_plane_address_is_loopback(control_plane: ControlPlane) -> None:
     assert control_plane.address == f"127.0.0.1:{control_plane.grpc_port}"
     assert control_plane.grpc_port > 0 and control_plane.http_port > 0
 
 
-async def test_watch_job_sees_every_state(job_client):
+async def test_watch_job_sees_every_state(job_client: jobs_pb2_grpc.JobServiceStub) -> None:
     job = await submit(job_client, "echo", "x")
     views = await watch(job_client, job.id)
     states = [convert.state_from_pb(v.state) for v in views]
@@ -99,12 +107,14 @@ async def test_watch_job_sees_every_state(job_client):
     assert states == expected[expected.index(states[0]) :]
 
 
-async def test_follow_streams_live_logs_until_the_job_ends(control_plane_factory):
+async def test_follow_streams_live_logs_until_the_job_ends(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x")
         request = await requests.get()
         agent = WorkerClient(plane.address)
@@ -127,12 +137,14 @@ async def test_follow_streams_live_logs_until_the_job_ends(control_plane_factory
     assert [c.sequence for c in later] == [2]
 
 
-async def test_list_workers_shows_provider_state_name_and_age(control_plane_factory):
+async def test_list_workers_shows_provider_state_name_and_age(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x")
         request = await requests.get()
         await provider.push(
@@ -150,7 +162,9 @@ async def test_list_workers_shows_provider_state_name_and_age(control_plane_fact
     assert convert.parse_time(worker.created_at) is not None
 
 
-async def test_unknown_provider_is_refused_naming_the_enabled_ones(job_client):
+async def test_unknown_provider_is_refused_naming_the_enabled_ones(
+    job_client: jobs_pb2_grpc.JobServiceStub,
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await submit(job_client, "true", provider="nope")
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -10,24 +10,31 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2
 from hodei.domain.states import JobState
 from hodei.providers.local import LocalProvider
+from hodei.server.app import ControlPlane
+from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import eventually, logs, output, submit, wait_done
 
 pytestmark = pytest.mark.slow
 
 
-async def _plane(control_plane_factory, tmp_path: Path, max_workers: int = 16):
+async def _plane(
+    control_plane_factory: MakeControlPlane, tmp_path: Path, max_workers: int = 16
+) -> tuple[ControlPlane, LocalProvider]:
     provider = LocalProvider(max_workers=max_workers, state_dir=tmp_path / "workers")
     plane = await control_plane_factory(providers=[provider])
     return plane, provider
 
 
-async def test_shell_job_output_and_exit_code(control_plane_factory, tmp_path: Path):
+async def test_shell_job_output_and_exit_code(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     plane, _ = await _plane(control_plane_factory, tmp_path)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(
             stub, "sh", "-c", "echo out; echo err >&2; printf 'no newline\\377'; exit 3"
         )
@@ -39,10 +46,12 @@ async def test_shell_job_output_and_exit_code(control_plane_factory, tmp_path: P
     await eventually(lambda: plane.workers.active() == [], within=15)
 
 
-async def test_timeout_and_cancel_end_the_process_group(control_plane_factory, tmp_path: Path):
+async def test_timeout_and_cancel_end_the_process_group(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     plane, _ = await _plane(control_plane_factory, tmp_path)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         timed = await submit(stub, "sleep", "30", timeout_seconds=0.5)
         cancelled = await submit(stub, "sleep", "30")
         async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=cancelled.id)):
@@ -53,10 +62,12 @@ async def test_timeout_and_cancel_end_the_process_group(control_plane_factory, t
         assert (await wait_done(stub, timed.id)).state is JobState.TIMED_OUT
 
 
-async def test_many_jobs_with_a_worker_cap(control_plane_factory, tmp_path: Path):
+async def test_many_jobs_with_a_worker_cap(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     plane, _ = await _plane(control_plane_factory, tmp_path, max_workers=8)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         jobs = await asyncio.gather(*(submit(stub, "echo", str(i)) for i in range(40)))
         done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
         assert [j.state for j in done] == [JobState.SUCCEEDED] * 40
@@ -65,12 +76,12 @@ async def test_many_jobs_with_a_worker_cap(control_plane_factory, tmp_path: Path
 
 
 async def test_restart_on_same_port_worker_reconnects_and_delivers(
-    control_plane_factory, tmp_path: Path
-):
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     plane, _ = await _plane(control_plane_factory, tmp_path)
     port = plane.grpc_port
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "sh", "-c", "echo before; sleep 1; echo after")
         async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
             if view.started_at:
@@ -82,7 +93,7 @@ async def test_restart_on_same_port_worker_reconnects_and_delivers(
         providers=[provider], env={"HODEI_GRPC_ADDRESS": f"127.0.0.1:{port}"}
     )
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         done = await wait_done(stub, job.id)
         text = output(await logs(stub, job.id))["STDOUT"]
     assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
@@ -90,10 +101,12 @@ async def test_restart_on_same_port_worker_reconnects_and_delivers(
     await eventually(lambda: not _live_workers(tmp_path / "workers"))
 
 
-async def test_restart_without_reconnect_is_worker_lost(control_plane_factory, tmp_path: Path):
+async def test_restart_without_reconnect_is_worker_lost(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     plane, _ = await _plane(control_plane_factory, tmp_path)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "sleep", "30")
         async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
             if view.started_at:
@@ -102,7 +115,7 @@ async def test_restart_without_reconnect_is_worker_lost(control_plane_factory, t
     await plane.stop(grace=0)
     plane, _ = await _plane(control_plane_factory, tmp_path)  # another port: no reconnect
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         done = await wait_done(stub, job.id)
     assert (done.state, done.reason) == (JobState.FAILED, "WorkerLost")
     await eventually(lambda: not _live_workers(tmp_path / "workers"))
@@ -122,10 +135,12 @@ def _live_workers(state_dir: Path) -> list[int]:
 
 
 @pytest.mark.timeout(300)
-async def test_200_jobs_with_local_workers(control_plane_factory, tmp_path: Path):
+async def test_200_jobs_with_local_workers(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     plane, _ = await _plane(control_plane_factory, tmp_path, max_workers=16)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         jobs = await asyncio.gather(*(submit(stub, "true") for _ in range(200)))
         done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
     failed = [(j.state, j.reason, j.message) for j in done if j.state is not JobState.SUCCEEDED]

@@ -9,6 +9,7 @@ from hodei.domain.logs import LogChunk, LogStream
 from hodei.server.events import JobEvents
 from hodei.server.loghub import LogHub, read_logs
 from hodei.store import MemoryStore
+from hodei.store.base import Store
 from tests.server.helpers import eventually
 
 J = JobId("j-1")
@@ -25,7 +26,9 @@ async def store_with(*seqs: int) -> MemoryStore:
     return store
 
 
-async def collect(store, hub, *, follow, start=0, ended=False) -> list[int]:
+async def collect(
+    store: Store, hub: LogHub, *, follow: bool, start: int = 0, ended: bool = False
+) -> list[int]:
     async def job_ended() -> bool:
         return ended
 
@@ -37,18 +40,18 @@ async def collect(store, hub, *, follow, start=0, ended=False) -> list[int]:
     ]
 
 
-async def test_without_follow_reads_stored_from_sequence():
+async def test_without_follow_reads_stored_from_sequence() -> None:
     store = await store_with(1, 2, 3)
     assert await collect(store, LogHub(), follow=False) == [1, 2, 3]
     assert await collect(store, LogHub(), follow=False, start=2) == [2, 3]
 
 
-async def test_follow_of_finished_job_returns_stored():
+async def test_follow_of_finished_job_returns_stored() -> None:
     store = await store_with(*range(1, 600))
     assert await collect(store, LogHub(), follow=True, ended=True) == list(range(1, 600))
 
 
-async def test_follow_joins_stored_and_live_without_gaps_or_duplicates():
+async def test_follow_joins_stored_and_live_without_gaps_or_duplicates() -> None:
     store = await store_with(1, 2)
     hub = LogHub()
     reader = asyncio.create_task(collect(store, hub, follow=True))
@@ -64,12 +67,12 @@ async def test_follow_joins_stored_and_live_without_gaps_or_duplicates():
     assert hub.following(J) == 0
 
 
-async def test_follower_of_a_job_that_ended_before_it_subscribed_returns():
+async def test_follower_of_a_job_that_ended_before_it_subscribed_returns() -> None:
     store = await store_with(1)
     assert await collect(store, LogHub(), follow=True, ended=True, start=1) == [1]
 
 
-async def test_job_events_fan_out_to_subscribers():
+async def test_job_events_fan_out_to_subscribers() -> None:
     from datetime import UTC, datetime
 
     from hodei.domain.jobs import Job, JobSpec

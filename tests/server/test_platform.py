@@ -11,22 +11,28 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 from hodei.domain.ids import JobId
+from hodei.domain.jobs import Job
 from hodei.domain.states import JobState
 from hodei.providers.base import Health, ProviderError, WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
+from hodei.server.app import ControlPlane
 from hodei.server.auth import ListenError
 from hodei.server.http import readiness
 from hodei.store import MemoryStore, store_from_url
+from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.scripted_worker import scripted_agent
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import eventually, submit, wait_done
 
 
-async def test_pending_diagnosis_becomes_waiting_reason_then_failure(control_plane_factory):
+async def test_pending_diagnosis_becomes_waiting_reason_then_failure(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("kubernetes", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x")
         stream = stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id))
         seen = [await stream.read()]  # the watch is subscribed from here on
@@ -62,12 +68,14 @@ async def test_pending_diagnosis_becomes_waiting_reason_then_failure(control_pla
     assert seen[-1].waiting_reason == ""
 
 
-async def test_lost_worker_is_retried_until_attempts_run_out(control_plane_factory):
+async def test_lost_worker_is_retried_until_attempts_run_out(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x", max_attempts=2)
         for _ in range(2):
             request = await requests.get()
@@ -77,12 +85,14 @@ async def test_lost_worker_is_retried_until_attempts_run_out(control_plane_facto
     assert len(provider.requests) == 2
 
 
-async def test_exited_worker_diagnosis_wins_over_worker_lost(control_plane_factory):
+async def test_exited_worker_diagnosis_wins_over_worker_lost(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x", max_attempts=3)
         request = await requests.get()
         await provider.push(
@@ -101,12 +111,12 @@ async def test_exited_worker_diagnosis_wins_over_worker_lost(control_plane_facto
     assert done.attempt == 1  # OOMKilled is not retried
 
 
-async def test_provider_create_error_fails_job(control_plane_factory):
+async def test_provider_create_error_fails_job(control_plane_factory: MakeControlPlane) -> None:
     provider = FakeProvider("local")
     provider.create_error = ProviderError("quota exceeded", reason="ProviderError")
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         done = await wait_done(stub, (await submit(stub, "x")).id)
     assert (done.state, done.reason, done.message) == (
         JobState.FAILED,
@@ -116,7 +126,9 @@ async def test_provider_create_error_fails_job(control_plane_factory):
     await eventually(lambda: plane.workers.active() == [])
 
 
-async def test_capacity_queues_the_rest_and_all_complete(control_plane_factory):
+async def test_capacity_queues_the_rest_and_all_complete(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     running = 0
     peak = 0
 
@@ -132,29 +144,31 @@ async def test_capacity_queues_the_rest_and_all_complete(control_plane_factory):
     provider = FakeProvider("local", capacity=3, on_create=agent)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         jobs = [await submit(stub, "sleep", "0.02") for _ in range(12)]
         done = [await wait_done(stub, job.id) for job in jobs]
     assert all(job.state is JobState.SUCCEEDED for job in done)
     assert peak <= 3
 
 
-async def test_200_jobs_submitted_together_all_complete(control_plane_factory):
+async def test_200_jobs_submitted_together_all_complete(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     provider = FakeProvider("local", on_create=scripted_agent)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         jobs = await asyncio.gather(*(submit(stub, "echo", str(i)) for i in range(200)))
         done = await asyncio.gather(*(wait_done(stub, job.id) for job in jobs))
     assert [job.state for job in done] == [JobState.SUCCEEDED] * 200
     await provider.aclose_workers()
 
 
-async def test_api_token_is_required_when_set(control_plane_factory):
+async def test_api_token_is_required_when_set(control_plane_factory: MakeControlPlane) -> None:
     provider = FakeProvider("local", on_create=scripted_agent)
     plane = await control_plane_factory(providers=[provider], env={"HODEI_API_TOKEN": "s3cret"})
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         for metadata in ((), (("authorization", "Bearer wrong"),)):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.ListJobs(jobs_pb2.ListJobsRequest(), metadata=metadata)
@@ -174,23 +188,16 @@ async def test_api_token_is_required_when_set(control_plane_factory):
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_refuses_open_address_without_tls_or_token(control_plane_factory, tls_files):
+async def test_refuses_open_address_without_token(control_plane_factory: MakeControlPlane) -> None:
     with pytest.raises(ListenError) as info:
         await control_plane_factory(
             providers=[FakeProvider()], env={"HODEI_GRPC_ADDRESS": "0.0.0.0:0"}
         )
-    for name in ("HODEI_TLS_CERT_FILE", "HODEI_GRPC_ADDRESS", "HODEI_INSECURE"):
-        assert name in str(info.value)
-    with pytest.raises(ListenError) as info:
-        await control_plane_factory(
-            providers=[FakeProvider()],
-            env={**tls_files.server_env(), "HODEI_GRPC_ADDRESS": "0.0.0.0:0"},
-        )
-    for name in ("HODEI_API_TOKEN", "HODEI_TLS_CLIENT_CA_FILE", "HODEI_INSECURE"):
+    for name in ("HODEI_API_TOKEN", "HODEI_GRPC_ADDRESS", "HODEI_INSECURE"):
         assert name in str(info.value)
 
 
-async def test_health_service_reports_serving(control_plane):
+async def test_health_service_reports_serving(control_plane: ControlPlane) -> None:
     async with grpc.aio.insecure_channel(control_plane.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "hodei.v1.JobService", "hodei.v1.WorkerService"):
@@ -198,7 +205,11 @@ async def test_health_service_reports_serving(control_plane):
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_http_endpoints(control_plane, job_client, fake_provider: FakeProvider):
+async def test_http_endpoints(
+    control_plane: ControlPlane,
+    job_client: jobs_pb2_grpc.JobServiceStub,
+    fake_provider: FakeProvider,
+) -> None:
     done = await wait_done(job_client, (await submit(job_client, "exit", "2")).id)
     assert done.state is JobState.FAILED
     base = f"http://127.0.0.1:{control_plane.http_port}"
@@ -220,11 +231,13 @@ async def test_http_endpoints(control_plane, job_client, fake_provider: FakeProv
     assert 'hodei_jobs_failed_total{reason="NonZeroExit"} 1.0' in text
 
 
-async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(control_plane_factory):
+async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     provider = FakeProvider("local", on_create=scripted_agent)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "sleep", "0.3")
         async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
             if view.started_at:
@@ -239,7 +252,7 @@ async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(control_plane_
     assert stored.state is JobState.SUCCEEDED
 
 
-async def _reopen_job(plane, job_id: JobId):
+async def _reopen_job(plane: ControlPlane, job_id: JobId) -> Job:
     store = store_from_url(plane.settings.database_url)
     await store.open()
     try:
@@ -250,7 +263,7 @@ async def _reopen_job(plane, job_id: JobId):
     return job
 
 
-async def test_readiness_reports_a_closed_store():
+async def test_readiness_reports_a_closed_store() -> None:
     store = MemoryStore()
     await store.open()
     provider = FakeProvider()

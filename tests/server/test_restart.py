@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 
 from hodei.api.messages import AssignJob, JobResult, JobStarted, LogAck, LogBatch, ResultAck
-from hodei.api.v1 import jobs_pb2_grpc
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
@@ -18,17 +18,18 @@ from hodei.domain.workers import WorkerRecord
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.store import SqliteStore
-from tests.fixtures.control_plane import FAST
+from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import logs, output, submit, wait_done
 
 
-async def test_jobs_survive_a_restart(control_plane_factory):
+async def test_jobs_survive_a_restart(control_plane_factory: MakeControlPlane) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     first = FakeProvider("local", capacity=3, on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[first])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         reconnecting = await submit(stub, "a")
         vanished = await submit(stub, "b")
         silent = await submit(stub, "c", max_attempts=2)
@@ -69,7 +70,7 @@ async def test_jobs_survive_a_restart(control_plane_factory):
     await agent.close()
 
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         finished = await wait_done(stub, reconnecting.id)
         assert finished.state is JobState.SUCCEEDED
         assert output(await logs(stub, reconnecting.id))["STDOUT"] == b"before\nafter\n"
@@ -84,12 +85,12 @@ async def test_jobs_survive_a_restart(control_plane_factory):
     await second.aclose_workers()
 
 
-async def test_retry_keeps_one_gap_free_log(control_plane_factory):
+async def test_retry_keeps_one_gap_free_log(control_plane_factory: MakeControlPlane) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x", max_attempts=2)
         for attempt in (1, 2):
             request = await requests.get()
@@ -114,7 +115,9 @@ async def test_retry_keeps_one_gap_free_log(control_plane_factory):
     assert output(chunks)["STDOUT"] == b"try 1\ntry 2\n"
 
 
-async def test_orphan_worker_records_do_not_hold_capacity(control_plane_factory, tmp_path):
+async def test_orphan_worker_records_do_not_hold_capacity(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
     store = SqliteStore(tmp_path / "hodei.db")
     await store.open()
     orphan = WorkerRecord(WorkerId("w-orphan"), JobId("j-gone"), "local", 1, datetime.now(UTC))
@@ -124,7 +127,7 @@ async def test_orphan_worker_records_do_not_hold_capacity(control_plane_factory,
     plane = await control_plane_factory(providers=[provider])
     assert plane.workers.active() == []
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         done = await wait_done(stub, (await submit(stub, "echo", "hi")).id)
     assert done.state is JobState.SUCCEEDED
     await provider.aclose_workers()

@@ -9,22 +9,25 @@ from datetime import timedelta
 
 import grpc
 
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
-from tests.fixtures.control_plane import FAST
+from tests.fixtures.control_plane import FAST, MakeControlPlane
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import eventually, submit, wait_done
 
 
-async def test_sweep_deletes_strays_and_keeps_live_workers(control_plane_factory):
+async def test_sweep_deletes_strays_and_keeps_live_workers(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     tuning = replace(FAST, sweep_interval=timedelta(seconds=0.2))
     plane = await control_plane_factory(providers=[provider], tuning=tuning)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         live = await submit(stub, "sleep", "60")
         live_worker = (await requests.get()).worker_id
         cancelled = await submit(stub, "true")

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.server.app import ControlPlane
 
 SUBMIT = "/hodei.v1.JobService/SubmitJob"
 
@@ -57,7 +58,9 @@ async def test_bad_specs_are_invalid_argument_naming_the_field(
     assert details in (caught.value.details() or "")
 
 
-async def test_invalid_utf8_is_invalid_argument_naming_the_field(control_plane) -> None:
+async def test_invalid_utf8_is_invalid_argument_naming_the_field(
+    control_plane: ControlPlane,
+) -> None:
     good = jobs_pb2.SubmitJobRequest(spec=spec(command=["echo", "ab"])).SerializeToString()
     async with grpc.aio.insecure_channel(control_plane.address) as channel:
         call = channel.unary_unary(SUBMIT)
@@ -67,7 +70,7 @@ async def test_invalid_utf8_is_invalid_argument_naming_the_field(control_plane) 
     assert caught.value.details() == "spec.command[1]: not valid UTF-8"
 
 
-async def test_no_mangled_request_gets_unknown(control_plane) -> None:
+async def test_no_mangled_request_gets_unknown(control_plane: ControlPlane) -> None:
     """Random corruptions of a valid request: accepted or refused, never UNKNOWN."""
     good = jobs_pb2.SubmitJobRequest(
         spec=spec(

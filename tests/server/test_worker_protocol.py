@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -28,11 +29,12 @@ from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.providers.base import WorkerRequest
+from hodei.providers.base import WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
-from tests.fixtures.control_plane import FAST
+from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import eventually, logs, output, submit, wait_done
 
 
@@ -49,7 +51,7 @@ class Manual:
         self.clients.append(client)
         return client
 
-    async def job(self, *command: str, **spec: object) -> tuple[str, WorkerRequest]:
+    async def job(self, *command: str, **spec: Any) -> tuple[str, WorkerRequest]:
         job = await submit(self.stub, *command, **spec)
         request = await asyncio.wait_for(self.requests.get(), 5)
         assert request.job_id == job.id
@@ -57,11 +59,11 @@ class Manual:
 
 
 @pytest.fixture
-async def manual(control_plane_factory) -> AsyncIterator[Manual]:
+async def manual(control_plane_factory: MakeControlPlane) -> AsyncIterator[Manual]:
     provider = FakeProvider("local")
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        m = Manual(plane, jobs_pb2_grpc.JobServiceStub(channel))
+        m = Manual(plane, job_stub(channel))
         provider.on_create = m.requests.put_nowait
         yield m
         for client in m.clients:
@@ -72,7 +74,7 @@ def chunk(job_id: str, seq: int, data: bytes, stream: LogStream = LogStream.STDO
     return LogChunk(JobId(job_id), seq, stream, data)
 
 
-async def test_register_assign_run_and_finish(manual: Manual):
+async def test_register_assign_run_and_finish(manual: Manual) -> None:
     job_id, request = await manual.job("anything", "--flag")
     client = manual.client()
     await client.register(request.worker_id, token=request.token)
@@ -95,7 +97,7 @@ async def test_register_assign_run_and_finish(manual: Manual):
     }
 
 
-async def test_replayed_token_is_unauthenticated(manual: Manual):
+async def test_replayed_token_is_unauthenticated(manual: Manual) -> None:
     _, request = await manual.job("x")
     first = manual.client()
     await first.register(request.worker_id, token=request.token)
@@ -103,17 +105,17 @@ async def test_replayed_token_is_unauthenticated(manual: Manual):
     with pytest.raises(StreamEnded) as info:
         await replay.register(request.worker_id, token=request.token)
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
-    assert "already used" in info.value.details
+    assert "already used" in str(info.value.details)
 
 
-async def test_unknown_token_is_unauthenticated(manual: Manual):
+async def test_unknown_token_is_unauthenticated(manual: Manual) -> None:
     _, request = await manual.job("x")
     with pytest.raises(StreamEnded) as info:
         await manual.client().register(request.worker_id, token="guessed")
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_foreign_token_is_permission_denied(manual: Manual):
+async def test_foreign_token_is_permission_denied(manual: Manual) -> None:
     _, first = await manual.job("x")
     _, second = await manual.job("y")
     with pytest.raises(StreamEnded) as info:
@@ -123,7 +125,7 @@ async def test_foreign_token_is_permission_denied(manual: Manual):
     await manual.client().register(first.worker_id, token=first.token)
 
 
-async def test_worker_cannot_report_for_another_job(manual: Manual):
+async def test_worker_cannot_report_for_another_job(manual: Manual) -> None:
     _, request_a = await manual.job("a")
     job_b, _ = await manual.job("b")
     client = manual.client()
@@ -137,7 +139,7 @@ async def test_worker_cannot_report_for_another_job(manual: Manual):
     assert job is not None and not job.state.terminal
 
 
-async def test_result_waits_for_missing_log_chunks(manual: Manual):
+async def test_result_waits_for_missing_log_chunks(manual: Manual) -> None:
     job_id, request = await manual.job("x")
     client = manual.client()
     resume = await client.register(request.worker_id, token=request.token)
@@ -163,7 +165,7 @@ async def test_result_waits_for_missing_log_chunks(manual: Manual):
     assert output(chunks)["STDOUT"] == b"one\ntwo\n"
 
 
-async def test_reconnect_while_running_gets_no_second_assignment(manual: Manual):
+async def test_reconnect_while_running_gets_no_second_assignment(manual: Manual) -> None:
     job_id, request = await manual.job("x")
     client = manual.client()
     resume = await client.register(request.worker_id, token=request.token)
@@ -180,7 +182,7 @@ async def test_reconnect_while_running_gets_no_second_assignment(manual: Manual)
     assert (done.state, done.exit_code) == (JobState.FAILED, 5)
 
 
-async def test_resume_token_of_another_worker_is_permission_denied(manual: Manual):
+async def test_resume_token_of_another_worker_is_permission_denied(manual: Manual) -> None:
     _, first = await manual.job("a")
     _, second = await manual.job("b")
     resume = await manual.client().register(first.worker_id, token=first.token)
@@ -189,7 +191,7 @@ async def test_resume_token_of_another_worker_is_permission_denied(manual: Manua
     assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_first_message_must_be_register(manual: Manual):
+async def test_first_message_must_be_register(manual: Manual) -> None:
     job_id, _ = await manual.job("x")
     client = manual.client()
     await client.send(JobStarted(JobId(job_id)))
@@ -198,7 +200,7 @@ async def test_first_message_must_be_register(manual: Manual):
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_cancel_running_job_signals_agent(manual: Manual):
+async def test_cancel_running_job_signals_agent(manual: Manual) -> None:
     job_id, request = await manual.job("x")
     client = manual.client()
     await client.register(request.worker_id, token=request.token)
@@ -214,7 +216,7 @@ async def test_cancel_running_job_signals_agent(manual: Manual):
     assert (done.state, done.reason) == (JobState.CANCELLED, "Cancelled")
 
 
-async def test_cancel_starting_job_deletes_worker(manual: Manual):
+async def test_cancel_starting_job_deletes_worker(manual: Manual) -> None:
     job_id, request = await manual.job("x")
     await manual.stub.CancelJob(jobs_pb2.CancelJobRequest(id=job_id))
     done = await wait_done(manual.stub, job_id)
@@ -225,7 +227,7 @@ async def test_cancel_starting_job_deletes_worker(manual: Manual):
     assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_timeout_backstop_ends_silent_running_job(manual: Manual):
+async def test_timeout_backstop_ends_silent_running_job(manual: Manual) -> None:
     job_id, request = await manual.job("x", timeout_seconds=0.2)
     client = manual.client()
     await client.register(request.worker_id, token=request.token)
@@ -247,12 +249,14 @@ async def _until_deleted(manual: Manual, worker_id: WorkerId) -> None:
     await eventually(lambda: worker_id in manual.provider.deleted)
 
 
-async def test_worker_created_after_cancel_is_deleted(control_plane_factory):
+async def test_worker_created_after_cancel_is_deleted(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     gate = asyncio.Event()
     created: list[WorkerId] = []
 
     class SlowProvider(FakeProvider):
-        async def create_worker(self, request: WorkerRequest):
+        async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
             await gate.wait()
             created.append(request.worker_id)
             return await super().create_worker(request)
@@ -260,7 +264,7 @@ async def test_worker_created_after_cancel_is_deleted(control_plane_factory):
     provider = SlowProvider("local")
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x")
         await eventually(lambda: plane.workers.active() != [])
         await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
@@ -269,14 +273,16 @@ async def test_worker_created_after_cancel_is_deleted(control_plane_factory):
         await eventually(lambda: bool(created) and provider.deleted.count(created[0]) == 2)
 
 
-async def test_stop_deletes_workers_of_finished_jobs_without_waiting(control_plane_factory):
+async def test_stop_deletes_workers_of_finished_jobs_without_waiting(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
     plane = await control_plane_factory(
         providers=[provider], tuning=replace(FAST, release_wait=60.0)
     )
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "x")
         request = await requests.get()
         agent = WorkerClient(plane.address)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
@@ -40,7 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await impl.close()
 
 
-def job(n: int, state: JobState = JobState.QUEUED, **changes: object) -> Job:
+def job(n: int, state: JobState = JobState.QUEUED, **changes: Any) -> Job:
     spec = JobSpec(
         command=("echo", str(n)),
         env={"A": "1"},
@@ -48,13 +49,15 @@ def job(n: int, state: JobState = JobState.QUEUED, **changes: object) -> Job:
         timeout_seconds=2.5,
         labels={"team": "x"},
         max_attempts=3,
+        profile="gpu",
+        secret_env={"TOKEN": SecretKeyRef("api", "token")},
     )
     return Job(
         id=JobId(f"j-{n}"), spec=spec, state=state, created_at=T0 + timedelta(seconds=n), **changes
-    )  # type: ignore[arg-type]
+    )
 
 
-async def test_job_round_trips_every_field(store: Store):
+async def test_job_round_trips_every_field(store: Store) -> None:
     full = job(
         1,
         JobState.FAILED,
@@ -79,7 +82,7 @@ async def test_job_round_trips_every_field(store: Store):
     assert await store.get_job(JobId("j-missing")) is None
 
 
-async def test_list_jobs_orders_filters_and_limits(store: Store):
+async def test_list_jobs_orders_filters_and_limits(store: Store) -> None:
     for n in range(5):
         await store.save_job(job(n, JobState.SUCCEEDED if n % 2 else JobState.QUEUED))
     # An update keeps the job's place in submission order.
@@ -95,7 +98,7 @@ async def test_list_jobs_orders_filters_and_limits(store: Store):
     }
 
 
-async def test_list_jobs_selects_by_labels_with_dotted_and_prefixed_keys(store: Store):
+async def test_list_jobs_selects_by_labels_with_dotted_and_prefixed_keys(store: Store) -> None:
     from dataclasses import replace
 
     labelled = [
@@ -112,7 +115,7 @@ async def test_list_jobs_selects_by_labels_with_dotted_and_prefixed_keys(store: 
     assert await store.list_jobs(labels={"team": "z"}) == []
 
 
-async def test_list_jobs_pages_with_a_cursor_in_either_order(store: Store):
+async def test_list_jobs_pages_with_a_cursor_in_either_order(store: Store) -> None:
     for n in range(5):
         await store.save_job(job(n, JobState.SUCCEEDED if n % 2 else JobState.QUEUED))
     first = await store.list_jobs(limit=2)
@@ -128,14 +131,14 @@ async def test_list_jobs_pages_with_a_cursor_in_either_order(store: Store):
     assert await store.list_jobs(after=JobId("j-unknown")) == []
 
 
-async def test_meta_default_is_set_once(store: Store):
+async def test_meta_default_is_set_once(store: Store) -> None:
     assert await store.get_meta("instance") is None
     assert await store.set_meta_default("instance", "a") == "a"
     assert await store.set_meta_default("instance", "b") == "a"
     assert await store.get_meta("instance") == "a"
 
 
-async def test_workers_round_trip_and_active_filter(store: Store):
+async def test_workers_round_trip_and_active_filter(store: Store) -> None:
     first = WorkerRecord(
         WorkerId("w-1"), JobId("j-1"), "local", 1, T0, name="pid 12", registered_at=T0, log_offset=7
     )
@@ -151,7 +154,7 @@ async def test_workers_round_trip_and_active_filter(store: Store):
     assert await store.get_worker(WorkerId("w-none")) is None
 
 
-async def test_token_is_used_only_once(store: Store):
+async def test_token_is_used_only_once(store: Store) -> None:
     record = TokenRecord("abc", WorkerId("w-1"), TokenKind.REGISTER, T0)
     await store.add_token(record)
     assert await store.get_token("abc") == record
@@ -162,7 +165,7 @@ async def test_token_is_used_only_once(store: Store):
     assert await store.get_token("unknown") is None
 
 
-async def test_logs_are_idempotent_ordered_and_binary(store: Store):
+async def test_logs_are_idempotent_ordered_and_binary(store: Store) -> None:
     job_id = JobId("j-1")
     binary = bytes(range(256))
     await store.append_logs(
@@ -185,7 +188,7 @@ async def test_logs_are_idempotent_ordered_and_binary(store: Store):
     assert await store.read_logs(JobId("j-none")) == []
 
 
-async def test_closed_store_fails_ping(store: Store):
+async def test_closed_store_fails_ping(store: Store) -> None:
     await store.ping()
     await store.close()
     with pytest.raises(StoreError):
@@ -193,7 +196,7 @@ async def test_closed_store_fails_ping(store: Store):
     await store.open()
 
 
-async def test_sqlite_file_survives_reopen(tmp_path: Path):
+async def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "hodei.db"
     first = SqliteStore(path)
     await first.open()
@@ -209,7 +212,7 @@ async def test_sqlite_file_survives_reopen(tmp_path: Path):
         await again.close()
 
 
-async def test_unwritable_sqlite_path_is_a_store_error(tmp_path: Path):
+async def test_unwritable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot open SQLite store"):
@@ -222,7 +225,7 @@ def _public(cls: type) -> set[str]:
     return {name for owner in owners for name in vars(owner) if not name.startswith("_")}
 
 
-def test_job_document_without_waiting_reason_still_reads():
+def test_job_document_without_waiting_reason_still_reads() -> None:
     from hodei.store.codec import job_from_json, job_to_json
 
     older = job(3)
@@ -232,7 +235,7 @@ def test_job_document_without_waiting_reason_still_reads():
 
 
 @pytest.mark.parametrize("impl", [SqliteStore, MemoryStore])
-def test_implementations_cover_the_interface(impl: type):
+def test_implementations_cover_the_interface(impl: type) -> None:
     assert len(_public(Store)) == 19
     assert _public(Store) <= _public(impl)
 
@@ -249,7 +252,7 @@ SLICES = [
 @pytest.mark.parametrize(("protocol", "fake", "methods"), SLICES)
 def test_each_slice_has_its_fake_and_the_whole_store_has_every_slice(
     protocol: type, fake: type, methods: set[str]
-):
+) -> None:
     assert _public(protocol) == methods
     assert _public(fake) == methods
     assert protocol in Store.__mro__
@@ -257,7 +260,7 @@ def test_each_slice_has_its_fake_and_the_whole_store_has_every_slice(
     assert methods <= _public(SqliteStore)
 
 
-async def test_a_slice_fake_serves_on_its_own():
+async def test_a_slice_fake_serves_on_its_own() -> None:
     jobs = MemoryJobStore()
     await jobs.save_job(job(1))
     await jobs.save_job(job(2, JobState.RUNNING))

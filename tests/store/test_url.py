@@ -11,7 +11,7 @@ from hodei.store import (
 )
 
 
-def test_default_is_sqlite_under_user_data_dir():
+def test_default_is_sqlite_under_user_data_dir() -> None:
     store = store_from_url(None)
     assert isinstance(store, SqliteStore)
     assert Path(store.path) == default_database_path()
@@ -26,17 +26,17 @@ def test_default_is_sqlite_under_user_data_dir():
         ("sqlite://:memory:", ":memory:"),
     ],
 )
-def test_sqlite_urls(url: str, path: str):
+def test_sqlite_urls(url: str, path: str) -> None:
     store = store_from_url(url)
     assert isinstance(store, SqliteStore) and store.path == path
 
 
-def test_memory_url():
+def test_memory_url() -> None:
     assert isinstance(store_from_url("memory://"), MemoryStore)
 
 
 @pytest.mark.parametrize("url", ["postgres://x", "sqlite://", "file.db"])
-def test_unsupported_url_names_accepted_forms(url: str):
+def test_unsupported_url_names_accepted_forms(url: str) -> None:
     with pytest.raises(ValueError, match=r"sqlite:///ABSOLUTE/PATH\.db"):
         store_from_url(url)
 
@@ -50,9 +50,9 @@ def test_unsupported_url_names_accepted_forms(url: str):
         ("memory://", None),
     ],
 )
-def test_sidecar_directory_lives_beside_the_database_file(url: str, directory: Path | None):
+def test_sidecar_directory_lives_beside_the_database_file(url: str, directory: Path | None) -> None:
     assert sidecar_directory(url) == directory
 
 
-def test_sidecar_directory_of_the_default_database():
+def test_sidecar_directory_of_the_default_database() -> None:
     assert sidecar_directory(None) == Path(f"{default_database_path()}.workers")

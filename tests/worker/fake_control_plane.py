@@ -120,7 +120,7 @@ async def fake_control_plane(script: Script) -> AsyncIterator[tuple[FakeWorkerSe
     """Serve the fake on 127.0.0.1:0; yields the servicer and its address."""
     server = grpc.aio.server()
     service = FakeWorkerService(script)
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(service, server)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -42,13 +42,9 @@ _DEFAULT_LIST_LIMIT = 100
 
 
 def create_server(
-    address: str,
-    *,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-    credentials: grpc.ServerCredentials | None = None,
+    address: str, *, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
 ) -> tuple[grpc.aio.Server, int]:
-    """A gRPC server bound to ``address`` (port 0 picks one), not started yet; TLS when
-    ``credentials`` are given (see :mod:`hodei.server.tls`)."""
+    """A gRPC server bound to ``address`` (port 0 picks one), not started yet."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -56,10 +52,7 @@ def create_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
+    port = server.add_insecure_port(address)
     return server, port
 
 

@@ -16,11 +16,11 @@ from typing import Any
 from kube_emulator import admission
 from kube_emulator.kubelet import Kubelet, Timings
 from kube_emulator.kubelet_api import PodEvent
-from kube_emulator.resources import by_plural
+from kube_emulator.resources import by_plural, resource_type
 from kube_emulator.seed import seed
 from kube_emulator.store import Store
 
-PODS = by_plural("pods")
+PODS = resource_type("pods")
 PYTHON = sys.executable
 FAST = Timings(image_back_off=0.1, config_retry=0.1, default_grace=5.0)
 Predicate = Callable[[dict[str, Any]], bool]

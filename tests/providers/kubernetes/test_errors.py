@@ -20,7 +20,7 @@ def test_forbidden_names_verb_resource_namespace_and_rbac_file() -> None:
     text = str(exc)
     assert '"create pods" in namespace "hodei-workers"' in text
     assert "deploy/kubernetes/rbac.yaml" in text
-    assert body["message"] in text
+    assert str(body["message"]) in text
     assert not exc.retryable
 
 

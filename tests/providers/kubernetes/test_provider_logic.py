@@ -127,7 +127,7 @@ async def test_failed_create_is_raised_and_forgotten(
     async def refuse(body: object) -> dict[str, object]:
         raise KubernetesApiError("denied", status=403)
 
-    api.create_pod = refuse  # type: ignore[method-assign,assignment]
+    api.create_pod = refuse  # type: ignore[method-assign]
     request = worker_request()
     with pytest.raises(KubernetesApiError):
         await provider.create_worker(request)

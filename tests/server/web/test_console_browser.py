@@ -16,6 +16,7 @@ from hodei.providers.local import LocalProvider
 from hodei.server.app import ControlPlane
 from tests.fixtures.browser import screenshot
 from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import submit
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ async def client(plane: ControlPlane) -> AsyncIterator[jobs_pb2_grpc.JobServiceS
     import grpc
 
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        yield jobs_pb2_grpc.JobServiceStub(channel)
+        yield job_stub(channel)
 
 
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
