@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.control_plane",
     "tests.fixtures.browser",
     "tests.fixtures.cli",
+    "tests.fixtures.certs",
 ]
 
 

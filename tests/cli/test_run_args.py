@@ -131,8 +131,11 @@ def test_embedded_settings_are_loopback_temporary_and_local(tmp_path: Path) -> N
         "HODEI_GRPC_ADDRESS": "0.0.0.0:50051",
         "HODEI_API_TOKEN": "t",
         "HODEI_LOCAL_ENABLED": "0",
+        "HODEI_TLS_CERT_FILE": "/c.pem",
+        "HODEI_TLS_KEY_FILE": "/k.pem",
     }
     settings = embedded_settings(env, tmp_path)
+    assert settings.tls is None and settings.worker_tls is None
     assert settings.grpc_address == "127.0.0.1:0"
     assert settings.http_address == "127.0.0.1:0"
     assert settings.database_url == f"sqlite:///{tmp_path / 'hodei.db'}"

@@ -1,8 +1,10 @@
 import pytest
 
 from hodei.config.settings import (
+    ClientTls,
     KubernetesSettings,
     ServerSettings,
+    ServerTls,
     SettingsError,
     load_client_settings,
     load_kubernetes_settings,
@@ -14,7 +16,11 @@ from hodei.config.settings import (
 def test_server_defaults() -> None:
     settings = load_server_settings({})
     assert settings == ServerSettings()
-    assert (settings.grpc_address, settings.http_address) == ("0.0.0.0:50051", "0.0.0.0:9090")
+    assert (settings.grpc_address, settings.http_address) == (
+        "127.0.0.1:50051",
+        "127.0.0.1:9090",
+    )
+    assert settings.tls is None and settings.worker_tls is None
     assert settings.database_url is None and settings.api_token is None
     assert settings.insecure is False and settings.local_enabled is True
     assert settings.local_max_workers == 16 and settings.server_address is None
@@ -77,8 +83,8 @@ def test_values_are_parsed() -> None:
     ) == (True, "jobs", ("a", "b"), 7, 2.5, "250m")
 
 
-def test_empty_value_means_default() -> None:
-    assert load_server_settings({"HODEI_GRPC_ADDRESS": ""}).grpc_address == "0.0.0.0:50051"
+def test_empty_value_means_default():
+    assert load_server_settings({"HODEI_GRPC_ADDRESS": ""}).grpc_address == "127.0.0.1:50051"
 
 
 INVALID = [
@@ -151,3 +157,53 @@ def test_worker_settings_require_all_three() -> None:
             load_worker_settings({**env, name: ""})
     with pytest.raises(SettingsError, match="HOST:PORT"):
         load_worker_settings({**env, "HODEI_SERVER_ADDRESS": "x"})
+
+
+def test_server_tls_needs_both_files_and_reads_the_client_ca():
+    env = {"HODEI_TLS_CERT_FILE": "/c.pem", "HODEI_TLS_KEY_FILE": "/k.pem"}
+    settings = load_server_settings({**env, "HODEI_TLS_CLIENT_CA_FILE": "/ca.pem"})
+    assert settings.tls == ServerTls("/c.pem", "/k.pem", "/ca.pem")
+    # Workers verify the server with HODEI_TLS_CA_FILE, or the system roots without it.
+    assert settings.worker_tls == ClientTls(ca_file=None)
+    assert settings.kubernetes.worker_tls is True
+    with_ca = load_server_settings({**env, "HODEI_TLS_CA_FILE": "/sca.pem"})
+    assert with_ca.worker_tls == ClientTls(ca_file="/sca.pem")
+    with pytest.raises(SettingsError, match=r"HODEI_TLS_KEY_FILE.*together"):
+        load_server_settings({"HODEI_TLS_CERT_FILE": "/c.pem"})
+    with pytest.raises(SettingsError, match=r"HODEI_TLS_CERT_FILE.*together"):
+        load_server_settings({"HODEI_TLS_KEY_FILE": "/k.pem"})
+    with pytest.raises(SettingsError, match=r"HODEI_TLS_CLIENT_CA_FILE.*only with TLS on"):
+        load_server_settings({"HODEI_TLS_CLIENT_CA_FILE": "/ca.pem"})
+
+
+def test_client_tls_is_on_with_a_ca_a_certificate_or_hodei_tls():
+    assert load_client_settings({}).tls is None
+    assert load_client_settings({"HODEI_TLS": "1"}).tls == ClientTls()
+    assert load_client_settings({"HODEI_TLS_CA_FILE": "/ca"}).tls == ClientTls(ca_file="/ca")
+    mtls = {"HODEI_TLS_CERT_FILE": "/c", "HODEI_TLS_KEY_FILE": "/k"}
+    assert load_client_settings(mtls).tls == ClientTls(None, "/c", "/k")
+    assert load_client_settings({"HODEI_TLS_CA_FILE": "/ca", "HODEI_TLS": "0"}).tls is None
+    with pytest.raises(SettingsError, match=r"HODEI_TLS=.maybe"):
+        load_client_settings({"HODEI_TLS": "maybe"})
+    with pytest.raises(SettingsError, match="HODEI_TLS_KEY_FILE"):
+        load_client_settings({"HODEI_TLS_CERT_FILE": "/c"})
+    agent = load_worker_settings(
+        {
+            "HODEI_SERVER_ADDRESS": "h:1",
+            "HODEI_WORKER_ID": "w",
+            "HODEI_WORKER_TOKEN": "t",
+            "HODEI_TLS": "1",
+            "HODEI_TLS_CA_FILE": "/ca",
+        }
+    )
+    assert agent.tls == ClientTls(ca_file="/ca")
+
+
+def test_worker_pods_ca_configmap():
+    assert load_kubernetes_settings({}).tls_ca_configmap is None
+    assert (
+        load_kubernetes_settings({"HODEI_K8S_TLS_CA_CONFIGMAP": "hodei-ca"}).tls_ca_configmap
+        == "hodei-ca"
+    )
+    with pytest.raises(SettingsError, match="HODEI_K8S_TLS_CA_CONFIGMAP"):
+        load_kubernetes_settings({"HODEI_K8S_TLS_CA_CONFIGMAP": "Bad_Name"})

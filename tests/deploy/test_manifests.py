@@ -38,6 +38,8 @@ IN_CLUSTER_OVERRIDES = {
     "HODEI_K8S_ENABLED": "1",
     "HODEI_SERVER_ADDRESS": DEFAULT_IN_CLUSTER_SERVER_ADDRESS,
     "HODEI_K8S_POD_TEMPLATES_DIR": POD_TEMPLATES_DIR,
+    # The CA ConfigMap install.sh creates in hodei-workers for worker pods.
+    "HODEI_K8S_TLS_CA_CONFIGMAP": "hodei-ca",
 }
 
 
@@ -135,7 +137,10 @@ def test_configmap_values_are_the_defaults_except_the_in_cluster_overrides() -> 
     assert load_kubernetes_settings(defaults) == KubernetesSettings()
     server = load_server_settings(data)
     assert server.kubernetes == dataclasses.replace(
-        KubernetesSettings(), enabled=True, pod_templates_dir=POD_TEMPLATES_DIR
+        KubernetesSettings(),
+        enabled=True,
+        pod_templates_dir=POD_TEMPLATES_DIR,
+        tls_ca_configmap="hodei-ca",
     )
     assert server.server_address == DEFAULT_IN_CLUSTER_SERVER_ADDRESS
 

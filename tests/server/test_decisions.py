@@ -89,12 +89,36 @@ def test_non_loopback_hosts(host: str) -> None:
     assert not is_loopback_host(host)
 
 
-def test_listen_address_rules() -> None:
-    check_listen_address("127.0.0.1:50051", api_token=None, insecure=False)
-    check_listen_address("0.0.0.0:50051", api_token="t", insecure=False)
-    check_listen_address("0.0.0.0:50051", api_token=None, insecure=True)
-    with pytest.raises(ListenError, match=r"HODEI_API_TOKEN.*HODEI_GRPC_ADDRESS.*HODEI_INSECURE"):
-        check_listen_address("0.0.0.0:50051", api_token=None, insecure=False)
+def _listen(address: str, *, tls: bool, authenticated: bool, insecure: bool = False) -> None:
+    check_listen_address(
+        address,
+        variable="HODEI_GRPC_ADDRESS",
+        tls=tls,
+        authenticated=authenticated,
+        insecure=insecure,
+    )
+
+
+def test_loopback_needs_neither_tls_nor_authentication():
+    _listen("127.0.0.1:50051", tls=False, authenticated=False)
+    _listen("[::1]:50051", tls=False, authenticated=False)
+    _listen("localhost:50051", tls=False, authenticated=False)
+
+
+def test_beyond_loopback_needs_tls_and_authentication_unless_insecure():
+    _listen("0.0.0.0:50051", tls=True, authenticated=True)
+    _listen("0.0.0.0:50051", tls=False, authenticated=False, insecure=True)
+    with pytest.raises(
+        ListenError,
+        match=r"HODEI_GRPC_ADDRESS=0\.0\.0\.0:50051 without TLS.*HODEI_TLS_CERT_FILE.*"
+        r"HODEI_GRPC_ADDRESS=127\.0\.0\.1:50051.*HODEI_INSECURE=1",
+    ):
+        _listen("0.0.0.0:50051", tls=False, authenticated=True)
+    with pytest.raises(
+        ListenError,
+        match=r"without authentication.*HODEI_API_TOKEN.*HODEI_TLS_CLIENT_CA_FILE.*HODEI_INSECURE",
+    ):
+        _listen("10.0.0.5:50051", tls=True, authenticated=False)
 
 
 def test_bearer_metadata() -> None:

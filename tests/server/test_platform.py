@@ -188,12 +188,19 @@ async def test_api_token_is_required_when_set(control_plane_factory: MakeControl
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_refuses_open_address_without_token(control_plane_factory: MakeControlPlane) -> None:
+async def test_refuses_open_address_without_tls_or_token(control_plane_factory, tls_files):
     with pytest.raises(ListenError) as info:
         await control_plane_factory(
             providers=[FakeProvider()], env={"HODEI_GRPC_ADDRESS": "0.0.0.0:0"}
         )
-    for name in ("HODEI_API_TOKEN", "HODEI_GRPC_ADDRESS", "HODEI_INSECURE"):
+    for name in ("HODEI_TLS_CERT_FILE", "HODEI_GRPC_ADDRESS", "HODEI_INSECURE"):
+        assert name in str(info.value)
+    with pytest.raises(ListenError) as info:
+        await control_plane_factory(
+            providers=[FakeProvider()],
+            env={**tls_files.server_env(), "HODEI_GRPC_ADDRESS": "0.0.0.0:0"},
+        )
+    for name in ("HODEI_API_TOKEN", "HODEI_TLS_CLIENT_CA_FILE", "HODEI_INSECURE"):
         assert name in str(info.value)
 
 

@@ -14,7 +14,9 @@ import grpc
 import grpc.aio
 
 from hodei.api.convert import chunk_from_pb, job_from_pb, spec_to_pb, state_to_pb, worker_from_pb
+from hodei.api.tls import TlsFileError, explain, open_channel, speaks_tls
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.config.settings import ClientTls
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
@@ -47,11 +49,23 @@ class ClientError(Exception):
 class HodeiClient:
     """Async client of one control plane; use as ``async with HodeiClient(...)``."""
 
-    def __init__(self, address: str, *, api_token: str | None = None, env_name: str = "") -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        api_token: str | None = None,
+        env_name: str = "",
+        tls: ClientTls | None = None,
+    ) -> None:
+        """Raises :class:`ClientError` (``INVALID_ARGUMENT``) for an unreadable TLS file."""
         self.address = address
         self._where = f"{address} ({env_name})" if env_name else address
         self._metadata = (("authorization", f"Bearer {api_token}"),) if api_token else ()
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._tls = tls
+        try:
+            self._channel = open_channel(address, tls, _CHANNEL_OPTIONS)
+        except TlsFileError as exc:
+            raise ClientError("INVALID_ARGUMENT", str(exc)) from None
         self._stub: Any = jobs_pb2_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> HodeiClient:
@@ -63,11 +77,15 @@ class HodeiClient:
     async def close(self) -> None:
         await self._channel.close(grace=None)
 
-    def _error(self, exc: grpc.aio.AioRpcError) -> ClientError:
+    async def _error(self, exc: grpc.aio.AioRpcError) -> ClientError:
         code = exc.code()
         details = exc.details() or code.name
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            text = f"cannot reach the control plane at {self._where}: {details}"
+            # A plaintext client that cannot connect asks whether the server speaks TLS,
+            # so the message can say what to set instead of "Socket closed".
+            probe = self._tls is None and await speaks_tls(self.address)
+            why = explain(details, self._tls, server_speaks_tls=probe)
+            text = f"cannot reach the control plane at {self._where}: {why or details}"
         elif code == grpc.StatusCode.UNAUTHENTICATED:
             text = (
                 f"the control plane at {self._where} refused the call: {details} (HODEI_API_TOKEN)"
@@ -82,7 +100,7 @@ class HodeiClient:
                 request, metadata=self._metadata, timeout=_CALL_TIMEOUT
             )
         except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from None
+            raise await self._error(exc) from None
 
     async def submit(self, spec: JobSpec) -> Job:
         request = jobs_pb2.SubmitJobRequest(spec=spec_to_pb(spec))
@@ -115,7 +133,7 @@ class HodeiClient:
             async for message in call:
                 yield chunk_from_pb(message)
         except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from None
+            raise await self._error(exc) from None
         finally:
             call.cancel()
 
@@ -126,6 +144,6 @@ class HodeiClient:
             async for message in call:
                 yield job_from_pb(message)
         except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from None
+            raise await self._error(exc) from None
         finally:
             call.cancel()

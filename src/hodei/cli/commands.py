@@ -54,7 +54,14 @@ async def with_client(command: Command, args: argparse.Namespace, env: Mapping[s
         return exitcodes.HODEI_FAILURE
     address = settings.server or DEFAULT_SERVER
     env_name = "HODEI_SERVER" if settings.server else "HODEI_SERVER unset, default"
-    async with HodeiClient(address, api_token=settings.api_token, env_name=env_name) as client:
+    try:
+        client = HodeiClient(
+            address, api_token=settings.api_token, env_name=env_name, tls=settings.tls
+        )
+    except ClientError as exc:
+        print(f"hodei: {exc}", file=sys.stderr)
+        return exitcodes.HODEI_FAILURE
+    async with client:
         try:
             return await command(client, args)
         except ClientError as exc:

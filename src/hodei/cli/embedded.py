@@ -33,6 +33,8 @@ def embedded_settings(env: Mapping[str, str], directory: Path) -> ServerSettings
         database_url=f"sqlite:///{directory / 'hodei.db'}",
         api_token=None,
         insecure=False,
+        tls=None,  # loopback only, and the client in this process speaks plaintext
+        worker_tls=None,
         server_address=None,
         local_enabled=True,
     )

@@ -29,6 +29,7 @@ from hodei.cli.follow import (
 )
 from hodei.cli.spinner import Spinner
 from hodei.config import SettingsError, load_client_settings
+from hodei.config.settings import ClientTls
 from hodei.domain import exitcodes
 from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef, SpecError
 from hodei.domain.quantities import QuantityError, validate_quantity
@@ -189,8 +190,14 @@ async def _submit_and_follow(
     env_name: str,
     token: str | None,
     stop: StopSignals,
+    tls: ClientTls | None = None,
 ) -> int:
-    async with HodeiClient(address, api_token=token, env_name=env_name) as client:
+    try:
+        client = HodeiClient(address, api_token=token, env_name=env_name, tls=tls)
+    except ClientError as exc:  # an unreadable HODEI_TLS_* file
+        say(f"hodei run: {exc}")
+        return exitcodes.HODEI_FAILURE
+    async with client:
         try:
             job = await client.submit(spec)
         except ClientError as exc:
@@ -230,6 +237,7 @@ async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 env_name="HODEI_SERVER",
                 token=settings.api_token,
                 stop=stop,
+                tls=settings.tls,
             )
         if args.detach:
             say(

@@ -10,7 +10,7 @@ in-cluster ConfigMap, which reaches the process as environment variables (``envF
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from hodei.config import parsers
@@ -64,6 +64,8 @@ class KubernetesSettings:
     qps: float = 20.0
     burst: int = 40
     pod_templates_dir: str | None = None  # directory of NAME.yaml operator pod profiles
+    tls_ca_configmap: str | None = None  # ConfigMap (key ca.crt) worker pods verify TLS with
+    worker_tls: bool = False  # the control plane serves TLS: pods dial it with TLS
 
 
 def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
@@ -98,18 +100,95 @@ def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
         qps=_read(env, "HODEI_K8S_QPS", parsers.positive_float, d.qps),
         burst=_read(env, "HODEI_K8S_BURST", parsers.positive_int, d.burst),
         pod_templates_dir=_optional(env, "HODEI_K8S_POD_TEMPLATES_DIR", parsers.non_empty),
+        tls_ca_configmap=_optional(env, "HODEI_K8S_TLS_CA_CONFIGMAP", parsers.dns_subdomain),
     )
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate (PEM files, re-read when they change) and, for mTLS, the
+    CA that client certificates must chain to."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """How a client (the CLI or an agent) speaks TLS: the CA that signs the server's
+    certificate (None: the system's roots) and, for mTLS, its own certificate."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+def _certificate_pair(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """``HODEI_TLS_CERT_FILE`` and ``HODEI_TLS_KEY_FILE``: both, or neither (None)."""
+    cert = _optional(env, "HODEI_TLS_CERT_FILE", parsers.non_empty)
+    key = _optional(env, "HODEI_TLS_KEY_FILE", parsers.non_empty)
+    if cert is not None and key is not None:
+        return cert, key
+    if cert is None and key is None:
+        return None
+    raise SettingsError(
+        "HODEI_TLS_KEY_FILE" if key is None else "HODEI_TLS_CERT_FILE",
+        "",
+        "accepted: a PEM file; set HODEI_TLS_CERT_FILE and HODEI_TLS_KEY_FILE together",
+    )
+
+
+def load_server_tls(env: Mapping[str, str]) -> ServerTls | None:
+    """``HODEI_TLS_CERT_FILE`` + ``HODEI_TLS_KEY_FILE`` (both or neither) and
+    ``HODEI_TLS_CLIENT_CA_FILE`` (only with a certificate); None when TLS is off."""
+    pair = _certificate_pair(env)
+    client_ca = _optional(env, "HODEI_TLS_CLIENT_CA_FILE", parsers.non_empty)
+    if pair is None:
+        if client_ca is not None:
+            raise SettingsError(
+                "HODEI_TLS_CLIENT_CA_FILE",
+                client_ca,
+                "accepted only with TLS on: set HODEI_TLS_CERT_FILE and HODEI_TLS_KEY_FILE too",
+            )
+        return None
+    return ServerTls(*pair, client_ca)
+
+
+def _worker_tls(env: Mapping[str, str]) -> ClientTls | None:
+    """What the server hands its workers: TLS with HODEI_TLS_CA_FILE (or system roots)
+    whenever the server itself serves TLS."""
+    if load_server_tls(env) is None:
+        return None
+    return ClientTls(ca_file=_optional(env, "HODEI_TLS_CA_FILE", parsers.non_empty))
+
+
+def load_client_tls(env: Mapping[str, str]) -> ClientTls | None:
+    """The client side of TLS, for the CLI and the agents; None: plaintext.
+
+    ``HODEI_TLS`` turns TLS on or off; unset, it is on when ``HODEI_TLS_CA_FILE`` or a
+    client certificate (``HODEI_TLS_CERT_FILE`` + ``HODEI_TLS_KEY_FILE``, for mTLS) is set.
+    """
+    ca = _optional(env, "HODEI_TLS_CA_FILE", parsers.non_empty)
+    pair = _certificate_pair(env)
+    wanted = ca is not None or pair is not None
+    if not _read(env, "HODEI_TLS", parsers.boolean, wanted):
+        return None
+    cert, key = pair or (None, None)
+    return ClientTls(ca, cert, key)
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     """The control plane's variables (``hodei server`` and the embedded one)."""
 
-    grpc_address: str = "0.0.0.0:50051"
-    http_address: str = "0.0.0.0:9090"
+    grpc_address: str = "127.0.0.1:50051"
+    http_address: str = "127.0.0.1:9090"
     database_url: str | None = None  # None: SQLite under the user's data directory
     api_token: str | None = None
-    insecure: bool = False  # listen beyond loopback without a token, on purpose
+    insecure: bool = False  # listen beyond loopback without TLS or a token, on purpose
+    tls: ServerTls | None = None  # None: plaintext (loopback only, or HODEI_INSECURE)
+    worker_tls: ClientTls | None = None  # how workers verify this server (HODEI_TLS_CA_FILE)
     server_address: str | None = None  # what workers dial; None: derived at startup
     instance: str | None = None  # hodei.io/instance; None: persisted id from the store
     local_enabled: bool = True
@@ -120,19 +199,22 @@ class ServerSettings:
 def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
     """Parse every control-plane variable; raises :class:`SettingsError` on the first bad one."""
     d = ServerSettings()
+    tls = load_server_tls(env)
     return ServerSettings(
         grpc_address=_read(env, "HODEI_GRPC_ADDRESS", parsers.host_port, d.grpc_address),
         http_address=_read(env, "HODEI_HTTP_ADDRESS", parsers.host_port, d.http_address),
         database_url=_optional(env, "HODEI_DATABASE_URL", parsers.database_url),
         api_token=_optional(env, "HODEI_API_TOKEN", parsers.non_empty),
         insecure=_read(env, "HODEI_INSECURE", parsers.boolean, d.insecure),
+        tls=tls,
+        worker_tls=_worker_tls(env),
         server_address=_optional(env, "HODEI_SERVER_ADDRESS", parsers.host_port),
         instance=_optional(env, "HODEI_INSTANCE", parsers.dns_label),
         local_enabled=_read(env, "HODEI_LOCAL_ENABLED", parsers.boolean, d.local_enabled),
         local_max_workers=_read(
             env, "HODEI_LOCAL_MAX_WORKERS", parsers.positive_int, d.local_max_workers
         ),
-        kubernetes=load_kubernetes_settings(env),
+        kubernetes=replace(load_kubernetes_settings(env), worker_tls=tls is not None),
     )
 
 
@@ -142,23 +224,26 @@ class ClientSettings:
 
     server: str | None = None  # None: `hodei run` starts an embedded control plane
     api_token: str | None = None
+    tls: ClientTls | None = None  # None: plaintext
 
 
 def load_client_settings(env: Mapping[str, str]) -> ClientSettings:
-    """Parse ``HODEI_SERVER`` and ``HODEI_API_TOKEN``."""
+    """Parse ``HODEI_SERVER``, ``HODEI_API_TOKEN`` and the client side of TLS."""
     return ClientSettings(
         server=_optional(env, "HODEI_SERVER", parsers.host_port),
         api_token=_optional(env, "HODEI_API_TOKEN", parsers.non_empty),
+        tls=load_client_tls(env),
     )
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """The worker agent's three variables, all required."""
+    """The worker agent's three required variables and, when the provider sets them, TLS."""
 
     server_address: str
     worker_id: str
     token: str
+    tls: ClientTls | None = None  # HODEI_TLS / HODEI_TLS_CA_FILE, set by the provider
 
 
 def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
@@ -173,4 +258,5 @@ def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
         server_address=_read(env, "HODEI_SERVER_ADDRESS", parsers.host_port, ""),
         worker_id=values["HODEI_WORKER_ID"],
         token=values["HODEI_WORKER_TOKEN"],
+        tls=load_client_tls(env),
     )

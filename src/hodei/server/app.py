@@ -39,6 +39,7 @@ from hodei.server.metrics import Metrics
 from hodei.server.provider_factory import build_providers
 from hodei.server.scheduler import Scheduler
 from hodei.server.supervisor import Supervisor
+from hodei.server.tls import CertificateFiles, grpc_credentials, http_ssl_context
 from hodei.server.tuning import Tuning
 from hodei.server.wakeup import Wakeup
 from hodei.server.web import ConsoleApi, Gate
@@ -110,6 +111,7 @@ class ControlPlane:
         self._http: web.AppRunner | None = None
         self._grpc_port = 0
         self._http_port = 0
+        self._certificates: CertificateFiles | None = None
         self._parts: _Parts | None = None
 
     @property
@@ -129,9 +131,24 @@ class ControlPlane:
         """Open, recover, and serve. Raises ListenError, StoreError, ProviderError; on
         failure whatever was already opened is closed again."""
         settings = self.settings
+        tls = settings.tls is not None
+        client_certificates = settings.tls is not None and settings.tls.client_ca_file is not None
         check_listen_address(
-            settings.grpc_address, api_token=settings.api_token, insecure=settings.insecure
+            settings.grpc_address,
+            variable="HODEI_GRPC_ADDRESS",
+            tls=tls,
+            authenticated=bool(settings.api_token) or client_certificates,
+            insecure=settings.insecure,
         )
+        check_listen_address(
+            settings.http_address,
+            variable="HODEI_HTTP_ADDRESS",
+            tls=tls,
+            authenticated=True,  # /metrics and the probes are meant to be read
+            insecure=settings.insecure,
+        )
+        # Unreadable or mismatched files stop startup here, with the variable named.
+        self._certificates = CertificateFiles(settings.tls) if settings.tls else None
         try:
             await self._start()
         except BaseException:
@@ -147,7 +164,9 @@ class ControlPlane:
         interceptors = [ApiTokenInterceptor(settings.api_token)] if settings.api_token else []
         try:
             self._grpc, self._grpc_port = grpc_services.create_server(
-                settings.grpc_address, interceptors=interceptors
+                settings.grpc_address,
+                interceptors=interceptors,
+                credentials=grpc_credentials(self._certificates) if self._certificates else None,
             )
         except RuntimeError as exc:  # grpc's "Failed to bind to address"
             raise ListenError(
@@ -258,6 +277,7 @@ class ControlPlane:
                     ),
                 ),
                 self.settings.http_address,
+                http_ssl_context(self._certificates) if self._certificates else None,
             )
         except OSError as exc:
             raise ListenError(

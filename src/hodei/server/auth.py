@@ -27,7 +27,7 @@ JOB_SERVICE_PREFIX = "/hodei.v1.JobService/"
 
 
 class ListenError(RuntimeError):
-    """The control plane would expose its API without authentication."""
+    """The control plane would expose its API without TLS or authentication, or cannot bind."""
 
 
 def new_secret() -> str:
@@ -82,16 +82,28 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_listen_address(address: str, *, api_token: str | None, insecure: bool) -> None:
-    """Refuse a non-loopback gRPC address without a token unless ``insecure`` is set."""
+def check_listen_address(
+    address: str, *, variable: str, tls: bool, authenticated: bool, insecure: bool
+) -> None:
+    """Refuse to listen on ``address`` (the value of ``variable``) beyond loopback without
+    TLS, or, where ``authenticated`` matters (the gRPC API), without authentication,
+    unless ``insecure`` (HODEI_INSECURE=1) says so on purpose. Raises :class:`ListenError`."""
     host = address.rpartition(":")[0]
-    if api_token or insecure or is_loopback_host(host):
+    if insecure or is_loopback_host(host):
         return
-    raise ListenError(
-        f"refusing to listen on HODEI_GRPC_ADDRESS={address} without authentication: "
-        "set HODEI_API_TOKEN (clients then send it), listen on a loopback address such as "
-        "HODEI_GRPC_ADDRESS=127.0.0.1:50051, or set HODEI_INSECURE=1 to accept anyone on purpose"
-    )
+    if not tls:
+        raise ListenError(
+            f"refusing to listen on {variable}={address} without TLS: set HODEI_TLS_CERT_FILE "
+            f"and HODEI_TLS_KEY_FILE, listen on a loopback address such as "
+            f"{variable}=127.0.0.1:{address.rpartition(':')[2]}, or set HODEI_INSECURE=1 to "
+            "send tokens and job data in clear on purpose"
+        )
+    if not authenticated:
+        raise ListenError(
+            f"refusing to listen on {variable}={address} without authentication: set "
+            "HODEI_API_TOKEN (clients then send it) or HODEI_TLS_CLIENT_CA_FILE (clients then "
+            "present a certificate), or set HODEI_INSECURE=1 to accept anyone on purpose"
+        )
 
 
 def bearer_ok(metadata: Any, token: str) -> bool:

@@ -42,9 +42,13 @@ _DEFAULT_LIST_LIMIT = 100
 
 
 def create_server(
-    address: str, *, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    address: str,
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """A gRPC server bound to ``address`` (port 0 picks one), not started yet."""
+    """A gRPC server bound to ``address`` (port 0 picks one), not started yet; TLS when
+    ``credentials`` are given (see :mod:`hodei.server.tls`)."""
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
@@ -52,7 +56,10 @@ def create_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    port = server.add_insecure_port(address)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     return server, port
 
 

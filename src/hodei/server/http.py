@@ -8,6 +8,7 @@ person with curl see the same reason.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -68,12 +69,15 @@ def build_app(
     return app
 
 
-async def start_http(app: web.Application, address: str) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` on ``address`` (HOST:PORT, port 0 picks one); returns the bound port."""
+async def start_http(
+    app: web.Application, address: str, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``address`` (HOST:PORT, port 0 picks one), over TLS when
+    ``ssl_context`` is given; returns the runner and the bound port."""
     host, _, port = address.rpartition(":")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]"), int(port))
+    site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else int(port)
     return runner, int(bound)

@@ -31,7 +31,13 @@ async def build_providers(
     workers). What workers dial reaches providers in each request, not here."""
     providers: list[Provider] = []
     if settings.local_enabled:
-        providers.append(LocalProvider(max_workers=settings.local_max_workers, state_dir=state_dir))
+        providers.append(
+            LocalProvider(
+                max_workers=settings.local_max_workers,
+                state_dir=state_dir,
+                agent_tls=settings.worker_tls,
+            )
+        )
     if settings.kubernetes.enabled:
         from hodei.providers.kubernetes import create_provider
 

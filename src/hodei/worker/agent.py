@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -101,7 +102,9 @@ class Agent:
         base_env: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
-        self._connector: Connector = connector or Connection.open
+        self._connector: Connector = connector or functools.partial(
+            Connection.open, tls=settings.tls
+        )
         self._options = options or AgentOptions()
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._buffer = LogBuffer(

@@ -23,7 +23,9 @@ from hodei.api.messages import (
     decode_server_message,
     encode_worker_message,
 )
+from hodei.api.tls import TlsFileError, open_channel
 from hodei.api.v1 import worker_pb2_grpc
+from hodei.config.settings import ClientTls
 
 _REJECTING = {
     grpc.StatusCode.UNAUTHENTICATED,
@@ -65,9 +67,16 @@ class Connection:
         self._closed = False
 
     @classmethod
-    async def open(cls, address: str) -> Connection:
-        """Open a stream to ``address`` (``host:port``)."""
-        channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    async def open(cls, address: str, *, tls: ClientTls | None = None) -> Connection:
+        """Open a stream to ``address`` (``host:port``), over TLS unless ``tls`` is None.
+
+        Raises :class:`Rejected` when a certificate file named by a variable is unreadable
+        (reconnecting cannot help).
+        """
+        try:
+            channel = open_channel(address, tls, _CHANNEL_OPTIONS)
+        except TlsFileError as exc:
+            raise Rejected(str(exc)) from None
         stub = worker_pb2_grpc.WorkerServiceStub(channel)  # type: ignore[no-untyped-call]
         return cls(channel, stub.Connect())
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from hodei.config.settings import KubernetesSettings
@@ -270,3 +272,31 @@ def test_pod_validates_against_kubernetes_schema(image: str | None) -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     pod = pod_for(image=image, timeout_seconds=10, labels={"team": "a"})
     kubernetes_validate.validate(pod, "1.33", strict=True)
+
+
+def test_tls_pods_dial_with_tls_and_mount_the_ca_configmap_read_only() -> None:
+    settings = dataclasses.replace(SETTINGS, worker_tls=True, tls_ca_configmap="hodei-ca")
+    pod = pod_for(settings)
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HODEI_TLS"] == "1"
+    assert env["HODEI_TLS_CA_FILE"] == "/etc/hodei/ca/ca.crt"
+    assert {"name": "hodei-ca", "mountPath": "/etc/hodei/ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "hodei-ca",
+        "configMap": {
+            "name": "hodei-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444,
+        },
+    } in pod["spec"]["volumes"]
+    kubernetes_validate.validate(pod, "1.33", strict=True)
+    # The system's roots without a ConfigMap; no TLS variable at all without TLS.
+    roots = pod_for(dataclasses.replace(SETTINGS, worker_tls=True))["spec"]["containers"][0]
+    assert {e["name"] for e in roots["env"] if e["name"].startswith("HODEI_TLS")} == {"HODEI_TLS"}
+    assert len(roots["volumeMounts"]) == 1
+    plain = pod_for(dataclasses.replace(SETTINGS, tls_ca_configmap="hodei-ca"))
+    assert not [e for e in plain["spec"]["containers"][0]["env"] if "TLS" in e["name"]]
+    assert plain["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {}}]

@@ -53,6 +53,11 @@ WORKER_UID = 10001
 # timeout and reports it; the deadline only catches an agent that could not.
 DEADLINE_SLACK_SECONDS = 60
 
+# The CA that signs the control plane's certificate, from a ConfigMap mounted read-only.
+CA_VOLUME = "hodei-ca"
+CA_MOUNT_PATH = "/etc/hodei/ca"
+CA_KEY = "ca.crt"
+
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -119,6 +124,8 @@ class WorkerPodSpec:
     # The image the job names, when it is not the Hodei image: the job then runs in a
     # container of its own through the launcher; ``image`` stays the Hodei image.
     job_image: str | None = None
+    tls: bool = False  # dial the control plane with TLS
+    tls_ca_configmap: str | None = None  # verify it with this ConfigMap's ca.crt
 
     @classmethod
     def from_request(
@@ -154,6 +161,8 @@ class WorkerPodSpec:
             active_deadline_seconds=deadline,
             job_labels=dict(request.labels),
             job_image=job_image,
+            tls=settings.worker_tls,
+            tls_ca_configmap=settings.tls_ca_configmap if settings.worker_tls else None,
         )
 
 
@@ -194,7 +203,12 @@ def _agent_container(spec: WorkerPodSpec) -> dict[str, Any]:
         {"name": "HODEI_WORKER_TOKEN", "value": spec.token},
         {"name": "HOME", "value": "/tmp"},
     ]
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if spec.tls:
+        env.append({"name": "HODEI_TLS", "value": "1"})
+    if spec.tls and spec.tls_ca_configmap:
+        env.append({"name": "HODEI_TLS_CA_FILE", "value": f"{CA_MOUNT_PATH}/{CA_KEY}"})
+        mounts.append({"name": CA_VOLUME, "mountPath": CA_MOUNT_PATH, "readOnly": True})
     if spec.job_image is not None:
         env.append({"name": "HODEI_LAUNCHER_DIR", "value": LAUNCHER_DIR})
         mounts.append({"name": LAUNCHER_VOLUME, "mountPath": LAUNCHER_DIR})
@@ -261,6 +275,19 @@ def _job_container(spec: WorkerPodSpec, image: str) -> dict[str, Any]:
     }
 
 
+def _ca_volume(configmap: str) -> dict[str, Any]:
+    """The control plane's CA for the agent: the kubelet reads the ConfigMap for the pod,
+    so the control plane needs no right beyond creating pods."""
+    return {
+        "name": CA_VOLUME,
+        "configMap": {
+            "name": configmap,
+            "items": [{"key": CA_KEY, "path": CA_KEY}],
+            "defaultMode": 0o444,
+        },
+    }
+
+
 def build_pod(spec: WorkerPodSpec) -> dict[str, Any]:
     """The Pod manifest for one worker, ready for ``create``."""
     pod_spec: dict[str, Any] = {
@@ -283,6 +310,8 @@ def build_pod(spec: WorkerPodSpec) -> dict[str, Any]:
         pod_spec["initContainers"] = [_launcher_init_container(spec)]
         pod_spec["containers"].append(_job_container(spec, spec.job_image))
         pod_spec["volumes"].append({"name": LAUNCHER_VOLUME, "emptyDir": {}})
+    if spec.tls and spec.tls_ca_configmap:
+        pod_spec["volumes"].append(_ca_volume(spec.tls_ca_configmap))
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
     if spec.active_deadline_seconds is not None:

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from hodei.config.settings import ClientTls
 from hodei.domain import exitcodes
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
@@ -41,6 +42,18 @@ DELETE_GRACE = 3.0  # seconds a worker gets to stop its job and leave after SIGT
 SELF_EXIT_WAIT = 0.5  # seconds a worker gets to leave on its own before SIGTERM
 _TAIL_BYTES = 2000
 _CONTROL_PLANE_SECRETS = frozenset({"HODEI_API_TOKEN"})
+# The server's certificate variables mean "my client certificate" to an agent: never inherited.
+_TLS_PREFIX = "HODEI_TLS"
+
+
+def _agent_tls_env(tls: ClientTls | None) -> dict[str, str]:
+    """The agent's TLS variables: on, verifying with the server's HODEI_TLS_CA_FILE."""
+    if tls is None:
+        return {}
+    env = {"HODEI_TLS": "1"}
+    if tls.ca_file:
+        env["HODEI_TLS_CA_FILE"] = tls.ca_file
+    return env
 
 
 def default_command() -> list[str]:
@@ -81,15 +94,21 @@ class LocalProvider:
         state_dir: Path | None = None,
         command: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
+        agent_tls: ClientTls | None = None,
     ) -> None:
         self._max_workers = max_workers
+        self._agent_tls = _agent_tls_env(agent_tls)
         self._own_state_dir = state_dir is None
         self._state_dir = state_dir or Path(tempfile.mkdtemp(prefix="hodei-local-"))
         self._files = PidFiles(self._state_dir)
         self._command = list(command) if command is not None else default_command()
         # Workers (and the jobs they run) get this process's environment, less its secrets.
         base = os.environ if env is None else env
-        self._env = {k: v for k, v in base.items() if k not in _CONTROL_PLANE_SECRETS}
+        self._env = {
+            k: v
+            for k, v in base.items()
+            if k not in _CONTROL_PLANE_SECRETS and not k.startswith(_TLS_PREFIX)
+        }
         self._listener: StatusListener | None = None
         self._statuses: dict[WorkerId, WorkerStatus] = {}
         self._processes: dict[WorkerId, WorkerProcess] = {}
@@ -154,6 +173,7 @@ class LocalProvider:
             "HODEI_SERVER_ADDRESS": request.server_address,
             "HODEI_WORKER_ID": request.worker_id,
             "HODEI_WORKER_TOKEN": request.token,
+            **self._agent_tls,
         }
         # Marked before the first await, so a concurrent call for this id spawns nothing.
         self._statuses[request.worker_id] = WorkerStatus(
