@@ -26,10 +26,10 @@ from tests.fixtures.relay import Relay
 async def _job_over(client: HodeiClient, spec: JobSpec) -> tuple[JobState, bytes]:
     job = await client.submit(spec)
     async for update in client.watch(job.id):
-        if update.job.state.terminal:
+        if update.state.terminal:
             break
     out = b"".join([c.data async for c in client.logs(job.id)])
-    return update.job.state, out
+    return update.state, out
 
 
 @pytest.mark.slow
