@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_end_to_end import HODEI, clean_env, free_port, hodei, wait_for
 from tests.fixtures.certs import TlsFiles
+from tests.fixtures.cli import HODEI, clean_env, free_port, hodei, wait_for
 
 pytestmark = pytest.mark.slow
 

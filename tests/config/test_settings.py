@@ -83,7 +83,7 @@ def test_values_are_parsed() -> None:
     ) == (True, "jobs", ("a", "b"), 7, 2.5, "250m")
 
 
-def test_empty_value_means_default():
+def test_empty_value_means_default() -> None:
     assert load_server_settings({"HODEI_GRPC_ADDRESS": ""}).grpc_address == "127.0.0.1:50051"
 
 
@@ -159,7 +159,7 @@ def test_worker_settings_require_all_three() -> None:
         load_worker_settings({**env, "HODEI_SERVER_ADDRESS": "x"})
 
 
-def test_server_tls_needs_both_files_and_reads_the_client_ca():
+def test_server_tls_needs_both_files_and_reads_the_client_ca() -> None:
     env = {"HODEI_TLS_CERT_FILE": "/c.pem", "HODEI_TLS_KEY_FILE": "/k.pem"}
     settings = load_server_settings({**env, "HODEI_TLS_CLIENT_CA_FILE": "/ca.pem"})
     assert settings.tls == ServerTls("/c.pem", "/k.pem", "/ca.pem")
@@ -176,7 +176,7 @@ def test_server_tls_needs_both_files_and_reads_the_client_ca():
         load_server_settings({"HODEI_TLS_CLIENT_CA_FILE": "/ca.pem"})
 
 
-def test_client_tls_is_on_with_a_ca_a_certificate_or_hodei_tls():
+def test_client_tls_is_on_with_a_ca_a_certificate_or_hodei_tls() -> None:
     assert load_client_settings({}).tls is None
     assert load_client_settings({"HODEI_TLS": "1"}).tls == ClientTls()
     assert load_client_settings({"HODEI_TLS_CA_FILE": "/ca"}).tls == ClientTls(ca_file="/ca")
@@ -199,7 +199,7 @@ def test_client_tls_is_on_with_a_ca_a_certificate_or_hodei_tls():
     assert agent.tls == ClientTls(ca_file="/ca")
 
 
-def test_worker_pods_ca_configmap():
+def test_worker_pods_ca_configmap() -> None:
     assert load_kubernetes_settings({}).tls_ca_configmap is None
     assert (
         load_kubernetes_settings({"HODEI_K8S_TLS_CA_CONFIGMAP": "hodei-ca"}).tls_ca_configmap

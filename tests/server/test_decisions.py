@@ -99,13 +99,13 @@ def _listen(address: str, *, tls: bool, authenticated: bool, insecure: bool = Fa
     )
 
 
-def test_loopback_needs_neither_tls_nor_authentication():
+def test_loopback_needs_neither_tls_nor_authentication() -> None:
     _listen("127.0.0.1:50051", tls=False, authenticated=False)
     _listen("[::1]:50051", tls=False, authenticated=False)
     _listen("localhost:50051", tls=False, authenticated=False)
 
 
-def test_beyond_loopback_needs_tls_and_authentication_unless_insecure():
+def test_beyond_loopback_needs_tls_and_authentication_unless_insecure() -> None:
     _listen("0.0.0.0:50051", tls=True, authenticated=True)
     _listen("0.0.0.0:50051", tls=False, authenticated=False, insecure=True)
     with pytest.raises(

@@ -19,6 +19,7 @@ from hodei.server.app import ControlPlane
 from hodei.server.auth import ListenError
 from hodei.server.http import readiness
 from hodei.store import MemoryStore, store_from_url
+from tests.fixtures.certs import TlsFiles
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.scripted_worker import scripted_agent
 from tests.fixtures.stubs import job_stub
@@ -188,7 +189,9 @@ async def test_api_token_is_required_when_set(control_plane_factory: MakeControl
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_refuses_open_address_without_tls_or_token(control_plane_factory, tls_files):
+async def test_refuses_open_address_without_tls_or_token(
+    control_plane_factory: MakeControlPlane, tls_files: TlsFiles
+) -> None:
     with pytest.raises(ListenError) as info:
         await control_plane_factory(
             providers=[FakeProvider()], env={"HODEI_GRPC_ADDRESS": "0.0.0.0:0"}

@@ -17,9 +17,11 @@ from hodei.cli.client import ClientError, HodeiClient
 from hodei.config.settings import ClientTls
 from hodei.domain.jobs import JobSpec
 from hodei.domain.states import JobState
+from hodei.providers.fake import FakeProvider
 from hodei.server.auth import ListenError
 from hodei.server.tls import TlsError
 from tests.fixtures.certs import LOOPBACK_NAMES, TlsFiles, make_ca
+from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.relay import Relay
 
 
@@ -34,8 +36,8 @@ async def _job_over(client: HodeiClient, spec: JobSpec) -> tuple[JobState, bytes
 
 @pytest.mark.slow
 async def test_a_job_runs_over_tls_and_nothing_secret_crosses_the_wire(
-    control_plane_factory, tls_files: TlsFiles
-):
+    control_plane_factory: MakeControlPlane, tls_files: TlsFiles
+) -> None:
     """The local agent dials the control plane through a recording relay, and so does the
     client: the API token, the worker's token, the job's env value and its output are
     all on that path, and none of them is readable."""
@@ -64,7 +66,9 @@ async def test_a_job_runs_over_tls_and_nothing_secret_crosses_the_wire(
 
 
 @pytest.mark.slow
-async def test_without_tls_the_relay_reads_everything(control_plane_factory):
+async def test_without_tls_the_relay_reads_everything(
+    control_plane_factory: MakeControlPlane,
+) -> None:
     """The relay test's control: in plaintext, the same relay sees the values."""
     secret = "s3cr3t-value-" + os.urandom(8).hex()
     async with Relay() as relay:
@@ -79,8 +83,8 @@ async def test_without_tls_the_relay_reads_everything(control_plane_factory):
 
 
 async def test_plaintext_client_against_tls_server_is_told_so(
-    control_plane_factory, fake_provider, tls_files: TlsFiles
-):
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider, tls_files: TlsFiles
+) -> None:
     plane = await control_plane_factory(providers=[fake_provider], env=tls_files.server_env())
     async with HodeiClient(plane.address, env_name="HODEI_SERVER") as client:
         with pytest.raises(ClientError) as caught:
@@ -90,7 +94,9 @@ async def test_plaintext_client_against_tls_server_is_told_so(
     assert "HODEI_TLS_CA_FILE" in str(caught.value)
 
 
-async def test_wrong_ca_is_told_so(control_plane_factory, fake_provider, tls_files: TlsFiles):
+async def test_wrong_ca_is_told_so(
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider, tls_files: TlsFiles
+) -> None:
     plane = await control_plane_factory(providers=[fake_provider], env=tls_files.server_env())
     wrong = ClientTls(ca_file=str(tls_files.other_ca.cert_file))
     async with HodeiClient(plane.address, tls=wrong) as client:
@@ -102,8 +108,8 @@ async def test_wrong_ca_is_told_so(control_plane_factory, fake_provider, tls_fil
 
 
 async def test_tls_client_against_plaintext_server_is_told_so(
-    control_plane_factory, fake_provider, tls_files: TlsFiles
-):
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider, tls_files: TlsFiles
+) -> None:
     plane = await control_plane_factory(providers=[fake_provider])
     tls = ClientTls(ca_file=str(tls_files.ca.cert_file))
     async with HodeiClient(plane.address, tls=tls) as client:
@@ -113,8 +119,8 @@ async def test_tls_client_against_plaintext_server_is_told_so(
 
 
 async def test_mtls_requires_a_client_certificate(
-    control_plane_factory, fake_provider, tls_files: TlsFiles
-):
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider, tls_files: TlsFiles
+) -> None:
     env = {**tls_files.server_env(), "HODEI_TLS_CLIENT_CA_FILE": str(tls_files.ca.cert_file)}
     plane = await control_plane_factory(providers=[fake_provider], env=env)
     ca = str(tls_files.ca.cert_file)
@@ -137,15 +143,22 @@ async def test_mtls_requires_a_client_certificate(
         assert await client.list_jobs() == []
 
 
-async def test_unreadable_client_files_name_the_variable(tls_files: TlsFiles, tmp_path: Path):
+async def test_unreadable_client_files_name_the_variable(
+    tls_files: TlsFiles, tmp_path: Path
+) -> None:
     with pytest.raises(ClientError, match=r"cannot read HODEI_TLS_CA_FILE=.*missing\.crt"):
         HodeiClient("127.0.0.1:1", tls=ClientTls(ca_file=str(tmp_path / "missing.crt")))
 
 
 async def test_server_refuses_mismatched_or_missing_files(
-    control_plane_factory, fake_provider, tls_files: TlsFiles, tmp_path: Path
-):
-    _, other_key = tls_files.ca.issue(tmp_path / "other", **LOOPBACK_NAMES)
+    control_plane_factory: MakeControlPlane,
+    fake_provider: FakeProvider,
+    tls_files: TlsFiles,
+    tmp_path: Path,
+) -> None:
+    _, other_key = tls_files.ca.issue(
+        tmp_path / "other", dns=LOOPBACK_NAMES["dns"], ips=LOOPBACK_NAMES["ips"]
+    )
     env = {**tls_files.server_env(), "HODEI_TLS_KEY_FILE": str(other_key)}
     with pytest.raises(TlsError, match=r"HODEI_TLS_CERT_FILE=.*HODEI_TLS_KEY_FILE=.*private key"):
         await control_plane_factory(providers=[fake_provider], env=env)
@@ -154,7 +167,9 @@ async def test_server_refuses_mismatched_or_missing_files(
         await control_plane_factory(providers=[fake_provider], env=env)
 
 
-async def test_beyond_loopback_without_tls_refuses_to_start(control_plane_factory, fake_provider):
+async def test_beyond_loopback_without_tls_refuses_to_start(
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider
+) -> None:
     env = {"HODEI_GRPC_ADDRESS": "0.0.0.0:0", "HODEI_API_TOKEN": "t"}
     with pytest.raises(ListenError, match=r"HODEI_GRPC_ADDRESS=0.0.0.0:0 without TLS"):
         await control_plane_factory(providers=[fake_provider], env=env)
@@ -164,8 +179,8 @@ async def test_beyond_loopback_without_tls_refuses_to_start(control_plane_factor
 
 
 async def test_beyond_loopback_with_tls_or_insecure_starts(
-    control_plane_factory, fake_provider, tls_files: TlsFiles
-):
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider, tls_files: TlsFiles
+) -> None:
     env = {
         **tls_files.server_env(),
         "HODEI_GRPC_ADDRESS": "0.0.0.0:0",
@@ -190,12 +205,15 @@ async def _https_issuer(port: int, ca_file: Path) -> str:
     body = await reader.read()
     writer.close()
     assert body.startswith(b"HTTP/1.0 200") and body.endswith(b"ok\n")
-    return dict(x[0] for x in cert["issuer"])["commonName"]
+    return str(dict(x[0] for x in cert["issuer"])["commonName"])
 
 
 async def test_certificates_are_reloaded_when_the_files_change(
-    control_plane_factory, fake_provider, tls_files: TlsFiles, tmp_path: Path
-):
+    control_plane_factory: MakeControlPlane,
+    fake_provider: FakeProvider,
+    tls_files: TlsFiles,
+    tmp_path: Path,
+) -> None:
     """A new certificate (from a new CA) replaces the files: new gRPC and HTTP connections
     get it, without a restart; an open client keeps working."""
     plane = await control_plane_factory(providers=[fake_provider], env=tls_files.server_env())
