@@ -25,7 +25,7 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 T0 = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 FULL_SPEC = JobSpec(
@@ -96,7 +96,9 @@ def test_all_states_and_streams_map():
 def test_chunk_and_worker_round_trip():
     chunk = LogChunk(JobId("j-1"), 7, LogStream.STDERR, b"\xff\x00")
     assert convert.chunk_from_pb(convert.chunk_to_pb(chunk)) == chunk
-    record = WorkerRecord(WorkerId("w-1"), JobId("j-1"), "local", 0, T0, "RUNNING", "pid 9")
+    record = WorkerRecord(
+        WorkerId("w-1"), JobId("j-1"), "local", 0, T0, WorkerPhase.RUNNING, "pid 9"
+    )
     assert convert.worker_from_pb(convert.worker_to_pb(record)) == record
 
 

@@ -8,7 +8,7 @@ from hodei.api import shapes
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 JOB = Job(
@@ -48,7 +48,7 @@ def test_worker_json() -> None:
         provider="local",
         attempt=1,
         created_at=NOW - timedelta(seconds=42),
-        state="RUNNING",
+        state=WorkerPhase.RUNNING,
         name="pid 7",
     )
     data = shapes.worker_dict(worker)

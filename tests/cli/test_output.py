@@ -10,7 +10,7 @@ from hodei.cli import output
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 JOB = Job(
@@ -54,7 +54,7 @@ def test_job_details_and_workers_table() -> None:
         provider="local",
         attempt=1,
         created_at=NOW - timedelta(seconds=42),
-        state="RUNNING",
+        state=WorkerPhase.RUNNING,
         name="pid 7",
     )
     table = output.workers_table([worker], NOW)

@@ -15,7 +15,7 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 __all__ = [
     "chunk_from_pb",
@@ -176,7 +176,7 @@ def worker_to_pb(record: WorkerRecord) -> jobs_pb2.Worker:
         id=record.id,
         job_id=record.job_id,
         provider=record.provider,
-        state=record.state,
+        state=record.state.value,
         name=record.name or "",
         created_at=format_time(record.created_at),
         reason=record.reason or "",
@@ -192,7 +192,7 @@ def worker_from_pb(message: jobs_pb2.Worker) -> WorkerRecord:
         provider=message.provider,
         attempt=0,
         created_at=created_at if created_at is not None else datetime.now(UTC),
-        state=message.state,
+        state=WorkerPhase(message.state),
         name=_none_if_empty(message.name),
         reason=_none_if_empty(message.reason),
         message=_none_if_empty(message.message),

@@ -9,13 +9,13 @@ can be listed after a control-plane restart for reconciliation.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Resources
+from hodei.domain.workers import WorkerPhase as WorkerPhase  # re-exported: part of this interface
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,6 @@ class WorkerRequest:
     resources: Resources = field(default_factory=Resources)
     timeout_seconds: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-
-
-class WorkerPhase(enum.Enum):
-    PENDING = "PENDING"  # asked for, not running yet (pod Pending, process spawning)
-    RUNNING = "RUNNING"  # the worker's container/process is running
-    EXITED = "EXITED"  # it stopped on its own; exit_code says how
-    FAILED = "FAILED"  # it cannot run or was killed by the platform; reason says why
-    GONE = "GONE"  # it no longer exists (deleted, or vanished)
 
 
 @dataclass(frozen=True)

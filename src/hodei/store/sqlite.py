@@ -22,7 +22,7 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.store.base import StoreError, TokenKind, TokenRecord
 from hodei.store.codec import job_from_json, job_to_json
 
@@ -94,7 +94,7 @@ def _worker_from_row(row: tuple[object, ...]) -> WorkerRecord:
         provider=str(provider),
         attempt=int(str(attempt)),
         created_at=created_at,
-        state=str(state),
+        state=WorkerPhase(str(state)),
         name=None if name is None else str(name),
         registered_at=_parse_time(None if registered is None else str(registered)),
         reason=None if reason is None else str(reason),
@@ -231,7 +231,7 @@ class SqliteStore:
             record.provider,
             record.attempt,
             _time(record.created_at),
-            record.state,
+            record.state.value,
             record.name,
             _time(record.registered_at),
             record.reason,

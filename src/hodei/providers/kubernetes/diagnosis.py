@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hodei.domain import exitcodes, reasons
-from hodei.providers.base import WorkerPhase
+from hodei.domain.workers import WorkerPhase
 
 # Image problems that will not fix themselves: fail now rather than at the pending timeout.
 # ErrImagePull/ImagePullBackOff are retried by the kubelet and may be a registry hiccup, so
