@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hodei.api.v1 import jobs_pb2, types_pb2
+from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources
 from hodei.domain.logs import LogChunk, LogStream
@@ -143,7 +144,7 @@ def job_from_pb(message: types_pb2.Job) -> Job:
         created_at=created_at if created_at is not None else datetime.now(UTC),
         attempt=message.attempt,
         exit_code=message.exit_code if message.HasField("exit_code") else None,
-        reason=_none_if_empty(message.reason),
+        reason=reasons.Reason(message.reason) if message.reason else None,
         message=_none_if_empty(message.message),
         started_at=parse_time(message.started_at),
         finished_at=parse_time(message.finished_at),
@@ -194,6 +195,6 @@ def worker_from_pb(message: jobs_pb2.Worker) -> WorkerRecord:
         created_at=created_at if created_at is not None else datetime.now(UTC),
         state=WorkerPhase(message.state),
         name=_none_if_empty(message.name),
-        reason=_none_if_empty(message.reason),
+        reason=reasons.Reason(message.reason) if message.reason else None,
         message=_none_if_empty(message.message),
     )

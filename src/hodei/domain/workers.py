@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.reasons import Reason
 
 
 class WorkerPhase(enum.Enum):
@@ -41,7 +42,7 @@ class WorkerRecord:
     state: WorkerPhase = WorkerPhase.PENDING
     name: str | None = None  # pod name or process id
     registered_at: datetime | None = None  # when its agent first connected
-    reason: str | None = None
+    reason: Reason | None = None
     message: str | None = None
     # Added to the agent's log sequences (which start at 1 for every attempt) so the
     # job's log stays one gap-free sequence across retries.

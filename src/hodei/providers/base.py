@@ -15,6 +15,7 @@ from typing import Protocol
 
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Resources
+from hodei.domain.reasons import PROVIDER_ERROR, Reason
 from hodei.domain.workers import WorkerPhase as WorkerPhase  # re-exported: part of this interface
 
 
@@ -39,7 +40,7 @@ class WorkerStatus:
     worker_id: WorkerId
     job_id: JobId | None
     phase: WorkerPhase
-    reason: str | None = None
+    reason: Reason | None = None
     message: str | None = None
     exit_code: int | None = None
     name: str | None = None  # pod name or process id, for `hodei workers list`
@@ -99,7 +100,9 @@ class Provider(Protocol):
 class ProviderError(RuntimeError):
     """A provider could not do what was asked; ``reason`` is a failure reason word."""
 
-    def __init__(self, message: str, *, reason: str = "ProviderError", retryable: bool = False):
+    def __init__(
+        self, message: str, *, reason: Reason = PROVIDER_ERROR, retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.retryable = retryable

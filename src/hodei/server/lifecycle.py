@@ -34,7 +34,7 @@ class Outcome:
 
     state: JobState
     exit_code: int | None = None
-    reason: str | None = None
+    reason: reasons.Reason | None = None
     message: str | None = None
 
 

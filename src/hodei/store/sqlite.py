@@ -21,6 +21,7 @@ from typing import TypeVar
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job
 from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.store.base import StoreError, TokenKind, TokenRecord
@@ -97,7 +98,7 @@ def _worker_from_row(row: tuple[object, ...]) -> WorkerRecord:
         state=WorkerPhase(str(state)),
         name=None if name is None else str(name),
         registered_at=_parse_time(None if registered is None else str(registered)),
-        reason=None if reason is None else str(reason),
+        reason=None if reason is None else Reason(str(reason)),
         message=None if message is None else str(message),
         log_offset=int(str(offset)),
     )
