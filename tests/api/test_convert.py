@@ -144,3 +144,27 @@ def test_empty_or_malformed_messages_are_protocol_errors():
     )
     with pytest.raises(ProtocolError, match="malformed logs"):
         decode_worker_message(bad)
+
+
+def _job(number: int, argument_bytes: int = 1) -> Job:
+    return Job(JobId(f"j-{number}"), JobSpec(command=("x" * argument_bytes,)), JobState.QUEUED, T0)
+
+
+def test_a_jobs_page_stops_at_the_limit_and_names_where_to_continue() -> None:
+    page = convert.jobs_page([_job(n) for n in range(4)], limit=3)
+    assert [j.id for j in page.jobs] == ["j-0", "j-1", "j-2"]
+    assert page.next_page_token == "j-2"
+    whole = convert.jobs_page([_job(n) for n in range(3)], limit=3)
+    assert (len(whole.jobs), whole.next_page_token) == (3, "")
+
+
+def test_a_jobs_page_stops_at_its_byte_budget_but_always_holds_one_job() -> None:
+    jobs = [_job(n, 400) for n in range(5)]
+    page = convert.jobs_page(jobs, limit=10, max_bytes=1000)
+    assert [j.id for j in page.jobs] == ["j-0", "j-1"]
+    assert page.next_page_token == "j-1"
+    huge = convert.jobs_page([_job(0, 5000), _job(1)], limit=10, max_bytes=1000)
+    assert huge.jobs[0].spec.command == [
+        "(left out of the listing: too large; see hodei jobs show)"
+    ]
+    assert [j.id for j in huge.jobs] == ["j-0", "j-1"]

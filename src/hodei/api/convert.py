@@ -8,6 +8,7 @@ Timestamps travel as RFC 3339 strings in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from hodei.api.v1 import jobs_pb2, types_pb2
@@ -24,6 +25,7 @@ __all__ = [
     "format_time",
     "job_from_pb",
     "job_to_pb",
+    "jobs_page",
     "parse_time",
     "spec_from_pb",
     "spec_to_pb",
@@ -131,6 +133,48 @@ def job_to_pb(job: Job) -> types_pb2.Job:
     )
     if job.exit_code is not None:
         message.exit_code = job.exit_code
+    return message
+
+
+# Jobs per ListJobs page: when the request says 0, and at most.
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+# A page of ListJobs stays far below the 32 MiB gRPC message limit whatever the jobs hold.
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+# One job larger than a page (possible only for jobs stored before specs were bounded)
+# is listed with its command, script and env values left out; GetJob still shows it.
+_ELIDED = "(left out of the listing: too large; see hodei jobs show)"
+
+
+def jobs_page(
+    jobs: Sequence[Job], *, limit: int, max_bytes: int = MAX_PAGE_BYTES
+) -> jobs_pb2.ListJobsResponse:
+    """One ListJobs page of ``jobs`` (in listing order; pass ``limit + 1`` of them when
+    there may be more, so the page knows). The page holds at most ``limit`` jobs and at
+    most ``max_bytes`` of encoded jobs; ``next_page_token`` (the last job's id) is set
+    when jobs were left for the next page."""
+    page = jobs_pb2.ListJobsResponse()
+    size = 0
+    for job in jobs[:limit]:
+        message = job_to_pb(job)
+        if message.ByteSize() > max_bytes:
+            message = _elided(message)
+        if page.jobs and size + message.ByteSize() > max_bytes:
+            break
+        page.jobs.append(message)
+        size += message.ByteSize()
+    if len(page.jobs) < len(jobs):
+        page.next_page_token = page.jobs[-1].id
+    return page
+
+
+def _elided(message: types_pb2.Job) -> types_pb2.Job:
+    spec = message.spec
+    del spec.command[:]
+    spec.command.append(_ELIDED)
+    spec.ClearField("shell")
+    for key in spec.env:
+        spec.env[key] = ""
     return message
 
 
