@@ -179,7 +179,7 @@ class WorkerSession:
             raise SessionError(
                 "PERMISSION_DENIED", f"worker {record.id} no longer serves job {record.job_id}"
             )
-        stored = await self._store.last_log_sequence(record.job_id)
+        stored = await self._log_store.last_log_sequence(record.job_id)
         self._highest = max(stored - record.log_offset, 0)
         self._workers.connect(record.id, self.outbox)
         if admission.first:
