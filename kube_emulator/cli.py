@@ -25,6 +25,23 @@ def _serviceaccount(value: str) -> tuple[str, str, Path]:
     return namespace, name, Path(path)
 
 
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: accepted KEY=VALUE")
+    return key, value
+
+
+def _taint(text: str) -> str:
+    from kube_emulator.kubelet.scheduler import Taint
+
+    try:
+        Taint.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of the emulator."""
     parser = argparse.ArgumentParser(
@@ -44,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runtime", choices=("process", "podman"), default="process")
     parser.add_argument("--node-cpu", default="4")
     parser.add_argument("--node-memory", default="8Gi")
+    parser.add_argument(
+        "--node-label",
+        type=_label,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of the node besides the well-known ones (repeatable)",
+    )
+    parser.add_argument(
+        "--node-taint",
+        type=_taint,
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]:EFFECT",
+        help="a taint of the node, as kubectl taint writes it (repeatable)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
     parser.add_argument("--kubernetes-version", default="1.33")
     parser.add_argument("--workdir", type=Path, help="runtime files (default: a temp dir)")
@@ -53,7 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(args: argparse.Namespace, workdir: Path) -> None:
     """Run until a termination signal arrives."""
     kubelet = (
-        KubeletOptions(tuple(args.image), args.runtime, args.node_cpu, args.node_memory)
+        KubeletOptions(
+            tuple(args.image),
+            args.runtime,
+            args.node_cpu,
+            args.node_memory,
+            tuple(args.node_label),
+            tuple(args.node_taint),
+        )
         if args.kubelet
         else None
     )

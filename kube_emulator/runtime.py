@@ -37,6 +37,8 @@ class KubeletOptions:
     runtime: str = "process"
     node_cpu: str = "4"
     node_memory: str = "8Gi"
+    node_labels: tuple[tuple[str, str], ...] = ()  # added to the node's well-known labels
+    node_taints: tuple[str, ...] = ()  # KEY[=VALUE]:EFFECT each
 
 
 class EmulatorRuntime:
@@ -152,6 +154,8 @@ def _make_kubelet(store: Store, options: KubeletOptions, workdir: Path) -> Kubel
         runtime=options.runtime,
         node_cpu=options.node_cpu,
         node_memory=options.node_memory,
+        node_labels=dict(options.node_labels),
+        node_taints=[module.Taint.parse(t) for t in options.node_taints],
         workdir=workdir / "kubelet",
     )
     return kubelet

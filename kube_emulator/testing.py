@@ -43,6 +43,8 @@ class EmulatorConfig:
     runtime: str = "process"
     node_cpu: str = "4"
     node_memory: str = "8Gi"
+    node_labels: tuple[tuple[str, str], ...] = ()
+    node_taints: tuple[str, ...] = ()  # KEY[=VALUE]:EFFECT each
     serviceaccounts: tuple[tuple[str, str], ...] = ()
     kubernetes_version: str = "1.33"
 
@@ -162,7 +164,14 @@ def running_emulator(config: EmulatorConfig) -> Iterator[RunningEmulator]:
     """Serves HTTPS on 127.0.0.1:0 in a background thread with its own event loop."""
     config.workdir.mkdir(parents=True, exist_ok=True)
     kubelet = (
-        KubeletOptions(config.images, config.runtime, config.node_cpu, config.node_memory)
+        KubeletOptions(
+            config.images,
+            config.runtime,
+            config.node_cpu,
+            config.node_memory,
+            config.node_labels,
+            config.node_taints,
+        )
         if config.kubelet
         else None
     )

@@ -24,5 +24,6 @@ Where it deliberately differs from a real node:
 
 from kube_emulator.kubelet.context import NODE_NAME, Timings
 from kube_emulator.kubelet.kubelet import Kubelet
+from kube_emulator.kubelet.scheduler import Taint
 
-__all__ = ["NODE_NAME", "Kubelet", "Timings"]
+__all__ = ["NODE_NAME", "Kubelet", "Taint", "Timings"]

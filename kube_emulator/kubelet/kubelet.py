@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from kube_emulator.kubelet.node import node_object, scheduler_node
 from kube_emulator.kubelet.pod_worker import PodWorker
 from kube_emulator.kubelet.resources import Requests
 from kube_emulator.kubelet.runtime.base import PodRuntime
-from kube_emulator.kubelet.scheduler import TERMINAL_PHASES, occupies, wants_scheduling
+from kube_emulator.kubelet.scheduler import TERMINAL_PHASES, Taint, occupies, wants_scheduling
 from kube_emulator.kubelet.scheduling import SchedulingLoop
 from kube_emulator.kubelet_api import PodEvent, PodStore
 
@@ -59,6 +59,8 @@ class Kubelet:
         runtime: str | PodRuntime = "process",
         node_cpu: str = "4",
         node_memory: str = "8Gi",
+        node_labels: Mapping[str, str] | None = None,
+        node_taints: Iterable[Taint] = (),
         workdir: Path | None = None,
         timings: Timings | None = None,
     ) -> None:
@@ -66,6 +68,8 @@ class Kubelet:
         self._images = ImageCatalog.of(images)
         self._runtime_choice = runtime
         self._cpu, self._memory = node_cpu, node_memory
+        self._node_labels = dict(node_labels or {})
+        self._node_taints = tuple(node_taints)
         self._given_workdir = workdir
         self._timings = timings or Timings()
         self._pods: dict[str, dict[str, Any]] = {}  # uid -> latest pod seen
@@ -90,7 +94,9 @@ class Kubelet:
             store=self._store,
             runtime=runtime,
             catalog=self._images,
-            node=scheduler_node(NODE_NAME, allocatable),
+            node=scheduler_node(
+                NODE_NAME, allocatable, labels=self._node_labels, taints=self._node_taints
+            ),
             workdir=workdir,
             timings=self._timings,
         )
@@ -143,8 +149,9 @@ class Kubelet:
         create = getattr(self._store, "create_object", None)
         if create is None:
             return
+        assert self._context is not None
         node = node_object(
-            NODE_NAME,
+            self._context.node,
             cpu=self._cpu,
             memory=self._memory,
             runtime=runtime,

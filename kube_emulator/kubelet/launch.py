@@ -25,8 +25,10 @@ from kube_emulator.kubelet.env import (
 )
 from kube_emulator.kubelet.resources import memory_limit_bytes
 from kube_emulator.kubelet.runtime.base import ContainerLaunch, PodLaunch
+from kube_emulator.kubelet.volumes import MountError, volume_files, write_volume
 
 CREATE_CONTAINER_ERROR = "CreateContainerError"
+CONTAINER_CREATING = "ContainerCreating"  # waiting for its volumes (kubelet's reason)
 
 
 class ContainerError(Exception):
@@ -100,6 +102,11 @@ def pod_launch(
     """
     metadata = pod.get("metadata") or {}
     volumes = volume_dirs(pod, directory)
+    try:
+        files = volume_files(pod, context.lookup)
+    except MountError as error:
+        first = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+        raise ContainerError(first, CONTAINER_CREATING, str(error)) from error
     containers = tuple(
         container_launch(container, context=context, volumes=volumes, directory=directory)
         for container in (pod.get("spec") or {}).get("containers") or []
@@ -112,12 +119,17 @@ def pod_launch(
         containers=containers,
         directory=directory,
         volumes=volumes,
+        volume_files=files,
     )
 
 
 def prepare_directories(launch: PodLaunch) -> None:
     """Create the pod's directory and its volumes' directories."""
     launch.directory.mkdir(parents=True, exist_ok=True)
-    for path in launch.volumes.values():
+    for name, path in launch.volumes.items():
+        if name in launch.volume_files:
+            files, mode = launch.volume_files[name]
+            write_volume(path, files, mode)
+            continue
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o777)  # an emptyDir is world-writable, so any runAsUser can use it

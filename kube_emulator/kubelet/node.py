@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from kube_emulator.kubelet.context import NODE_IP
 from kube_emulator.kubelet.resources import Requests
-from kube_emulator.kubelet.scheduler import Node
+from kube_emulator.kubelet.scheduler import Node, Taint
 from kube_emulator.kubelet.status import timestamp
 
 MAX_PODS = 110
@@ -27,15 +28,28 @@ def node_labels(name: str) -> dict[str, str]:
     }
 
 
-def scheduler_node(name: str, allocatable: Requests) -> Node:
-    """The scheduler's view of the node."""
-    return Node(name=name, allocatable=allocatable, labels=node_labels(name), max_pods=MAX_PODS)
+def scheduler_node(
+    name: str,
+    allocatable: Requests,
+    *,
+    labels: Mapping[str, str] | None = None,
+    taints: tuple[Taint, ...] = (),
+) -> Node:
+    """The scheduler's view of the node: the well-known labels plus ``labels``."""
+    return Node(
+        name=name,
+        allocatable=allocatable,
+        labels={**node_labels(name), **(labels or {})},
+        max_pods=MAX_PODS,
+        taints=taints,
+    )
 
 
 def node_object(
-    name: str, *, cpu: str, memory: str, runtime: str, kubelet_version: str, now: datetime
+    node: Node, *, cpu: str, memory: str, runtime: str, kubelet_version: str, now: datetime
 ) -> dict[str, Any]:
     """A Ready Node with ``cpu``/``memory`` as both capacity and allocatable."""
+    name = node.name
     resources = {"cpu": cpu, "memory": memory, "pods": str(MAX_PODS)}
     since = timestamp(now)
 
@@ -52,8 +66,8 @@ def node_object(
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": node_labels(name)},
-        "spec": {},
+        "metadata": {"name": name, "labels": dict(node.labels)},
+        "spec": {"taints": [t.as_object() for t in node.taints]} if node.taints else {},
         "status": {
             "capacity": dict(resources),
             "allocatable": dict(resources),

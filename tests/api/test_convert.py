@@ -26,8 +26,9 @@ from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 T0 = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 FULL_SPEC = JobSpec(
@@ -74,7 +75,7 @@ def test_job_round_trip(exit_code: int | None) -> None:
         T0,
         attempt=2,
         exit_code=exit_code,
-        reason="NonZeroExit",
+        reason=Reason("NonZeroExit"),
         message="exit code 3",
         started_at=T0,
         finished_at=T0,
@@ -100,7 +101,9 @@ def test_all_states_and_streams_map() -> None:
 def test_chunk_and_worker_round_trip() -> None:
     chunk = LogChunk(JobId("j-1"), 7, LogStream.STDERR, b"\xff\x00")
     assert convert.chunk_from_pb(convert.chunk_to_pb(chunk)) == chunk
-    record = WorkerRecord(WorkerId("w-1"), JobId("j-1"), "local", 0, T0, "RUNNING", "pid 9")
+    record = WorkerRecord(
+        WorkerId("w-1"), JobId("j-1"), "local", 0, T0, WorkerPhase.RUNNING, "pid 9"
+    )
     assert convert.worker_from_pb(convert.worker_to_pb(record)) == record
 
 
@@ -146,3 +149,27 @@ def test_empty_or_malformed_messages_are_protocol_errors() -> None:
     )
     with pytest.raises(ProtocolError, match="malformed logs"):
         decode_worker_message(bad)
+
+
+def _job(number: int, argument_bytes: int = 1) -> Job:
+    return Job(JobId(f"j-{number}"), JobSpec(command=("x" * argument_bytes,)), JobState.QUEUED, T0)
+
+
+def test_a_jobs_page_stops_at_the_limit_and_names_where_to_continue() -> None:
+    page = convert.jobs_page([_job(n) for n in range(4)], limit=3)
+    assert [j.id for j in page.jobs] == ["j-0", "j-1", "j-2"]
+    assert page.next_page_token == "j-2"
+    whole = convert.jobs_page([_job(n) for n in range(3)], limit=3)
+    assert (len(whole.jobs), whole.next_page_token) == (3, "")
+
+
+def test_a_jobs_page_stops_at_its_byte_budget_but_always_holds_one_job() -> None:
+    jobs = [_job(n, 400) for n in range(5)]
+    page = convert.jobs_page(jobs, limit=10, max_bytes=1000)
+    assert [j.id for j in page.jobs] == ["j-0", "j-1"]
+    assert page.next_page_token == "j-1"
+    huge = convert.jobs_page([_job(0, 5000), _job(1)], limit=10, max_bytes=1000)
+    assert huge.jobs[0].spec.command == [
+        "(left out of the listing: too large; see hodei jobs show)"
+    ]
+    assert [j.id for j in huge.jobs] == ["j-0", "j-1"]

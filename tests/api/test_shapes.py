@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hodei.api import shapes
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 JOB = Job(
@@ -19,7 +20,7 @@ JOB = Job(
     started_at=NOW - timedelta(minutes=4),
     finished_at=NOW - timedelta(minutes=3),
     exit_code=3,
-    reason="NonZeroExit",
+    reason=Reason("NonZeroExit"),
     message="exit code 3",
     worker_id=None,
     provider="local",
@@ -48,7 +49,7 @@ def test_worker_json() -> None:
         provider="local",
         attempt=1,
         created_at=NOW - timedelta(seconds=42),
-        state="RUNNING",
+        state=WorkerPhase.RUNNING,
         name="pid 7",
     )
     data = shapes.worker_dict(worker)
@@ -66,6 +67,6 @@ def test_run_exit_code_follows_the_exit_table_and_is_null_while_unfinished() -> 
     from dataclasses import replace
 
     assert shapes.job_dict(replace(JOB, state=JobState.TIMED_OUT))["run_exit_code"] == 124
-    oom = replace(JOB, reason="OOMKilled", exit_code=None)
+    oom = replace(JOB, reason=Reason("OOMKilled"), exit_code=None)
     assert shapes.job_dict(oom)["run_exit_code"] == 137
     assert shapes.job_dict(replace(JOB, state=JobState.RUNNING))["run_exit_code"] is None

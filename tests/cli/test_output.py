@@ -9,8 +9,9 @@ from hodei.api.shapes import job_dict
 from hodei.cli import output
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 JOB = Job(
@@ -21,7 +22,7 @@ JOB = Job(
     started_at=NOW - timedelta(minutes=4),
     finished_at=NOW - timedelta(minutes=3),
     exit_code=3,
-    reason="NonZeroExit",
+    reason=Reason("NonZeroExit"),
     message="exit code 3",
     worker_id=None,
     provider="local",
@@ -54,7 +55,7 @@ def test_job_details_and_workers_table() -> None:
         provider="local",
         attempt=1,
         created_at=NOW - timedelta(seconds=42),
-        state="RUNNING",
+        state=WorkerPhase.RUNNING,
         name="pid 7",
     )
     table = output.workers_table([worker], NOW)

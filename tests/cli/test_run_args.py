@@ -15,6 +15,7 @@ from hodei.cli.run import UsageError, spec_from_args
 from hodei.config import SettingsError
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, JobSpec, SecretKeyRef, SpecError
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 
 
@@ -97,7 +98,7 @@ def job(state: JobState, *, exit_code: int | None = None, reason: str | None = N
         state=state,
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
         exit_code=exit_code,
-        reason=reason,
+        reason=Reason(reason) if reason else None,
         message="details" if reason else None,
     )
 

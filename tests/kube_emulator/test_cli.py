@@ -60,3 +60,20 @@ def test_standalone_emulator_serves_until_sigterm(tmp_path: Path) -> None:
         assert process.wait(timeout=30) == 0
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_node_label_and_taint_flags_are_parsed_and_checked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kube_emulator.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["--kubeconfig", "k", "--node-label", "pool=gpu", "--node-taint", "gpu=yes:NoSchedule"]
+    )
+    assert args.node_label == [("pool", "gpu")]
+    assert args.node_taint == ["gpu=yes:NoSchedule"]
+    for flag, value in (("--node-label", "pool"), ("--node-taint", "gpu:Sometimes")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--kubeconfig", "k", flag, value])
+        assert "KEY" in capsys.readouterr().err

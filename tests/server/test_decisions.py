@@ -10,7 +10,7 @@ import pytest
 
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
-from hodei.domain.reasons import Failure
+from hodei.domain.reasons import Failure, Reason
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerStatus
 from hodei.server import lifecycle
@@ -163,10 +163,10 @@ def test_failure_of_status() -> None:
     assert lifecycle.failure_of_status(status(WorkerPhase.RUNNING)) is None
     assert lifecycle.failure_of_status(
         status(WorkerPhase.FAILED, reason="ErrImagePull", message="m")
-    ) == Failure("ErrImagePull", "m")
+    ) == Failure(Reason("ErrImagePull"), "m")
     assert lifecycle.failure_of_status(
         status(WorkerPhase.EXITED, reason="OOMKilled", message="limit", exit_code=137)
-    ) == Failure("OOMKilled", "limit", 137)
+    ) == Failure(Reason("OOMKilled"), "limit", 137)
     lost = lifecycle.failure_of_status(status(WorkerPhase.EXITED, exit_code=1))
     assert lost is not None and lost.reason == "WorkerLost" and "code 1" in lost.message
     assert lifecycle.failure_of_status(status(WorkerPhase.GONE)).reason == "WorkerLost"  # type: ignore[union-attr]
@@ -207,11 +207,17 @@ def job(
 
 
 def test_retry_only_retryable_reasons_while_attempts_remain() -> None:
-    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure("WorkerLost", ""))
-    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure("Evicted", ""))
-    assert not lifecycle.should_retry(job(attempt=2, max_attempts=2), Failure("WorkerLost", ""))
-    assert not lifecycle.should_retry(job(attempt=1, max_attempts=5), Failure("NonZeroExit", ""))
-    assert not lifecycle.should_retry(job(attempt=1, max_attempts=5), Failure("Unschedulable", ""))
+    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure(Reason("WorkerLost"), ""))
+    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure(Reason("Evicted"), ""))
+    assert not lifecycle.should_retry(
+        job(attempt=2, max_attempts=2), Failure(Reason("WorkerLost"), "")
+    )
+    assert not lifecycle.should_retry(
+        job(attempt=1, max_attempts=5), Failure(Reason("NonZeroExit"), "")
+    )
+    assert not lifecycle.should_retry(
+        job(attempt=1, max_attempts=5), Failure(Reason("Unschedulable"), "")
+    )
 
 
 def test_backstop_due_only_past_timeout_plus_grace() -> None:

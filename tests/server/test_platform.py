@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.providers.base import Health, ProviderError, WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
@@ -43,7 +44,7 @@ async def test_pending_diagnosis_becomes_waiting_reason_then_failure(
                 request.worker_id,
                 request.job_id,
                 WorkerPhase.PENDING,
-                reason="Unschedulable",
+                reason=Reason("Unschedulable"),
                 message="0/1 nodes are available",
             )
         )
@@ -58,7 +59,7 @@ async def test_pending_diagnosis_becomes_waiting_reason_then_failure(
                 request.worker_id,
                 request.job_id,
                 WorkerPhase.FAILED,
-                reason="Unschedulable",
+                reason=Reason("Unschedulable"),
                 message="gave up after 300s",
             )
         )
@@ -101,7 +102,7 @@ async def test_exited_worker_diagnosis_wins_over_worker_lost(
                 request.worker_id,
                 request.job_id,
                 WorkerPhase.EXITED,
-                reason="OOMKilled",
+                reason=Reason("OOMKilled"),
                 message="limit 128Mi",
                 exit_code=137,
             )
@@ -114,7 +115,7 @@ async def test_exited_worker_diagnosis_wins_over_worker_lost(
 
 async def test_provider_create_error_fails_job(control_plane_factory: MakeControlPlane) -> None:
     provider = FakeProvider("local")
-    provider.create_error = ProviderError("quota exceeded", reason="ProviderError")
+    provider.create_error = ProviderError("quota exceeded", reason=Reason("ProviderError"))
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = job_stub(channel)
@@ -238,7 +239,7 @@ async def test_http_endpoints(
     assert "hodei_queue_depth 0.0" in text
     assert 'hodei_dispatch_latency_seconds_count{phase="RUNNING"} 1.0' in text
     assert 'hodei_worker_start_latency_seconds_count{provider="local"} 1.0' in text
-    assert 'hodei_jobs_failed_total{reason="NonZeroExit"} 1.0' in text
+    assert 'hodei_jobs_failed_total{reason=Reason("NonZeroExit")} 1.0' in text
 
 
 async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(

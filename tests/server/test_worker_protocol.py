@@ -25,6 +25,7 @@ from hodei.api.messages import (
     LogBatch,
     ResultAck,
 )
+from hodei.api.messages import encode_worker_message as convert_worker
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
@@ -295,3 +296,113 @@ async def test_stop_deletes_workers_of_finished_jobs_without_waiting(
         await plane.stop(grace=30)
     assert request.worker_id in provider.deleted
     await agent.close()
+
+
+async def ended_with(client: WorkerClient) -> StreamEnded:
+    """Read until the server ends the stream; the status it ended it with."""
+    with pytest.raises(StreamEnded) as info:
+        while True:
+            await client.recv()
+    return info.value
+
+
+async def test_streams_that_never_register_are_closed_after_the_deadline(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    plane = await control_plane_factory(
+        providers=[FakeProvider("local")], tuning=replace(FAST, register_deadline=0.2)
+    )
+    clients = [WorkerClient(plane.address) for _ in range(20)]
+    try:
+        ends = await asyncio.gather(*(ended_with(c) for c in clients))
+    finally:
+        for client in clients:
+            await client.close()
+    assert {e.code for e in ends} == {grpc.StatusCode.DEADLINE_EXCEEDED}
+    assert ends[0].details == "no Register within 0.2s; the stream is closed"
+
+
+async def test_nothing_is_accepted_after_the_result(manual: Manual) -> None:
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(LogBatch((chunk(job_id, 1, b"one\n"),)))
+    await client.expect(LogAck)
+    await client.send(JobResult(JobId(job_id), 0, last_sequence=1))
+    await client.expect(ResultAck)
+    await client.send(LogBatch((chunk(job_id, 2, b"late\n"),)))
+    ended = await ended_with(client)
+    assert ended.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert "already sent its result; nothing more is accepted" in (ended.details or "")
+    assert output(await logs(manual.stub, job_id))["STDOUT"] == b"one\n"
+
+
+async def test_an_ended_job_takes_resent_chunks_but_no_new_output(manual: Manual) -> None:
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    resume = await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(LogBatch((chunk(job_id, 1, b"one\n"),)))
+    await client.expect(LogAck)
+    await client.send(JobResult(JobId(job_id), 0, last_sequence=1))
+    await client.expect(ResultAck)
+    # The agent did not hang up (its worker is kept for a moment) and connects again.
+    again = manual.client()
+    await again.register(request.worker_id, resume_token=resume)
+    await again.send(LogBatch((chunk(job_id, 1, b"one\n"),)))  # a resend: already durable
+    assert await again.expect(LogAck) == LogAck(JobId(job_id), 1)
+    await again.send(LogBatch((chunk(job_id, 2, b"late\n"),)))
+    ended = await ended_with(again)
+    assert ended.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert ended.details == f"job {job_id} has ended; its log takes no more output"
+    assert output(await logs(manual.stub, job_id))["STDOUT"] == b"one\n"
+
+
+@pytest.mark.parametrize("sequence", [0, 3, 2**63, 2**64 - 1])
+async def test_out_of_range_sequences_are_invalid_argument(manual: Manual, sequence: int) -> None:
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(LogBatch((chunk(job_id, 1, b"one\n"),)))
+    await client.expect(LogAck)
+    await client.send(LogBatch((chunk(job_id, sequence, b"x"),)))
+    ended = await ended_with(client)
+    assert ended.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert ended.details == (
+        f"log sequence {sequence} is out of range: chunks are numbered from 1 without gaps "
+        "and the next one here is at most 2"
+    )
+    assert output(await logs(manual.stub, job_id))["STDOUT"] == b"one\n"
+
+
+async def test_a_result_naming_an_absurd_sequence_is_refused_before_the_store(
+    manual: Manual,
+) -> None:
+    job_id, request = await manual.job("x")
+    client = manual.client()
+    await client.register(request.worker_id, token=request.token)
+    await client.expect(AssignJob)
+    await client.send(JobResult(JobId(job_id), 0, last_sequence=2**64 - 1))
+    ended = await ended_with(client)
+    assert ended.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert f"result names log sequence {2**64 - 1} but only 0 chunks arrived" in (
+        ended.details or ""
+    )
+    view = await manual.stub.GetJob(jobs_pb2.GetJobRequest(id=job_id))
+    assert view.state == types_pb2.STARTING
+
+
+async def test_invalid_utf8_from_a_worker_is_invalid_argument(manual: Manual) -> None:
+    job_id, _ = await manual.job("x")
+    message = convert_worker(JobStarted(JobId(job_id))).SerializeToString()
+    async with grpc.aio.insecure_channel(manual.plane.address) as channel:
+        call = channel.stream_stream("/hodei.v1.WorkerService/Connect")(
+            iter([message.replace(job_id.encode(), b"j-\xff" + job_id[3:].encode())])
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in call:
+                pass
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "started.job_id: not valid UTF-8"

@@ -13,7 +13,7 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.store import MemoryStore, SqliteStore, Store, StoreError, TokenKind, TokenRecord
 from hodei.store.base import JobStore, LogStore, MetaStore, TokenStore, WorkerStore
 from hodei.store.memory import (
@@ -146,7 +146,7 @@ async def test_workers_round_trip_and_active_filter(store: Store) -> None:
     await store.save_worker(first)
     await store.save_worker(second)
     assert await store.get_worker(first.id) == first
-    gone = second.updated(state="GONE", reason="Evicted", message="node drained")
+    gone = second.updated(state=WorkerPhase.GONE, reason="Evicted", message="node drained")
     await store.save_worker(gone)
     assert await store.get_worker(second.id) == gone
     assert await store.list_workers() == [first, gone]

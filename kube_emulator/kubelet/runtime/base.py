@@ -49,6 +49,8 @@ class PodLaunch:
     containers: tuple[ContainerLaunch, ...]
     directory: Path
     volumes: Mapping[str, Path] = field(default_factory=dict)  # emptyDir name -> directory
+    # configMap/secret volume name -> (relative path -> content, file mode)
+    volume_files: Mapping[str, tuple[Mapping[str, bytes], int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

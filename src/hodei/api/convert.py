@@ -8,14 +8,16 @@ Timestamps travel as RFC 3339 strings in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from hodei.api.v1 import jobs_pb2, types_pb2
+from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 __all__ = [
     "chunk_from_pb",
@@ -23,6 +25,7 @@ __all__ = [
     "format_time",
     "job_from_pb",
     "job_to_pb",
+    "jobs_page",
     "parse_time",
     "spec_from_pb",
     "spec_to_pb",
@@ -143,6 +146,48 @@ def job_to_pb(job: Job) -> types_pb2.Job:
     return message
 
 
+# Jobs per ListJobs page: when the request says 0, and at most.
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+# A page of ListJobs stays far below the 32 MiB gRPC message limit whatever the jobs hold.
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+# One job larger than a page (possible only for jobs stored before specs were bounded)
+# is listed with its command, script and env values left out; GetJob still shows it.
+_ELIDED = "(left out of the listing: too large; see hodei jobs show)"
+
+
+def jobs_page(
+    jobs: Sequence[Job], *, limit: int, max_bytes: int = MAX_PAGE_BYTES
+) -> jobs_pb2.ListJobsResponse:
+    """One ListJobs page of ``jobs`` (in listing order; pass ``limit + 1`` of them when
+    there may be more, so the page knows). The page holds at most ``limit`` jobs and at
+    most ``max_bytes`` of encoded jobs; ``next_page_token`` (the last job's id) is set
+    when jobs were left for the next page."""
+    page = jobs_pb2.ListJobsResponse()
+    size = 0
+    for job in jobs[:limit]:
+        message = job_to_pb(job)
+        if message.ByteSize() > max_bytes:
+            message = _elided(message)
+        if page.jobs and size + message.ByteSize() > max_bytes:
+            break
+        page.jobs.append(message)
+        size += message.ByteSize()
+    if len(page.jobs) < len(jobs):
+        page.next_page_token = page.jobs[-1].id
+    return page
+
+
+def _elided(message: types_pb2.Job) -> types_pb2.Job:
+    spec = message.spec
+    del spec.command[:]
+    spec.command.append(_ELIDED)
+    spec.ClearField("shell")
+    for key in spec.env:
+        spec.env[key] = ""
+    return message
+
+
 def job_from_pb(message: types_pb2.Job) -> Job:
     """The domain job a client received."""
     created_at = parse_time(message.created_at)
@@ -153,7 +198,7 @@ def job_from_pb(message: types_pb2.Job) -> Job:
         created_at=created_at if created_at is not None else datetime.now(UTC),
         attempt=message.attempt,
         exit_code=message.exit_code if message.HasField("exit_code") else None,
-        reason=_none_if_empty(message.reason),
+        reason=reasons.Reason(message.reason) if message.reason else None,
         message=_none_if_empty(message.message),
         started_at=parse_time(message.started_at),
         finished_at=parse_time(message.finished_at),
@@ -186,7 +231,7 @@ def worker_to_pb(record: WorkerRecord) -> jobs_pb2.Worker:
         id=record.id,
         job_id=record.job_id,
         provider=record.provider,
-        state=record.state,
+        state=record.state.value,
         name=record.name or "",
         created_at=format_time(record.created_at),
         reason=record.reason or "",
@@ -202,8 +247,8 @@ def worker_from_pb(message: jobs_pb2.Worker) -> WorkerRecord:
         provider=message.provider,
         attempt=0,
         created_at=created_at if created_at is not None else datetime.now(UTC),
-        state=message.state,
+        state=WorkerPhase(message.state),
         name=_none_if_empty(message.name),
-        reason=_none_if_empty(message.reason),
+        reason=reasons.Reason(message.reason) if message.reason else None,
         message=_none_if_empty(message.message),
     )

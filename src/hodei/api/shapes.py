@@ -80,7 +80,7 @@ def worker_dict(worker: WorkerRecord) -> dict[str, Any]:
         "job_id": worker.job_id,
         "provider": worker.provider,
         "attempt": worker.attempt,
-        "state": worker.state,
+        "state": worker.state.value,
         "name": worker.name,
         "created_at": rfc3339(worker.created_at),
         "reason": worker.reason,

@@ -13,7 +13,15 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from hodei.api.convert import chunk_from_pb, job_from_pb, spec_to_pb, state_to_pb, worker_from_pb
+from hodei.api.convert import (
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    chunk_from_pb,
+    job_from_pb,
+    spec_to_pb,
+    state_to_pb,
+    worker_from_pb,
+)
 from hodei.api.tls import TlsFileError, explain, open_channel, speaks_tls
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 from hodei.config.settings import ClientTls
@@ -113,9 +121,22 @@ class HodeiClient:
         return job_from_pb(await self._unary("CancelJob", jobs_pb2.CancelJobRequest(id=job_id)))
 
     async def list_jobs(self, states: Sequence[JobState] = (), limit: int = 0) -> list[Job]:
-        request = jobs_pb2.ListJobsRequest(states=[state_to_pb(s) for s in states], limit=limit)
-        response = await self._unary("ListJobs", request)
-        return [job_from_pb(job) for job in response.jobs]
+        """Newest first, at most ``limit`` jobs (0: the default page size), following
+        the server's pages (each bounded in bytes) until there are enough."""
+        want = limit or DEFAULT_LIST_LIMIT
+        jobs: list[Job] = []
+        token = ""
+        while True:
+            request = jobs_pb2.ListJobsRequest(
+                states=[state_to_pb(s) for s in states],
+                limit=min(want - len(jobs), MAX_LIST_LIMIT),
+                page_token=token,
+            )
+            response = await self._unary("ListJobs", request)
+            jobs.extend(job_from_pb(job) for job in response.jobs)
+            token = response.next_page_token
+            if not token or len(jobs) >= want:
+                return jobs
 
     async def list_workers(self) -> list[WorkerRecord]:
         response = await self._unary("ListWorkers", jobs_pb2.ListWorkersRequest())

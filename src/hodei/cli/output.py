@@ -96,7 +96,7 @@ def workers_table(workers: Sequence[WorkerRecord], now: datetime) -> str:
             w.id,
             w.job_id,
             w.provider,
-            w.state,
+            w.state.value,
             w.name or "",
             age(w.created_at, now),
             _clip(f"{w.reason}: {w.message}" if w.reason else (w.message or ""), 50),

@@ -19,6 +19,7 @@ from hodei.domain.names import (
     check_label_value,
 )
 from hodei.domain.quantities import QuantityError, validate_quantity
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState, transition
 
 
@@ -216,7 +217,7 @@ class Job:
     created_at: datetime
     attempt: int = 0
     exit_code: int | None = None
-    reason: str | None = None
+    reason: Reason | None = None
     message: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -8,24 +8,36 @@ exists, so a user who knows ``kubectl describe`` recognises them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NewType
 
-NON_ZERO_EXIT: Final = "NonZeroExit"
-DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
-CANCELLED: Final = "Cancelled"
-WORKER_LOST: Final = "WorkerLost"
-UNSCHEDULABLE: Final = "Unschedulable"
-ERR_IMAGE_PULL: Final = "ErrImagePull"
-IMAGE_PULL_BACK_OFF: Final = "ImagePullBackOff"
-CREATE_CONTAINER_CONFIG_ERROR: Final = "CreateContainerConfigError"
-OOM_KILLED: Final = "OOMKilled"
-EVICTED: Final = "Evicted"
-CONTAINER_EXITED: Final = "ContainerExited"
-PENDING_TIMEOUT: Final = "PendingTimeout"
-PROVIDER_ERROR: Final = "ProviderError"
-NO_PROVIDER: Final = "NoProvider"
-COMMAND_NOT_FOUND: Final = "CommandNotFound"
-START_ERROR: Final = "StartError"
+Reason = NewType("Reason", str)
+"""A failure reason word. The named ones below are Hodei's; a provider may pass on one its
+platform gave (a Kubernetes container waiting reason such as ``InvalidImageName``)
+through :func:`platform_reason`. Either way it is a word, never a sentence: the sentence
+goes in the failure's message."""
+
+
+def platform_reason(word: str) -> Reason:
+    """A reason word reported by the platform (Kubernetes), kept as it is spelled there."""
+    return Reason(word)
+
+
+NON_ZERO_EXIT: Final = Reason("NonZeroExit")
+DEADLINE_EXCEEDED: Final = Reason("DeadlineExceeded")
+CANCELLED: Final = Reason("Cancelled")
+WORKER_LOST: Final = Reason("WorkerLost")
+UNSCHEDULABLE: Final = Reason("Unschedulable")
+ERR_IMAGE_PULL: Final = Reason("ErrImagePull")
+IMAGE_PULL_BACK_OFF: Final = Reason("ImagePullBackOff")
+CREATE_CONTAINER_CONFIG_ERROR: Final = Reason("CreateContainerConfigError")
+OOM_KILLED: Final = Reason("OOMKilled")
+EVICTED: Final = Reason("Evicted")
+CONTAINER_EXITED: Final = Reason("ContainerExited")
+PENDING_TIMEOUT: Final = Reason("PendingTimeout")
+PROVIDER_ERROR: Final = Reason("ProviderError")
+NO_PROVIDER: Final = Reason("NoProvider")
+COMMAND_NOT_FOUND: Final = Reason("CommandNotFound")
+START_ERROR: Final = Reason("StartError")
 
 # Reasons that mean "the platform could not run it" (hodei run exits 125, see exitcodes).
 PLATFORM_REASONS: Final = frozenset(
@@ -52,7 +64,7 @@ class Failure:
     """Why a job did not succeed: a reason word, a message for people and, when the
     worker's process did end with one (e.g. 137 for OOMKilled), its exit code."""
 
-    reason: str
+    reason: Reason
     message: str
     exit_code: int | None = None
 

@@ -9,13 +9,14 @@ can be listed after a control-plane restart for reconciliation.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, Resources, SecretKeyRef
+from hodei.domain.reasons import PROVIDER_ERROR, Reason
+from hodei.domain.workers import WorkerPhase as WorkerPhase  # re-exported: part of this interface
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,6 @@ class WorkerRequest:
     secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)
 
 
-class WorkerPhase(enum.Enum):
-    PENDING = "PENDING"  # asked for, not running yet (pod Pending, process spawning)
-    RUNNING = "RUNNING"  # the worker's container/process is running
-    EXITED = "EXITED"  # it stopped on its own; exit_code says how
-    FAILED = "FAILED"  # it cannot run or was killed by the platform; reason says why
-    GONE = "GONE"  # it no longer exists (deleted, or vanished)
-
-
 @dataclass(frozen=True)
 class WorkerStatus:
     """A provider's view of one worker; ``reason``/``message`` carry the diagnosis."""
@@ -49,7 +42,7 @@ class WorkerStatus:
     worker_id: WorkerId
     job_id: JobId | None
     phase: WorkerPhase
-    reason: str | None = None
+    reason: Reason | None = None
     message: str | None = None
     exit_code: int | None = None
     name: str | None = None  # pod name or process id, for `hodei workers list`
@@ -113,7 +106,9 @@ class Provider(Protocol):
 class ProviderError(RuntimeError):
     """A provider could not do what was asked; ``reason`` is a failure reason word."""
 
-    def __init__(self, message: str, *, reason: str = "ProviderError", retryable: bool = False):
+    def __init__(
+        self, message: str, *, reason: Reason = PROVIDER_ERROR, retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.retryable = retryable

@@ -232,6 +232,7 @@ class ControlPlane:
                 controller=controller,
                 logs=self.store,
                 hub=self.hub,
+                register_deadline=self.tuning.register_deadline,
             )
 
         return _Parts(

@@ -21,8 +21,8 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.reasons import Failure
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
-from hodei.providers.base import Provider, ProviderError, WorkerPhase, WorkerStatus
+from hodei.domain.workers import WorkerPhase, WorkerRecord
+from hodei.providers.base import Provider, ProviderError, WorkerStatus
 from hodei.server import lifecycle
 from hodei.server.background import Background
 from hodei.server.jobs import JobBook, utcnow
@@ -239,7 +239,7 @@ class JobController:
                 log.warning("could not delete worker %s: %s", worker_id, exc)
         current = self._workers.get(worker_id)
         if current is not None:
-            await self._workers.save(current.updated(state=WorkerPhase.GONE.value))
+            await self._workers.save(current.updated(state=WorkerPhase.GONE))
         self._dispatch.set()
 
     async def cancel(self, job_id: JobId) -> Job | None:
@@ -265,7 +265,7 @@ class JobController:
         if record is None:
             return
         changed = record.updated(
-            state=status.phase.value,
+            state=status.phase,
             name=status.name or record.name,
             reason=status.reason,
             message=status.message,

@@ -38,7 +38,6 @@ from hodei.store.base import LogStore
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 SERVICE_NAMES = ("hodei.v1.JobService", "hodei.v1.WorkerService")
-_DEFAULT_LIST_LIMIT = 100
 
 
 def create_server(
@@ -138,8 +137,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             states = [convert.state_from_pb(s) for s in request.states]
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"states: {exc}")
-        jobs = await self._jobs.list(states=states, limit=request.limit or _DEFAULT_LIST_LIMIT)
-        return jobs_pb2.ListJobsResponse(jobs=[self._pb(job) for job in jobs])
+        limit = min(request.limit or convert.DEFAULT_LIST_LIMIT, convert.MAX_LIST_LIMIT)
+        after = JobId(request.page_token) if request.page_token else None
+        jobs = await self._jobs.list(states=states, limit=limit + 1, after=after)
+        return convert.jobs_page(jobs, limit=limit)
 
     async def CancelJob(
         self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext

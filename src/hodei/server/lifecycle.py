@@ -19,7 +19,8 @@ from hodei.domain import exitcodes, reasons
 from hodei.domain.jobs import Job
 from hodei.domain.reasons import Failure
 from hodei.domain.states import JobState
-from hodei.providers.base import WorkerPhase, WorkerStatus
+from hodei.domain.workers import WorkerPhase
+from hodei.providers.base import WorkerStatus
 
 K = TypeVar("K")
 
@@ -33,7 +34,7 @@ class Outcome:
 
     state: JobState
     exit_code: int | None = None
-    reason: str | None = None
+    reason: reasons.Reason | None = None
     message: str | None = None
 
 

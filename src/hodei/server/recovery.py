@@ -21,7 +21,8 @@ from hodei.domain.ids import WorkerId
 from hodei.domain.jobs import Job
 from hodei.domain.reasons import WORKER_LOST, Failure
 from hodei.domain.states import JobState
-from hodei.providers.base import Provider, ProviderError, WorkerPhase, WorkerStatus
+from hodei.domain.workers import WorkerPhase
+from hodei.providers.base import Provider, ProviderError, WorkerStatus
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook, utcnow
 from hodei.server.workers import WorkerBook
@@ -74,7 +75,7 @@ async def recover(
     wanted = _current_workers(active)
     for orphan in workers.active():
         if orphan.id not in wanted:  # its job ended or never started before the stop
-            await workers.save(orphan.updated(state=WorkerPhase.GONE.value))
+            await workers.save(orphan.updated(state=WorkerPhase.GONE))
     listed = await _listed(providers)
     for name, statuses in listed.items():
         if statuses is not None:

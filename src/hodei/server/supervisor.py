@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 from hodei.domain.reasons import WORKER_LOST, Failure
 from hodei.domain.states import JobState
-from hodei.providers.base import Provider, WorkerPhase
+from hodei.domain.workers import WorkerPhase
+from hodei.providers.base import Provider
 from hodei.server import lifecycle
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook, utcnow

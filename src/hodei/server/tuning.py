@@ -21,6 +21,8 @@ class Tuning:
     cancel_grace: timedelta = timedelta(seconds=30)
     # After ResultAck, how long to let the agent hang up by itself before deleting its worker.
     release_wait: float = 10.0
+    # A worker stream that has not sent Register this long after opening is closed.
+    register_deadline: float = 10.0
     # Period of the supervisor's checks (backstops, reconnect grace).
     tick: float = 1.0
     # Period of the sweep that deletes workers whose job is finished or unknown; a worker

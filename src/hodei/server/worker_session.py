@@ -4,8 +4,13 @@ The session authenticates the first message (Register), hands out the job, and t
 handles the agent's messages: JobStarted moves the job to RUNNING, each LogBatch is
 stored durably and published before it is acknowledged, and the JobResult is recorded
 only when every log chunk up to its ``last_sequence`` is stored. A worker may only speak
-for its own job. Agents number log chunks from 1 in every attempt; the session shifts
-them by the attempt's offset so a retried job keeps one gap-free log.
+for its own job. The stream is held to the protocol: Register must come within
+``register_deadline`` seconds (an idle stream is closed), log chunks are numbered from 1
+without gaps (a chunk may repeat an earlier one, as a resend does, or continue right after
+the highest; anything else is INVALID_ARGUMENT), and once the worker sent its result, or
+its job ended, no new output or message is accepted (FAILED_PRECONDITION). Agents number
+log chunks from 1 in every attempt; the session shifts them by the attempt's offset so a
+retried job keeps one gap-free log.
 
 Reading and storing are pipelined: a reader task takes messages off the stream while a
 writer task stores log batches in order, merging the batches that arrived during the
@@ -61,6 +66,14 @@ class SessionError(Exception):
         self.code = code
 
 
+def _missing_chunks(last: int, arrived: int) -> SessionError:
+    return SessionError(
+        "FAILED_PRECONDITION",
+        f"result names log sequence {last} but only {arrived} chunks arrived; "
+        "re-send the unacknowledged log batches",
+    )
+
+
 class WorkerSession:
     """Serves one connection; messages for the agent go to ``outbox`` (None ends it)."""
 
@@ -72,6 +85,7 @@ class WorkerSession:
         controller: JobController,
         logs: LogStore,
         hub: LogHub,
+        register_deadline: float,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
@@ -82,13 +96,25 @@ class WorkerSession:
         # Writes waiting for the writer task, in stream order (None: the stream ended).
         self._pending: deque[_Logs | JobResult | None] = deque()
         self._ready = asyncio.Event()
+        self._register_deadline = register_deadline
+        # The highest log sequence (agent numbering) stored or queued: the next chunk may
+        # repeat any earlier one (a resend) or continue right after it, nothing else.
+        self._highest = 0
+        self._result_received = False
 
     def _send(self, message: ServerMessage) -> None:
         self.outbox.put_nowait(message)
 
     async def run(self, messages: AsyncIterator[WorkerMessage]) -> None:
         """Handle the stream until the agent hangs up; raises :class:`SessionError`."""
-        first = await anext(messages, None)
+        try:
+            async with asyncio.timeout(self._register_deadline):
+                first = await anext(messages, None)
+        except TimeoutError:
+            raise SessionError(
+                "DEADLINE_EXCEEDED",
+                f"no Register within {self._register_deadline:g}s; the stream is closed",
+            ) from None
         if not isinstance(first, Register):
             raise SessionError("INVALID_ARGUMENT", "the first message must be Register")
         record = await self._register(first)
@@ -153,6 +179,8 @@ class WorkerSession:
             raise SessionError(
                 "PERMISSION_DENIED", f"worker {record.id} no longer serves job {record.job_id}"
             )
+        stored = await self._log_store.last_log_sequence(record.job_id)
+        self._highest = max(stored - record.log_offset, 0)
         self._workers.connect(record.id, self.outbox)
         if admission.first:
             await self._controller.registered(record)
@@ -172,29 +200,59 @@ class WorkerSession:
             )
 
     async def _handle(self, record: WorkerRecord, message: WorkerMessage) -> None:
+        if self._result_received and not isinstance(message, Heartbeat):
+            raise SessionError(
+                "FAILED_PRECONDITION",
+                f"worker {record.id} already sent its result; nothing more is accepted",
+            )
         match message:
             case JobStarted():
                 self._check_job(record, message.job_id)
                 await self._controller.started(record.job_id, record.id)
             case LogBatch():
-                self._logs(record, message)
+                await self._logs(record, message)
             case JobResult():
                 self._check_job(record, message.job_id)
+                if message.last_sequence > self._highest:
+                    # Checked here, before any store query: a sequence beyond what was
+                    # sent can be anything up to 2**64-1.
+                    raise _missing_chunks(message.last_sequence, self._highest)
+                self._result_received = True
                 self._queue(message)
             case Heartbeat():
                 pass
             case Register():
                 raise SessionError("INVALID_ARGUMENT", "Register may only be sent first")
 
-    def _logs(self, record: WorkerRecord, batch: LogBatch) -> None:
+    async def _logs(self, record: WorkerRecord, batch: LogBatch) -> None:
         if not batch.chunks:
             return
+        highest = self._highest
         for chunk in batch.chunks:
             self._check_job(record, chunk.job_id)
-            if chunk.sequence < 1:
-                raise SessionError("INVALID_ARGUMENT", "log sequences start at 1")
+            if not 1 <= chunk.sequence <= highest + 1:
+                raise SessionError(
+                    "INVALID_ARGUMENT",
+                    f"log sequence {chunk.sequence} is out of range: chunks are numbered "
+                    f"from 1 without gaps and the next one here is at most {highest + 1}",
+                )
+            highest = max(highest, chunk.sequence)
+        if highest > self._highest and not await self._job_open(record):
+            raise SessionError(
+                "FAILED_PRECONDITION",
+                f"job {record.job_id} has ended; its log takes no more output",
+            )
+        if highest == self._highest and not await self._job_open(record):
+            # A resend of chunks already stored, after the job ended: they are durable.
+            self._send(LogAck(record.job_id, max(c.sequence for c in batch.chunks)))
+            return
+        self._highest = highest
         shifted = [replace(c, sequence=c.sequence + record.log_offset) for c in batch.chunks]
         self._queue(_Logs(shifted, max(c.sequence for c in batch.chunks)))
+
+    async def _job_open(self, record: WorkerRecord) -> bool:
+        job = await self._jobs.get(record.job_id)
+        return job is not None and not job.state.terminal
 
     async def _result(self, record: WorkerRecord, result: JobResult) -> None:
         offset = record.log_offset
@@ -202,10 +260,6 @@ class WorkerSession:
         stored = await self._log_store.count_logs(record.job_id, up_to=offset + last)
         stored -= await self._log_store.count_logs(record.job_id, up_to=offset)
         if stored < last:
-            raise SessionError(
-                "FAILED_PRECONDITION",
-                f"result names log sequence {last} but only {stored} chunks arrived; "
-                "re-send the unacknowledged log batches",
-            )
+            raise _missing_chunks(last, stored)
         await self._controller.finish_with_result(record.id, result)
         self._send(ResultAck(result.job_id))

@@ -100,7 +100,7 @@ class WorkerBook:
         return Counter(record.provider for record in self._records.values())
 
     def counts_by_state(self) -> dict[tuple[str, str], int]:
-        return dict(Counter((r.provider, r.state) for r in self._records.values()))
+        return dict(Counter((r.provider, r.state.value) for r in self._records.values()))
 
     async def admit(self, register: Register) -> Admission:
         """Check a Register message's credentials; raises :class:`AuthError`."""

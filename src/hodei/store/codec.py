@@ -12,6 +12,7 @@ from typing import Any
 
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 
 
@@ -100,7 +101,7 @@ def job_from_json(text: str) -> Job:
         created_at=created_at,
         attempt=data["attempt"],
         exit_code=data["exit_code"],
-        reason=data["reason"],
+        reason=Reason(data["reason"]) if data["reason"] else None,
         message=data["message"],
         started_at=_parse_time(data["started_at"]),
         finished_at=_parse_time(data["finished_at"]),

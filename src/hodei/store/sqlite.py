@@ -21,8 +21,9 @@ from typing import TypeVar
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job
 from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
-from hodei.domain.workers import WorkerRecord
+from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.store.base import StoreError, TokenKind, TokenRecord
 from hodei.store.codec import job_from_json, job_to_json
 
@@ -94,10 +95,10 @@ def _worker_from_row(row: tuple[object, ...]) -> WorkerRecord:
         provider=str(provider),
         attempt=int(str(attempt)),
         created_at=created_at,
-        state=str(state),
+        state=WorkerPhase(str(state)),
         name=None if name is None else str(name),
         registered_at=_parse_time(None if registered is None else str(registered)),
-        reason=None if reason is None else str(reason),
+        reason=None if reason is None else Reason(str(reason)),
         message=None if message is None else str(message),
         log_offset=int(str(offset)),
     )
@@ -231,7 +232,7 @@ class SqliteStore:
             record.provider,
             record.attempt,
             _time(record.created_at),
-            record.state,
+            record.state.value,
             record.name,
             _time(record.registered_at),
             record.reason,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kube_emulator.kubelet.resources import Requests
-from kube_emulator.kubelet.scheduler import Node, schedule, wants_scheduling
+from kube_emulator.kubelet.scheduler import Node, Taint, schedule, wants_scheduling
 
 NODE = Node(
     name="emulator-node",
@@ -104,3 +104,93 @@ def test_which_pods_the_scheduler_takes() -> None:
     deleted = pod()
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert not wants_scheduling(deleted)
+
+
+# -- node pools: labels, required node affinity, taints and tolerations --------------------
+
+GPU_NODE = Node(
+    name="emulator-node",
+    allocatable=Requests(cpu_millis=2000, memory_bytes=4 * 2**30),
+    labels={"kubernetes.io/hostname": "emulator-node", "pool": "gpu", "cores": "8"},
+    taints=(
+        Taint("nvidia.com/gpu", "present", "NoSchedule"),
+        Taint("soft", "", "PreferNoSchedule"),
+    ),
+)
+TOLERATE_GPU = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+NOT_MATCHED = (
+    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+    "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+)
+
+
+def required(*terms: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": list(terms)}
+        }
+    }
+
+
+def expr(key: str, operator: str, *values: str) -> dict[str, Any]:
+    return {"matchExpressions": [{"key": key, "operator": operator, "values": list(values)}]}
+
+
+def test_an_untolerated_taint_keeps_the_pod_off_with_the_schedulers_message() -> None:
+    decision = schedule(pod(), GPU_NODE, [])
+    assert decision.node_name is None
+    assert decision.message == (
+        "0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}. "
+        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+    )
+
+
+def test_tolerations_match_as_kubernetes_defines_them() -> None:
+    assert schedule(pod(tolerations=TOLERATE_GPU), GPU_NODE, []).bound
+    equal = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}]
+    assert schedule(pod(tolerations=equal), GPU_NODE, []).bound  # no effect: any effect
+    wrong_value = [{"key": "nvidia.com/gpu", "value": "absent", "effect": "NoSchedule"}]
+    assert not schedule(pod(tolerations=wrong_value), GPU_NODE, []).bound
+    wrong_effect = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}]
+    assert not schedule(pod(tolerations=wrong_effect), GPU_NODE, []).bound
+    everything = [{"operator": "Exists"}]
+    assert schedule(pod(tolerations=everything), GPU_NODE, []).bound
+
+
+def test_node_selector_on_added_labels() -> None:
+    assert schedule(pod(nodeSelector={"pool": "gpu"}, tolerations=TOLERATE_GPU), GPU_NODE, []).bound
+    missing = schedule(pod(nodeSelector={"pool": "tpu"}, tolerations=TOLERATE_GPU), GPU_NODE, [])
+    assert missing.message == NOT_MATCHED
+
+
+def test_required_node_affinity_operators() -> None:
+    def bound(*terms: dict[str, Any]) -> bool:
+        return schedule(
+            pod(affinity=required(*terms), tolerations=TOLERATE_GPU), GPU_NODE, []
+        ).bound
+
+    assert bound(expr("pool", "In", "gpu", "cpu"))
+    assert not bound(expr("pool", "In", "cpu"))
+    assert bound(expr("pool", "NotIn", "cpu"))
+    assert not bound(expr("pool", "NotIn", "gpu"))
+    assert bound(expr("pool", "Exists"))
+    assert not bound(expr("zone", "Exists"))
+    assert bound(expr("zone", "DoesNotExist"))
+    assert bound(expr("cores", "Gt", "4")) and not bound(expr("cores", "Lt", "4"))
+    assert bound(expr("zone", "In", "a"), expr("pool", "In", "gpu"))  # terms are ORed
+    by_name = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["other"]}]}
+    assert not bound(by_name)
+    decision = schedule(pod(affinity=required(expr("pool", "In", "cpu"))), GPU_NODE, [])
+    assert decision.message == NOT_MATCHED  # affinity is judged before taints
+
+
+def test_taint_parsing() -> None:
+    assert Taint.parse("gpu=yes:NoSchedule") == Taint("gpu", "yes", "NoSchedule")
+    assert Taint.parse("dedicated:NoExecute") == Taint("dedicated", "", "NoExecute")
+    for bad in ("gpu", "gpu=yes:Never", ":NoSchedule"):
+        try:
+            Taint.parse(bad)
+        except ValueError as exc:
+            assert "KEY[=VALUE]:EFFECT" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")

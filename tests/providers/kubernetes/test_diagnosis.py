@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from hodei.domain.reasons import Reason
 from hodei.providers.base import WorkerPhase
 from hodei.providers.kubernetes.diagnosis import Diagnosis, diagnose, essentials
 
@@ -76,7 +77,7 @@ def test_unschedulable_carries_the_scheduler_message() -> None:
         ],
     }
     assert diagnose(pod(status)) == Diagnosis(
-        WorkerPhase.PENDING, "Unschedulable", "0/3 nodes are available: 3 Insufficient cpu."
+        WorkerPhase.PENDING, Reason("Unschedulable"), "0/3 nodes are available: 3 Insufficient cpu."
     )
 
 
@@ -96,7 +97,7 @@ def test_err_image_pull_transient_keeps_waiting() -> None:
     d = diagnose(pod(waiting("ErrImagePull", msg), image="registry.example/app:2"))
     assert d == Diagnosis(
         WorkerPhase.PENDING,
-        "ErrImagePull",
+        Reason("ErrImagePull"),
         f'image "registry.example/app:2" could not be pulled: {msg}',
     )
 
@@ -107,7 +108,7 @@ def test_image_pull_back_off_keeps_waiting_until_the_pending_timeout() -> None:
     d = diagnose(pod(waiting("ImagePullBackOff", msg), image="registry.example/app:2"))
     assert d == Diagnosis(
         WorkerPhase.PENDING,
-        "ImagePullBackOff",
+        Reason("ImagePullBackOff"),
         f'image "registry.example/app:2" could not be pulled: {msg}',
     )
 
@@ -129,7 +130,7 @@ def test_invalid_image_name_fails() -> None:
 def test_create_container_config_error_fails() -> None:
     msg = 'secret "missing" not found'
     d = diagnose(pod(waiting("CreateContainerConfigError", msg)))
-    assert d == Diagnosis(WorkerPhase.FAILED, "CreateContainerConfigError", msg)
+    assert d == Diagnosis(WorkerPhase.FAILED, Reason("CreateContainerConfigError"), msg)
 
 
 def test_run_container_error_fails_as_provider_error() -> None:
@@ -154,7 +155,7 @@ def test_oom_killed_names_the_limit() -> None:
     d = diagnose(pod(terminated("Failed", 137, "OOMKilled")))
     assert d == Diagnosis(
         WorkerPhase.EXITED,
-        "OOMKilled",
+        Reason("OOMKilled"),
         "the worker container was killed for exceeding its memory limit (limit 128Mi)",
         137,
     )
@@ -163,7 +164,7 @@ def test_oom_killed_names_the_limit() -> None:
 def test_container_error_exit() -> None:
     d = diagnose(pod(terminated("Failed", 2, "Error")))
     assert d == Diagnosis(
-        WorkerPhase.EXITED, "ContainerExited", "the worker container exited with code 2", 2
+        WorkerPhase.EXITED, Reason("ContainerExited"), "the worker container exited with code 2", 2
     )
 
 
@@ -183,7 +184,7 @@ def test_deadline_exceeded() -> None:
     d = diagnose(pod(status, deadline=90))
     assert d == Diagnosis(
         WorkerPhase.FAILED,
-        "DeadlineExceeded",
+        Reason("DeadlineExceeded"),
         "the worker pod exceeded its active deadline of 90s: "
         "Pod was active on the node longer than the specified deadline",
     )
@@ -197,12 +198,12 @@ def test_evicted() -> None:
         "Threshold quantity: 100Mi, available: 50Mi.",
     }
     d = diagnose(pod(status))
-    assert d == Diagnosis(WorkerPhase.FAILED, "Evicted", status["message"])
+    assert d == Diagnosis(WorkerPhase.FAILED, Reason("Evicted"), status["message"])
 
 
 def test_failed_without_container_status_is_worker_lost() -> None:
     d = diagnose(pod({"phase": "Failed", "message": "node shut down"}))
-    assert d == Diagnosis(WorkerPhase.FAILED, "WorkerLost", "node shut down")
+    assert d == Diagnosis(WorkerPhase.FAILED, Reason("WorkerLost"), "node shut down")
 
 
 def test_unknown_phase_waits() -> None:
@@ -263,7 +264,7 @@ def test_job_image_that_cannot_be_pulled_is_named() -> None:
     d = diagnose(launcher_pod(status))
     assert d == Diagnosis(
         WorkerPhase.FAILED,
-        "ErrImagePull",
+        Reason("ErrImagePull"),
         'image "busybox:1" could not be pulled: busybox:1: not found',
     )
 
@@ -290,7 +291,7 @@ def test_failed_launcher_placement_is_a_provider_error() -> None:
     }
     assert diagnose(launcher_pod(status)) == Diagnosis(
         WorkerPhase.FAILED,
-        "ProviderError",
+        Reason("ProviderError"),
         "init container 'launcher' exited with code 1: no space",
     )
 
@@ -305,7 +306,7 @@ def test_job_container_oom_killed_names_its_limit() -> None:
     }
     assert diagnose(launcher_pod(status)) == Diagnosis(
         WorkerPhase.EXITED,
-        "OOMKilled",
+        Reason("OOMKilled"),
         "the 'job' container was killed for exceeding its memory limit (limit 300Mi)",
         137,
     )
@@ -332,7 +333,7 @@ def test_agent_container_ended_while_the_job_container_runs_is_diagnosed() -> No
     }
     d = diagnose(launcher_pod(status))
     assert d == Diagnosis(
-        WorkerPhase.EXITED, "ContainerExited", "the worker container exited with code 3", 3
+        WorkerPhase.EXITED, Reason("ContainerExited"), "the worker container exited with code 3", 3
     )
 
 

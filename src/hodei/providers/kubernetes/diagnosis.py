@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hodei.domain import exitcodes, reasons
-from hodei.providers.base import WorkerPhase
+from hodei.domain.workers import WorkerPhase
 
 # Image problems that will not fix themselves: fail now rather than at the pending timeout.
 # ErrImagePull/ImagePullBackOff are retried by the kubelet and may be a registry hiccup, so
@@ -46,7 +46,7 @@ class Diagnosis:
     """A pod's state in the provider's terms."""
 
     phase: WorkerPhase
-    reason: str | None = None
+    reason: reasons.Reason | None = None
     message: str | None = None
     exit_code: int | None = None
 
@@ -118,7 +118,7 @@ def _waiting(
             w in detail.lower() for w in _IMAGE_MISSING
         )
         phase = WorkerPhase.FAILED if permanent else WorkerPhase.PENDING
-        return Diagnosis(phase, reason, message)
+        return Diagnosis(phase, reasons.platform_reason(reason), message)
     if reason == "CreateContainerConfigError":
         return Diagnosis(
             WorkerPhase.FAILED, reasons.CREATE_CONTAINER_CONFIG_ERROR, detail or reason
@@ -128,7 +128,7 @@ def _waiting(
         what = "worker" if name == AGENT_CONTAINER else f"{name!r}"
         message = f"the {what} container could not start ({reason}): {detail}"
         return Diagnosis(WorkerPhase.FAILED, reasons.PROVIDER_ERROR, message)
-    return Diagnosis(WorkerPhase.PENDING, reason, detail or None)
+    return Diagnosis(WorkerPhase.PENDING, reasons.platform_reason(reason), detail or None)
 
 
 def _pending(pod: Mapping[str, Any]) -> Diagnosis:
@@ -230,7 +230,11 @@ def diagnose(pod: Mapping[str, Any]) -> Diagnosis:
         return Diagnosis(WorkerPhase.EXITED, exit_code=0)
     if phase == "Failed":
         return _failed(pod)
-    return Diagnosis(WorkerPhase.PENDING, "Unknown", "the pod's node stopped reporting its state")
+    return Diagnosis(
+        WorkerPhase.PENDING,
+        reasons.platform_reason("Unknown"),
+        "the pod's node stopped reporting its state",
+    )
 
 
 def essentials(pod: Mapping[str, Any]) -> dict[str, Any]:
