@@ -239,7 +239,7 @@ async def test_http_endpoints(
     assert "hodei_queue_depth 0.0" in text
     assert 'hodei_dispatch_latency_seconds_count{phase="RUNNING"} 1.0' in text
     assert 'hodei_worker_start_latency_seconds_count{provider="local"} 1.0' in text
-    assert 'hodei_jobs_failed_total{reason=Reason("NonZeroExit")} 1.0' in text
+    assert 'hodei_jobs_failed_total{reason="NonZeroExit"} 1.0' in text
 
 
 async def test_stop_refuses_new_jobs_and_lets_running_ones_finish(
