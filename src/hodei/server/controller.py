@@ -143,6 +143,7 @@ class JobController:
                 timed_out=result.timed_out,
                 cancelled=result.cancelled,
                 error=result.error,
+                start_failure=result.start_failure,
                 timeout=job.spec.timeout_seconds,
             )
             await self._end(job, outcome, wait_for_agent=True)
