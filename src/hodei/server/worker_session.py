@@ -189,7 +189,7 @@ class WorkerSession:
             self._send(AssignJob(job.id, job.spec))
         elif (
             job.state.terminal and job.state is not JobState.SUCCEEDED
-        ) or job.id in self._controller.cancel_requested:
+        ) or job.cancel_requested_at is not None:
             self._send(CancelJob(job.id))
         return record
 
