@@ -68,7 +68,7 @@ def test_job_moves_only_along_legal_transitions():
         job.moved_to(JobState.SUCCEEDED)
 
 
-def test_waiting_reason_belongs_to_the_state_it_was_given_in():
+def test_waiting_reason_belongs_to_the_state_it_was_given_in() -> None:
     job = Job(JobId("j-1"), JobSpec(command=("a",)), JobState.QUEUED, datetime.now(UTC))
     waiting = job.waiting("no capacity")
     assert (waiting.state, waiting.waiting_reason) == (JobState.QUEUED, "no capacity")

@@ -35,7 +35,7 @@ async def test_no_provider_enabled(tmp_path):
     assert await build_providers(settings, instance="i", registry=registry) == []
 
 
-def test_default_provider_is_kubernetes_when_enabled_else_local():
+def test_default_provider_is_kubernetes_when_enabled_else_local() -> None:
     assert default_provider([]) is None
     assert default_provider(["local"]) == "local"
     assert default_provider(["local", "kubernetes"]) == "kubernetes"

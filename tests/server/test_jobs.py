@@ -9,7 +9,7 @@ from hodei.server.jobs import JobBook
 from hodei.store.memory import MemoryJobStore
 
 
-async def test_waiting_reason_is_persisted_published_and_cleared_by_a_state_change():
+async def test_waiting_reason_is_persisted_published_and_cleared_by_a_state_change() -> None:
     store, events = MemoryJobStore(), JobEvents()
     book = JobBook(store, events)
     job = await book.submit(JobSpec(command=("true",)), provider="local")

@@ -222,7 +222,7 @@ def _public(cls: type) -> set[str]:
     return {name for owner in owners for name in vars(owner) if not name.startswith("_")}
 
 
-def test_job_document_without_waiting_reason_still_reads():
+def test_job_document_without_waiting_reason_still_reads() -> None:
     from hodei.store.codec import job_from_json, job_to_json
 
     older = job(3)
@@ -249,7 +249,7 @@ SLICES = [
 @pytest.mark.parametrize(("protocol", "fake", "methods"), SLICES)
 def test_each_slice_has_its_fake_and_the_whole_store_has_every_slice(
     protocol: type, fake: type, methods: set[str]
-):
+) -> None:
     assert _public(protocol) == methods
     assert _public(fake) == methods
     assert protocol in Store.__mro__
@@ -257,7 +257,7 @@ def test_each_slice_has_its_fake_and_the_whole_store_has_every_slice(
     assert methods <= _public(SqliteStore)
 
 
-async def test_a_slice_fake_serves_on_its_own():
+async def test_a_slice_fake_serves_on_its_own() -> None:
     jobs = MemoryJobStore()
     await jobs.save_job(job(1))
     await jobs.save_job(job(2, JobState.RUNNING))

@@ -50,9 +50,9 @@ def test_unsupported_url_names_accepted_forms(url: str):
         ("memory://", None),
     ],
 )
-def test_sidecar_directory_lives_beside_the_database_file(url: str, directory: Path | None):
+def test_sidecar_directory_lives_beside_the_database_file(url: str, directory: Path | None) -> None:
     assert sidecar_directory(url) == directory
 
 
-def test_sidecar_directory_of_the_default_database():
+def test_sidecar_directory_of_the_default_database() -> None:
     assert sidecar_directory(None) == Path(f"{default_database_path()}.workers")
