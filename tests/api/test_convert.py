@@ -26,7 +26,7 @@ from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
-from hodei.domain.reasons import Reason
+from hodei.domain.reasons import Reason, StartFailure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 
@@ -118,6 +118,10 @@ WORKER_MESSAGES = [
     JobStarted(JobId("j-1"), 42),
     LogBatch((LogChunk(JobId("j-1"), 1, LogStream.STDOUT, b"x"),)),
     JobResult(JobId("j-1"), 3, timed_out=True, cancelled=False, error="e", last_sequence=9),
+    *(
+        JobResult(JobId("j-1"), 127, error="x: not found", start_failure=kind)
+        for kind in StartFailure
+    ),
     Heartbeat(),
 ]
 SERVER_MESSAGES = [

@@ -9,6 +9,7 @@ from hodei.api import convert
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.logs import LogChunk
+from hodei.domain.states import JobState
 
 
 async def submit(
@@ -52,3 +53,12 @@ async def eventually(predicate: Callable[[], bool], *, within: float = 5.0) -> N
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+
+
+async def wait_state(stub: jobs_pb2_grpc.JobServiceStub, job_id: str, state: JobState) -> Job:
+    """The job as soon as WatchJob shows it in ``state`` (AssertionError if it ends first)."""
+    async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job_id)):
+        job = convert.job_from_pb(view)
+        if job.state is state:
+            return job
+    raise AssertionError(f"job {job_id} ended without reaching {state.value}")

@@ -10,7 +10,7 @@ import pytest
 
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
-from hodei.domain.reasons import Failure, Reason
+from hodei.domain.reasons import Failure, Reason, StartFailure
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerStatus
 from hodei.server import lifecycle
@@ -129,6 +129,11 @@ def test_bearer_metadata() -> None:
     assert not bearer_ok(None, "t")
 
 
+NOT_FOUND = StartFailure.COMMAND_NOT_FOUND
+NOT_EXECUTABLE = StartFailure.NOT_EXECUTABLE
+AGENT_ERROR = StartFailure.AGENT_ERROR
+
+
 @pytest.mark.parametrize(
     ("result", "expected"),
     [
@@ -137,12 +142,20 @@ def test_bearer_metadata() -> None:
         (dict(exit_code=137, timed_out=True), (JobState.TIMED_OUT, 137, "DeadlineExceeded")),
         (dict(exit_code=143, cancelled=True), (JobState.CANCELLED, 143, "Cancelled")),
         (
-            dict(exit_code=0, error="[Errno 2] No such file or directory: 'nope'"),
+            dict(exit_code=127, error="nope: command not found", start_failure=NOT_FOUND),
             (JobState.FAILED, 127, "CommandNotFound"),
         ),
+        (  # the kind decides, not the words of the message
+            dict(exit_code=0, error="x: not found? no: EACCES", start_failure=NOT_EXECUTABLE),
+            (JobState.FAILED, 126, "StartError"),
+        ),
         (
-            dict(exit_code=0, error="[Errno 13] Permission denied"),
-            (JobState.FAILED, 127, "StartError"),
+            dict(exit_code=0, error="No such file or directory", start_failure=AGENT_ERROR),
+            (JobState.FAILED, 125, "StartError"),
+        ),
+        (  # an agent that sent no kind failed by itself
+            dict(exit_code=0, error="[Errno 2] No such file or directory: 'nope'"),
+            (JobState.FAILED, 125, "StartError"),
         ),
     ],
 )

@@ -46,6 +46,20 @@ async def test_shell_job_output_and_exit_code(
     await eventually(lambda: plane.workers.active() == [], within=15)
 
 
+async def test_a_missing_command_fails_as_command_not_found(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    plane, _ = await _plane(control_plane_factory, tmp_path)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "/nonexistent/hodei-missing")
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.exit_code, done.reason) == (JobState.FAILED, 127, "CommandNotFound")
+    assert (
+        done.message == "/nonexistent/hodei-missing: command not found (No such file or directory)"
+    )
+
+
 async def test_timeout_and_cancel_end_the_process_group(
     control_plane_factory: MakeControlPlane, tmp_path: Path
 ) -> None:

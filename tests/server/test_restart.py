@@ -10,7 +10,16 @@ from pathlib import Path
 
 import grpc
 
-from hodei.api.messages import AssignJob, JobResult, JobStarted, LogAck, LogBatch, ResultAck
+from hodei.api.messages import (
+    AssignJob,
+    CancelJob,
+    JobResult,
+    JobStarted,
+    LogAck,
+    LogBatch,
+    ResultAck,
+)
+from hodei.api.v1 import jobs_pb2, types_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
@@ -21,7 +30,7 @@ from hodei.store import SqliteStore
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import logs, output, submit, wait_done
+from tests.server.helpers import eventually, logs, output, submit, wait_done, wait_state
 
 
 async def test_jobs_survive_a_restart(control_plane_factory: MakeControlPlane) -> None:
@@ -131,3 +140,61 @@ async def test_orphan_worker_records_do_not_hold_capacity(
         done = await wait_done(stub, (await submit(stub, "echo", "hi")).id)
     assert done.state is JobState.SUCCEEDED
     await provider.aclose_workers()
+
+
+async def test_a_cancel_the_agent_never_heard_is_enforced_after_a_restart(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    first = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[first])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "sleep", "60")
+        request = await requests.get()
+        agent = WorkerClient(plane.address)  # connected, but it will never act on a cancel
+        await agent.register(request.worker_id, token=request.token)
+        await agent.expect(AssignJob)
+        await agent.send(JobStarted(JobId(job.id)))
+        await wait_state(stub, job.id, JobState.RUNNING)
+        answered = await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
+        stored = await plane.store.get_job(JobId(job.id))
+    # Persisted before CancelJob answered: the job still runs, the request is on disk.
+    assert answered.state == types_pb2.RUNNING
+    assert stored is not None and stored.cancel_requested_at is not None
+    await plane.stop(grace=0)
+    await agent.close()
+
+    second = FakeProvider("local")
+    second.adopt(WorkerStatus(request.worker_id, request.job_id, WorkerPhase.RUNNING))
+    plane = await control_plane_factory(providers=[second])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.reason) == (JobState.CANCELLED, "Cancelled")
+    await eventually(lambda: request.worker_id in second.deleted)
+
+
+async def test_a_result_after_an_unheard_cancel_still_ends_cancelled(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    plane = await control_plane_factory(
+        providers=[FakeProvider("local", on_create=requests.put_nowait)]
+    )
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "true")
+        request = await requests.get()
+        agent = WorkerClient(plane.address)
+        await agent.register(request.worker_id, token=request.token)
+        await agent.expect(AssignJob)
+        await agent.send(JobStarted(JobId(job.id)))
+        await wait_state(stub, job.id, JobState.RUNNING)
+        await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
+        await agent.expect(CancelJob)  # ignored: the job runs to completion regardless
+        await agent.send(JobResult(JobId(job.id), 0))
+        await agent.expect(ResultAck)
+        await agent.close()
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.exit_code, done.reason) == (JobState.CANCELLED, 0, "Cancelled")

@@ -8,10 +8,11 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from hodei.api.v1 import types_pb2
+from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.config import WorkerSettings
 from hodei.worker.agent import (
     EXIT_DELIVERED,
@@ -154,7 +155,19 @@ async def test_command_not_found_is_reported_as_start_error() -> None:
     result = service.record.acked_result
     assert result is not None and result.exit_code == 127
     assert "command not found" in result.error
+    assert result.start_failure == worker_pb2.START_FAILURE_COMMAND_NOT_FOUND
     assert not service.record.started
+
+
+async def test_a_command_that_cannot_execute_is_sent_as_its_kind(tmp_path: Path) -> None:
+    script_file = tmp_path / "not-executable"
+    script_file.write_text("#!/bin/sh\necho hi\n")
+    script = Script(types_pb2.JobSpec(command=[str(script_file)]))
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    result = service.record.acked_result
+    assert result is not None and result.exit_code == 126
+    assert result.start_failure == worker_pb2.START_FAILURE_NOT_EXECUTABLE
 
 
 async def test_unacked_logs_are_resent_after_a_reconnect() -> None:

@@ -15,6 +15,16 @@ from hodei.api.v1 import worker_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec
 from hodei.domain.logs import LogChunk
+from hodei.domain.reasons import StartFailure
+
+# JobResult.start_failure on the wire; UNSPECIFIED (0) is "none".
+_START_FAILURE_PB: dict[StartFailure | None, worker_pb2.StartFailure] = {
+    None: worker_pb2.START_FAILURE_UNSPECIFIED,
+    StartFailure.COMMAND_NOT_FOUND: worker_pb2.START_FAILURE_COMMAND_NOT_FOUND,
+    StartFailure.NOT_EXECUTABLE: worker_pb2.START_FAILURE_NOT_EXECUTABLE,
+    StartFailure.AGENT_ERROR: worker_pb2.START_FAILURE_AGENT_ERROR,
+}
+_START_FAILURES = {wire: kind for kind, wire in _START_FAILURE_PB.items()}
 
 __all__ = [
     "AssignJob",
@@ -70,6 +80,7 @@ class JobResult:
     cancelled: bool = False
     error: str = ""
     last_sequence: int = 0
+    start_failure: StartFailure | None = None  # set with ``error``: why it could not start
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,13 @@ def decode_worker_message(message: worker_pb2.WorkerMessage) -> WorkerMessage:
         if kind == "result":
             s = message.result
             return JobResult(
-                JobId(s.job_id), s.exit_code, s.timed_out, s.cancelled, s.error, s.last_sequence
+                JobId(s.job_id),
+                s.exit_code,
+                s.timed_out,
+                s.cancelled,
+                s.error,
+                s.last_sequence,
+                _START_FAILURES.get(s.start_failure),
             )
         if kind == "heartbeat":
             return Heartbeat()
@@ -163,6 +180,7 @@ def encode_worker_message(message: WorkerMessage) -> worker_pb2.WorkerMessage:
                     cancelled=message.cancelled,
                     error=message.error,
                     last_sequence=message.last_sequence,
+                    start_failure=_START_FAILURE_PB[message.start_failure],
                 )
             )
         case Heartbeat():

@@ -36,6 +36,7 @@ __all__ = [
     "TIMED_OUT",
     "exit_code_for",
     "for_signal",
+    "for_start_failure",
     "from_returncode",
 ]
 
@@ -60,6 +61,16 @@ TERMINATED: Final = for_signal(signal.SIGTERM)  # 143
 # A job cancelled on request (``hodei jobs cancel``, Ctrl-C of the ``hodei run`` that owned
 # it) reads as an interrupted command, whatever signal the agent used to stop it.
 CANCELLED: Final = INTERRUPTED
+
+
+def for_start_failure(kind: reasons.StartFailure) -> int:
+    """What a POSIX shell reports when a command cannot start: 127 not found, 126 not
+    executable; 125 when the agent itself failed (Hodei could not run it)."""
+    if kind is reasons.StartFailure.COMMAND_NOT_FOUND:
+        return COMMAND_NOT_FOUND
+    if kind is reasons.StartFailure.NOT_EXECUTABLE:
+        return CANNOT_EXECUTE
+    return HODEI_FAILURE
 
 
 def from_returncode(returncode: int) -> int:

@@ -228,6 +228,9 @@ class Job:
     # Set by whoever knows (the scheduler, a provider's PENDING diagnosis) through
     # :meth:`waiting`; every state change clears it.
     waiting_reason: str | None = None
+    # When a cancel was asked of a job whose agent must stop it. Persisted, so a cancel
+    # the agent never heard of is still carried out after a restart.
+    cancel_requested_at: datetime | None = None
 
     def moved_to(self, state: JobState, **changes: object) -> Job:
         """A copy in ``state`` (checked by :func:`transition`) with ``changes`` applied.

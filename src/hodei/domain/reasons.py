@@ -7,6 +7,7 @@ exists, so a user who knows ``kubectl describe`` recognises them.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Final, NewType
 
@@ -57,6 +58,20 @@ PLATFORM_REASONS: Final = frozenset(
 
 # Of those, the ones worth another attempt when the job allows it: a new worker may work.
 RETRYABLE_REASONS: Final = frozenset({WORKER_LOST, EVICTED, PROVIDER_ERROR})
+
+
+class StartFailure(enum.Enum):
+    """Why the agent could not start a job's command, decided from the exec error's errno
+    (POSIX ``execve``) where it happens, and sent as a field of the result."""
+
+    COMMAND_NOT_FOUND = "COMMAND_NOT_FOUND"  # ENOENT: no such program
+    NOT_EXECUTABLE = "NOT_EXECUTABLE"  # EACCES, ENOEXEC, ...: found but cannot be run
+    AGENT_ERROR = "AGENT_ERROR"  # the agent itself failed before the command ran
+
+    @property
+    def reason(self) -> Reason:
+        """The job's failure reason for this kind of start failure."""
+        return COMMAND_NOT_FOUND if self is StartFailure.COMMAND_NOT_FOUND else START_ERROR
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from hodei.api.messages import CancelJob, JobResult
@@ -78,7 +79,6 @@ class JobController:
         self._dispatch = dispatch
         self._default_provider = default_provider(list(providers))
         self.accepting = True  # False while draining: submits are refused
-        self.cancel_requested: dict[JobId, datetime] = {}
         self._releases: set[asyncio.Task[None]] = set()
         self._hurry = asyncio.Event()  # set on stop: delete without waiting for agents
 
@@ -144,8 +144,10 @@ class JobController:
             outcome = lifecycle.outcome_of_result(
                 exit_code=result.exit_code,
                 timed_out=result.timed_out,
-                cancelled=result.cancelled,
+                # A cancel that was asked for stands even if the agent never heard of it.
+                cancelled=result.cancelled or job.cancel_requested_at is not None,
                 error=result.error,
+                start_failure=result.start_failure,
                 timeout=job.spec.timeout_seconds,
             )
             await self._end(job, outcome, wait_for_agent=True)
@@ -158,6 +160,9 @@ class JobController:
                 await self._fail_locked(job, failure)
 
     async def _fail_locked(self, job: Job, failure: Failure) -> None:
+        if job.cancel_requested_at is not None:  # a job being cancelled is not retried
+            await self._end(job, lifecycle.CANCELLED_OUTCOME)
+            return
         if not lifecycle.should_retry(job, failure):
             await self._end(job, lifecycle.failed_outcome(failure))
             return
@@ -194,7 +199,6 @@ class JobController:
         )
         await self._jobs.save(ended)
         self._hub.close(job.id)
-        self.cancel_requested.pop(job.id, None)
         if outcome.state in _FAILED_STATES:
             self._metrics.jobs_failed.labels(outcome.reason or "unknown").inc()
         if job.worker_id is not None:
@@ -242,6 +246,14 @@ class JobController:
             await self._workers.save(current.updated(state=WorkerPhase.GONE))
         self._dispatch.set()
 
+    def cancels(self) -> dict[JobId, datetime]:
+        """Unfinished jobs whose agent was asked to cancel, with when it was asked."""
+        return {
+            job.id: job.cancel_requested_at
+            for job in self._jobs.active()
+            if job.cancel_requested_at is not None
+        }
+
     async def cancel(self, job_id: JobId) -> Job | None:
         """Cancel as contract C says; returns the job after the request (None: unknown)."""
         async with self._jobs.lock(job_id):
@@ -253,8 +265,12 @@ class JobController:
                 return job
             worker_id = job.worker_id
             signal = action is lifecycle.CancelAction.SIGNAL_AGENT and worker_id is not None
-            if signal and worker_id and self._workers.send(worker_id, CancelJob(job.id)):
-                self.cancel_requested.setdefault(job.id, utcnow())
+            if signal and worker_id and self._workers.connected(worker_id):
+                # Stored before the agent is told and before the caller hears back: if
+                # the message is lost and the control plane restarts, recovery ends it.
+                if job.cancel_requested_at is None:
+                    job = await self._jobs.save(replace(job, cancel_requested_at=utcnow()))
+                self._workers.send(worker_id, CancelJob(job.id))
                 return job
             await self._end(job, lifecycle.CANCELLED_OUTCOME)
             return await self._jobs.get(job_id)

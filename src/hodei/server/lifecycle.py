@@ -39,13 +39,23 @@ class Outcome:
 
 
 def outcome_of_result(
-    *, exit_code: int, timed_out: bool, cancelled: bool, error: str, timeout: float | None = None
+    *,
+    exit_code: int,
+    timed_out: bool,
+    cancelled: bool,
+    error: str,
+    start_failure: reasons.StartFailure | None = None,
+    timeout: float | None = None,
 ) -> Outcome:
-    """Map an agent's JobResult to the job's final state (contract C)."""
+    """Map an agent's JobResult to the job's final state.
+
+    A start error (``error`` set) FAILS the job with the reason its ``start_failure`` kind
+    names (an agent that sent no kind counts as its own failure); else cancelled beats
+    timed out beats the exit code (0 SUCCEEDED, other FAILED ``NonZeroExit``)."""
     if error:
-        not_found = "no such file" in error.lower() or "not found" in error.lower()
-        reason = reasons.COMMAND_NOT_FOUND if not_found else reasons.START_ERROR
-        return Outcome(JobState.FAILED, exit_code or exitcodes.COMMAND_NOT_FOUND, reason, error)
+        kind = start_failure or reasons.StartFailure.AGENT_ERROR
+        code = exit_code or exitcodes.for_start_failure(kind)
+        return Outcome(JobState.FAILED, code, kind.reason, error)
     if cancelled:
         return Outcome(JobState.CANCELLED, exit_code, reasons.CANCELLED, "cancelled by request")
     if timed_out:

@@ -5,7 +5,8 @@ with the store: a worker whose job is finished, unknown or now served by another
 is deleted (nothing is left behind). A STARTING/RUNNING job whose worker the provider no
 longer has is lost (retried or FAILED: WorkerLost) at once; one whose worker still exists
 keeps it, and its agent gets the reconnect grace period to come back with its resume
-token before the supervisor declares it lost. QUEUED jobs simply dispatch again.
+token before the supervisor declares it lost. QUEUED jobs simply dispatch again. A job
+whose cancel was requested before the restart ends CANCELLED and its worker is deleted.
 
 :func:`sweep_strays` repeats the stray deletion periodically while the control plane runs,
 for workers whose normal release failed or that a crash left between create and record.
@@ -23,6 +24,7 @@ from hodei.domain.reasons import WORKER_LOST, Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase
 from hodei.providers.base import Provider, ProviderError, WorkerStatus
+from hodei.server import lifecycle
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook, utcnow
 from hodei.server.workers import WorkerBook
@@ -88,6 +90,11 @@ async def recover(
     }
     now = utcnow()
     for job in active:
+        if job.cancel_requested_at is not None:
+            # Cancelled before the restart; its agent may never have heard: end it now
+            # (its worker is deleted) rather than let it run to completion.
+            await controller.end(job.id, lifecycle.CANCELLED_OUTCOME)
+            continue
         if job.worker_id is None or job.worker_id not in wanted:
             continue
         record = workers.get(job.worker_id)

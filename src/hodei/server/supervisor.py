@@ -66,7 +66,7 @@ class Supervisor:
         for job in self._jobs.active():
             if lifecycle.backstop_due(job, now, grace=grace):
                 await self._controller.end(job.id, lifecycle.backstop_outcome(job, grace=grace))
-        cancels = self._controller.cancel_requested
+        cancels = self._controller.cancels()
         for job_id in lifecycle.overdue(cancels, now, self._tuning.cancel_grace):
             await self._controller.end(job_id, lifecycle.CANCELLED_OUTCOME)
         for worker_id in lifecycle.overdue(

@@ -9,8 +9,8 @@ for its own job. The stream is held to the protocol: Register must come within
 without gaps (a chunk may repeat an earlier one, as a resend does, or continue right after
 the highest; anything else is INVALID_ARGUMENT), and once the worker sent its result, or
 its job ended, no new output or message is accepted (FAILED_PRECONDITION). Agents number
-log chunks from 1 in every attempt; the session shifts them by the attempt's offset so a
-retried job keeps one gap-free log.
+log chunks from 1 in every attempt; :class:`~hodei.domain.logs.AttemptLog` maps them onto
+the job's log so a retried job keeps one gap-free log.
 
 Reading and storing are pipelined: a reader task takes messages off the stream while a
 writer task stores log batches in order, merging the batches that arrived during the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hodei.api.messages import (
     AssignJob,
@@ -40,7 +40,7 @@ from hodei.api.messages import (
     WorkerMessage,
 )
 from hodei.domain.ids import JobId
-from hodei.domain.logs import LogChunk
+from hodei.domain.logs import AttemptLog, LogChunk, LogSequenceError
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 from hodei.server.controller import JobController
@@ -97,9 +97,7 @@ class WorkerSession:
         self._pending: deque[_Logs | JobResult | None] = deque()
         self._ready = asyncio.Event()
         self._register_deadline = register_deadline
-        # The highest log sequence (agent numbering) stored or queued: the next chunk may
-        # repeat any earlier one (a resend) or continue right after it, nothing else.
-        self._highest = 0
+        self._numbering = AttemptLog(0)  # set at registration, from the worker record
         self._result_received = False
 
     def _send(self, message: ServerMessage) -> None:
@@ -180,7 +178,7 @@ class WorkerSession:
                 "PERMISSION_DENIED", f"worker {record.id} no longer serves job {record.job_id}"
             )
         stored = await self._log_store.last_log_sequence(record.job_id)
-        self._highest = max(stored - record.log_offset, 0)
+        self._numbering = AttemptLog.resumed(record.log_offset, stored)
         self._workers.connect(record.id, self.outbox)
         if admission.first:
             await self._controller.registered(record)
@@ -189,7 +187,7 @@ class WorkerSession:
             self._send(AssignJob(job.id, job.spec))
         elif (
             job.state.terminal and job.state is not JobState.SUCCEEDED
-        ) or job.id in self._controller.cancel_requested:
+        ) or job.cancel_requested_at is not None:
             self._send(CancelJob(job.id))
         return record
 
@@ -213,10 +211,10 @@ class WorkerSession:
                 await self._logs(record, message)
             case JobResult():
                 self._check_job(record, message.job_id)
-                if message.last_sequence > self._highest:
+                if message.last_sequence > self._numbering.highest:
                     # Checked here, before any store query: a sequence beyond what was
                     # sent can be anything up to 2**64-1.
-                    raise _missing_chunks(message.last_sequence, self._highest)
+                    raise _missing_chunks(message.last_sequence, self._numbering.highest)
                 self._result_received = True
                 self._queue(message)
             case Heartbeat():
@@ -227,38 +225,34 @@ class WorkerSession:
     async def _logs(self, record: WorkerRecord, batch: LogBatch) -> None:
         if not batch.chunks:
             return
-        highest = self._highest
         for chunk in batch.chunks:
             self._check_job(record, chunk.job_id)
-            if not 1 <= chunk.sequence <= highest + 1:
-                raise SessionError(
-                    "INVALID_ARGUMENT",
-                    f"log sequence {chunk.sequence} is out of range: chunks are numbered "
-                    f"from 1 without gaps and the next one here is at most {highest + 1}",
-                )
-            highest = max(highest, chunk.sequence)
-        if highest > self._highest and not await self._job_open(record):
+        numbering = self._numbering
+        try:
+            highest = numbering.accept(c.sequence for c in batch.chunks)
+        except LogSequenceError as exc:
+            raise SessionError("INVALID_ARGUMENT", str(exc)) from None
+        if highest > numbering.highest and not await self._job_open(record):
             raise SessionError(
                 "FAILED_PRECONDITION",
                 f"job {record.job_id} has ended; its log takes no more output",
             )
-        if highest == self._highest and not await self._job_open(record):
+        if highest == numbering.highest and not await self._job_open(record):
             # A resend of chunks already stored, after the job ended: they are durable.
             self._send(LogAck(record.job_id, max(c.sequence for c in batch.chunks)))
             return
-        self._highest = highest
-        shifted = [replace(c, sequence=c.sequence + record.log_offset) for c in batch.chunks]
-        self._queue(_Logs(shifted, max(c.sequence for c in batch.chunks)))
+        numbering.advance(highest)
+        self._queue(_Logs(numbering.in_job(batch.chunks), max(c.sequence for c in batch.chunks)))
 
     async def _job_open(self, record: WorkerRecord) -> bool:
         job = await self._jobs.get(record.job_id)
         return job is not None and not job.state.terminal
 
     async def _result(self, record: WorkerRecord, result: JobResult) -> None:
-        offset = record.log_offset
         last = result.last_sequence
-        stored = await self._log_store.count_logs(record.job_id, up_to=offset + last)
-        stored -= await self._log_store.count_logs(record.job_id, up_to=offset)
+        after, up_to = self._numbering.job_range(last)
+        stored = await self._log_store.count_logs(record.job_id, up_to=up_to)
+        stored -= await self._log_store.count_logs(record.job_id, up_to=after)
         if stored < last:
             raise _missing_chunks(last, stored)
         await self._controller.finish_with_result(record.id, result)

@@ -85,6 +85,7 @@ def job_to_json(job: Job) -> str:
             "worker_id": job.worker_id,
             "provider": job.provider,
             "waiting_reason": job.waiting_reason,
+            "cancel_requested_at": _time(job.cancel_requested_at),
         }
     )
 
@@ -109,4 +110,5 @@ def job_from_json(text: str) -> Job:
         provider=data["provider"],
         # Absent in documents written before the field existed.
         waiting_reason=data.get("waiting_reason"),
+        cancel_requested_at=_parse_time(data.get("cancel_requested_at")),
     )

@@ -16,6 +16,7 @@ from typing import Literal
 
 from hodei.api.messages import AssignJob, JobResult, JobStarted
 from hodei.domain import exitcodes
+from hodei.domain.reasons import StartFailure
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 StopReason = Literal["timeout", "cancel"]
@@ -81,7 +82,10 @@ class RunningJob:
                 self.process.signal_group(signal.SIGKILL)
             self._finish(
                 JobResult(
-                    self.assignment.job_id, exit_code=exitcodes.HODEI_FAILURE, error=repr(exc)
+                    self.assignment.job_id,
+                    exit_code=exitcodes.HODEI_FAILURE,
+                    error=repr(exc),
+                    start_failure=StartFailure.AGENT_ERROR,
                 )
             )
 
@@ -95,7 +99,9 @@ class RunningJob:
         try:
             self.process = await JobProcess.start(argv, env=env, sink=self._sink)
         except StartError as exc:
-            self._finish(JobResult(job_id, exit_code=exc.exit_code, error=str(exc)))
+            self._finish(
+                JobResult(job_id, exit_code=exc.exit_code, error=str(exc), start_failure=exc.kind)
+            )
             return
         self.started = JobStarted(job_id, self.process.pid)
         self._on_change()

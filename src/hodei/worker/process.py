@@ -17,6 +17,7 @@ from typing import Any
 
 from hodei.domain import exitcodes
 from hodei.domain.logs import LogStream
+from hodei.domain.reasons import StartFailure
 
 OutputSink = Callable[[LogStream, bytes], None]
 
@@ -28,11 +29,13 @@ PIPE_DRAIN_TIMEOUT = 2.0  # seconds to read what is left in the pipes after the 
 
 
 class StartError(Exception):
-    """The command could not be started; ``exit_code`` follows the shell's convention."""
+    """The command could not be started; ``kind`` says why, ``exit_code`` follows the
+    shell's convention for it."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, kind: StartFailure) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.kind = kind
+        self.exit_code = exitcodes.for_start_failure(kind)
 
 
 exit_status = exitcodes.from_returncode
@@ -84,14 +87,16 @@ class JobProcess:
             )
         except FileNotFoundError as exc:
             raise StartError(
-                f"{argv[0]}: command not found ({exc.strerror})", exitcodes.COMMAND_NOT_FOUND
+                f"{argv[0]}: command not found ({exc.strerror})", StartFailure.COMMAND_NOT_FOUND
             ) from None
         except PermissionError as exc:
             raise StartError(
-                f"{argv[0]}: cannot execute ({exc.strerror})", exitcodes.CANNOT_EXECUTE
+                f"{argv[0]}: cannot execute ({exc.strerror})", StartFailure.NOT_EXECUTABLE
             ) from None
         except OSError as exc:
-            raise StartError(f"{argv[0]}: cannot start ({exc})", exitcodes.CANNOT_EXECUTE) from None
+            raise StartError(
+                f"{argv[0]}: cannot start ({exc})", StartFailure.NOT_EXECUTABLE
+            ) from None
         process = cls(transport, protocol)
         process._grow_pipes()
         return process

@@ -1,11 +1,23 @@
 from hodei.api.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class StartFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    START_FAILURE_UNSPECIFIED: _ClassVar[StartFailure]
+    START_FAILURE_COMMAND_NOT_FOUND: _ClassVar[StartFailure]
+    START_FAILURE_NOT_EXECUTABLE: _ClassVar[StartFailure]
+    START_FAILURE_AGENT_ERROR: _ClassVar[StartFailure]
+START_FAILURE_UNSPECIFIED: StartFailure
+START_FAILURE_COMMAND_NOT_FOUND: StartFailure
+START_FAILURE_NOT_EXECUTABLE: StartFailure
+START_FAILURE_AGENT_ERROR: StartFailure
 
 class WorkerMessage(_message.Message):
     __slots__ = ("register", "started", "logs", "result", "heartbeat")
@@ -46,20 +58,22 @@ class LogBatch(_message.Message):
     def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.LogChunk, _Mapping]]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "exit_code", "timed_out", "cancelled", "error", "last_sequence")
+    __slots__ = ("job_id", "exit_code", "timed_out", "cancelled", "error", "last_sequence", "start_failure")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    START_FAILURE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     exit_code: int
     timed_out: bool
     cancelled: bool
     error: str
     last_sequence: int
-    def __init__(self, job_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., timed_out: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., error: _Optional[str] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    start_failure: StartFailure
+    def __init__(self, job_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., timed_out: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., error: _Optional[str] = ..., last_sequence: _Optional[int] = ..., start_failure: _Optional[_Union[StartFailure, str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()
