@@ -2,7 +2,8 @@
 # Install (or remove) Hodei's Kubernetes objects, then verify them.
 #
 # Applies namespace.yaml, rbac.yaml, network-policy.yaml and configmap.yaml in that
-# order (and, with --with-control-plane, the API token Secret and control-plane.yaml).
+# order, creates the pod profiles ConfigMap (pod-templates.yaml) when it does not exist
+# (and, with --with-control-plane, the API token Secret and control-plane.yaml).
 # Every step is idempotent: a second run changes nothing. Uses kubectl's current
 # context unless --context is given; KUBECTL names another kubectl binary.
 set -euo pipefail
@@ -13,6 +14,9 @@ readonly SYSTEM_NS=hodei-system
 readonly WORKERS_NS=hodei-workers
 readonly MANIFESTS=(namespace.yaml rbac.yaml network-policy.yaml configmap.yaml)
 readonly CONTROL_PLANE_MANIFEST=control-plane.yaml
+# The operator's pod profiles: created when missing, never overwritten.
+readonly POD_TEMPLATES_MANIFEST=pod-templates.yaml
+readonly POD_TEMPLATES=hodei-pod-templates
 readonly TOKEN_SECRET=hodei-api-token
 readonly CONTROL_PLANE_USER="system:serviceaccount:${SYSTEM_NS}:hodei-control-plane"
 KUBECTL="${KUBECTL:-kubectl}"
@@ -151,11 +155,25 @@ ensure_token_secret() {
   rm -rf "$tmp"
 }
 
+ensure_pod_templates() {
+  local existing
+  existing="$(k get configmap "$POD_TEMPLATES" -n "$SYSTEM_NS" --ignore-not-found -o name)" ||
+    die "cannot read configmap ${POD_TEMPLATES} in ${SYSTEM_NS}"
+  if [[ -n "$existing" ]]; then
+    log "configmap/${POD_TEMPLATES} exists (kept as it is: your pod profiles)"
+  elif ((dry_run)); then
+    log "configmap/${POD_TEMPLATES} created (dry run)"
+  else
+    k create -f "${HERE}/${POD_TEMPLATES_MANIFEST}"
+  fi
+}
+
 install() {
   local file
   for file in "${MANIFESTS[@]}"; do
     apply_file "$file"
   done
+  ensure_pod_templates
   if ((with_control_plane)); then
     ensure_token_secret
     apply_file "$CONTROL_PLANE_MANIFEST"
@@ -168,6 +186,7 @@ uninstall_all() {
   # Reverse order; deleting the namespaces removes every namespaced object in them.
   k delete "${flags[@]}" -f "${HERE}/${CONTROL_PLANE_MANIFEST}"
   k delete "${flags[@]}" secret "$TOKEN_SECRET" -n "$SYSTEM_NS"
+  k delete "${flags[@]}" configmap "$POD_TEMPLATES" -n "$SYSTEM_NS"
   local i
   for ((i = ${#MANIFESTS[@]} - 1; i >= 0; i--)); do
     k delete "${flags[@]}" -f "${HERE}/${MANIFESTS[i]}"
@@ -216,7 +235,8 @@ verify() {
     rolebinding.rbac.authorization.k8s.io/hodei-provider \
     networkpolicy.networking.k8s.io/hodei-default-deny \
     networkpolicy.networking.k8s.io/hodei-worker-egress
-  local system_objects=(serviceaccount/hodei-control-plane configmap/hodei-provider-config)
+  local system_objects=(serviceaccount/hodei-control-plane configmap/hodei-provider-config
+    "configmap/${POD_TEMPLATES}")
   if ((with_control_plane)); then
     system_objects+=("secret/${TOKEN_SECRET}" deployment.apps/hodei-control-plane
       service/hodei-control-plane)

@@ -22,7 +22,7 @@ from hodei.api.messages import (
 )
 from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.reasons import StartFailure
 from hodei.domain.states import JobState
@@ -38,6 +38,8 @@ FULL_SPEC = JobSpec(
     labels={"team": "a"},
     max_attempts=4,
     provider="kubernetes",
+    profile="gpu",
+    secret_env={"DB_PASSWORD": SecretKeyRef("db-creds", "password")},
 )
 
 

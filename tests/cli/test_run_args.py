@@ -14,7 +14,7 @@ from hodei.cli.main import build_parser
 from hodei.cli.run import UsageError, spec_from_args
 from hodei.config import SettingsError
 from hodei.domain.ids import JobId
-from hodei.domain.jobs import Job, JobSpec, SpecError
+from hodei.domain.jobs import Job, JobSpec, SecretKeyRef, SpecError
 from hodei.domain.states import JobState
 
 
@@ -32,8 +32,14 @@ def test_flags_fill_the_spec() -> None:
     result = spec(
         "--provider", "local", "--cpu", "500m", "--memory", "256Mi", "--timeout", "2.5",
         "--env", "A=1", "--env", "B=x=y", "--label", "team=ml", "--max-attempts", "3",
-        "--", "true",
+        "--profile", "gpu", "--secret-env", "DB_PASSWORD=db-creds:password",
+        "--secret-env", "K=s:a.b", "--", "true",
     )  # fmt: skip
+    assert result.profile == "gpu"
+    assert result.secret_env == {
+        "DB_PASSWORD": SecretKeyRef("db-creds", "password"),
+        "K": SecretKeyRef("s", "a.b"),
+    }
     assert result.provider == "local"
     assert (result.resources.cpu_request, result.resources.cpu_limit) == ("500m", "500m")
     assert (result.resources.memory_request, result.resources.memory_limit) == ("256Mi", "256Mi")
@@ -60,6 +66,10 @@ def test_env_name_alone_passes_the_clients_value_as_docker_does() -> None:
         (["--env", "=v"], "--env"),
         (["--label", "=v"], "--label"),
         (["--timeout", "0"], "--timeout"),
+        (["--secret-env", "NAME"], "--secret-env"),
+        (["--secret-env", "NAME=secret"], "--secret-env"),
+        (["--secret-env", "NAME=:key"], "--secret-env"),
+        (["--secret-env", "NAME=secret:"], "--secret-env"),
     ],
 )
 def test_bad_flags_are_refused_naming_the_flag(argv: list[str], flag: str) -> None:

@@ -16,7 +16,10 @@ README = DEPLOY / "README.md"
 DOCKERFILE = REPO / "Dockerfile"
 # The seed's order, then the optional control plane.
 PROVIDER_FILES = ("namespace.yaml", "rbac.yaml", "network-policy.yaml", "configmap.yaml")
-ALL_FILES = (*PROVIDER_FILES, "control-plane.yaml")
+# The operator's pod profiles: in the kustomization; install.sh creates it only when missing.
+POD_TEMPLATES_FILE = "pod-templates.yaml"
+KUSTOMIZATION_FILES = (*PROVIDER_FILES, POD_TEMPLATES_FILE)
+ALL_FILES = (*KUSTOMIZATION_FILES, "control-plane.yaml")
 
 Obj = dict[str, Any]
 

@@ -174,6 +174,10 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
     identity = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
     kubeconfig.write_text(identity.read_text())
     kubeconfig.chmod(0o644)  # readable by uid 10001 inside the container
+    # The Deployment mounts the (optional) ConfigMap hodei-pod-templates there: no profiles.
+    templates = tmp_path / "pod-templates"
+    templates.mkdir()
+    templates.chmod(0o755)
     grpc_port, http_port = _free_port(), _free_port()
     env = _control_plane_env("/etc/hodei/kubeconfig", grpc_port, http_port)
     name = f"hodei-control-plane-test-{grpc_port}"
@@ -182,7 +186,8 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
         "run", "--detach", "--name", name, "--network", "host", "--read-only",
         "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--tmpfs", "/tmp", "--tmpfs", "/var/lib/hodei:rw,mode=1777",
-        "--volume", f"{kubeconfig}:/etc/hodei/kubeconfig:ro", *env_args, image,
+        "--volume", f"{kubeconfig}:/etc/hodei/kubeconfig:ro",
+        "--volume", f"{templates}:{env['HODEI_K8S_POD_TEMPLATES_DIR']}:ro", *env_args, image,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:

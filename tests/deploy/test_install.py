@@ -17,7 +17,14 @@ from tests.deploy.cluster import (
     token_of,
     writes,
 )
-from tests.deploy.manifests import DEPLOY, PROVIDER_FILES, README
+from tests.deploy.manifests import (
+    DEPLOY,
+    POD_TEMPLATES_FILE,
+    PROVIDER_FILES,
+    README,
+    find,
+    load,
+)
 
 # Each test runs install.sh or kubectl (real processes, ~20 kubectl calls per install).
 pytestmark = pytest.mark.slow
@@ -32,6 +39,7 @@ PROVIDER_OBJECTS = {
     "NetworkPolicy/hodei-workers/hodei-default-deny",
     "NetworkPolicy/hodei-workers/hodei-worker-egress",
     "ConfigMap/hodei-system/hodei-provider-config",
+    "ConfigMap/hodei-system/hodei-pod-templates",
 }
 CONTROL_PLANE_OBJECTS = {
     "Secret/hodei-system/hodei-api-token",
@@ -115,6 +123,63 @@ def test_api_token_secret_is_created_once_and_never_overwritten(
     assert token_of(kube_emulator) == mine
 
 
+GPU_PROFILE = "apiVersion: v1\nkind: Pod\nspec:\n  nodeSelector: {pool: gpu}\n"
+
+
+def _pod_templates(emulator: RunningEmulator) -> dict[str, str]:
+    found = kubectl_json(emulator, "get", "configmap", "hodei-pod-templates", "-n", "hodei-system")
+    return dict(found.get("data") or {})
+
+
+def test_pod_templates_configmap_is_created_once_and_never_overwritten(
+    kube_emulator: RunningEmulator,
+) -> None:
+    assert run_install(kube_emulator).returncode == 0
+    assert _pod_templates(kube_emulator) == {}
+    patched = kube_emulator.kubectl(
+        "create", "configmap", "hodei-pod-templates", "-n", "hodei-system",
+        f"--from-literal=gpu.yaml={GPU_PROFILE}", "--dry-run=client", "-o", "yaml",
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    replaced = kube_emulator.kubectl("replace", "-f", "-", input=patched.stdout)
+    assert replaced.returncode == 0, replaced.stderr
+
+    result = run_install(kube_emulator)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configmap/hodei-pod-templates exists (kept as it is" in result.stdout
+    assert _pod_templates(kube_emulator) == {"gpu.yaml": GPU_PROFILE}
+
+
+def test_apply_k_profiles_are_mounted_by_the_control_plane_deployment(
+    kube_emulator: RunningEmulator,
+) -> None:
+    """The kustomization's ConfigMap is what the Deployment mounts where the variable points."""
+    result = kube_emulator.kubectl("apply", "-k", str(DEPLOY))
+    assert result.returncode == 0, result.stderr
+    assert kube_emulator.kubectl(
+        "create", "secret", "generic", "hodei-api-token", "-n", "hodei-system",
+        "--from-literal=token=abc",
+    ).returncode == 0  # fmt: skip
+    applied = kube_emulator.kubectl("apply", "-f", str(DEPLOY / "control-plane.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    deployment = kubectl_json(
+        kube_emulator, "get", "deployment", "hodei-control-plane", "-n", "hodei-system"
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounted = [v for v in volumes.values() if "configMap" in v]
+    assert [v["configMap"]["name"] for v in mounted] == ["hodei-pod-templates"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == mounted[0]["name"])
+    settings = kubectl_json(
+        kube_emulator, "get", "configmap", "hodei-provider-config", "-n", "hodei-system"
+    )["data"]
+    assert mount["mountPath"] == settings["HODEI_K8S_POD_TEMPLATES_DIR"]
+    assert mount.get("readOnly") is True
+    assert _pod_templates(kube_emulator) == (load(POD_TEMPLATES_FILE)[0].get("data") or {})
+    assert find("ConfigMap", "hodei-pod-templates")["metadata"]["namespace"] == "hodei-system"
+
+
 def test_generated_token_is_random_hex(kube_emulator: RunningEmulator) -> None:
     assert run_install(kube_emulator, "--with-control-plane").returncode == 0
     token = base64.b64decode(token_of(kube_emulator)).decode()
@@ -135,19 +200,21 @@ def test_uninstall_removes_everything(kube_emulator: RunningEmulator) -> None:
     assert everything["items"] == []
 
 
-def _readme_apply_order() -> list[str]:
+def _readme_apply_order() -> list[tuple[str, str]]:
+    """(verb, file) of each `kubectl apply|create -f FILE` of the Quick Start, in order."""
     text = README.read_text()
     quick_start = text.split("## Quick Start", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^kubectl apply -f (\S+)$", quick_start, re.M)
+    return re.findall(r"^kubectl (apply|create) -f (\S+)$", quick_start, re.M)
 
 
 def test_applying_the_files_one_by_one_in_the_readme_order_works(
     kube_emulator: RunningEmulator,
 ) -> None:
     order = _readme_apply_order()
-    assert tuple(order) == PROVIDER_FILES
-    for name in order:
-        result = kube_emulator.kubectl("apply", "-f", str(DEPLOY / name))
+    assert tuple(name for verb, name in order if verb == "apply") == PROVIDER_FILES
+    assert order[-1] == ("create", POD_TEMPLATES_FILE)
+    for verb, name in order:
+        result = kube_emulator.kubectl(verb, "-f", str(DEPLOY / name))
         assert result.returncode == 0, f"{name}: {result.stderr}"
     assert _ours(hodei_objects(kube_emulator)) == PROVIDER_OBJECTS
     assert can_i(kube_emulator, "create", "pods", "-n", "hodei-workers") == "yes"

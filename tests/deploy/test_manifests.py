@@ -22,7 +22,7 @@ from tests.deploy.manifests import (
     ALL_FILES,
     DEPLOY,
     DOCKERFILE,
-    PROVIDER_FILES,
+    KUSTOMIZATION_FILES,
     all_objects,
     find,
     load,
@@ -30,6 +30,7 @@ from tests.deploy.manifests import (
 )
 
 KUBERNETES_VERSION = "1.33"
+POD_TEMPLATES_DIR = "/etc/hodei/pod-templates"
 HODEI_LABELS = {"app.kubernetes.io/name": "hodei", "app.kubernetes.io/part-of": "hodei"}
 # Values configmap.yaml deliberately sets differently from the settings defaults.
 IN_CLUSTER_OVERRIDES = {
@@ -37,6 +38,7 @@ IN_CLUSTER_OVERRIDES = {
     "HODEI_SERVER_ADDRESS": DEFAULT_IN_CLUSTER_SERVER_ADDRESS,
     # The CA ConfigMap install.sh creates in hodei-workers for worker pods.
     "HODEI_K8S_TLS_CA_CONFIGMAP": "hodei-ca",
+    "HODEI_K8S_POD_TEMPLATES_DIR": POD_TEMPLATES_DIR,
 }
 
 
@@ -58,7 +60,7 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 def test_kustomization_lists_the_provider_files_in_install_order() -> None:
     kustomization = load("kustomization.yaml")[0]
-    assert tuple(kustomization["resources"]) == PROVIDER_FILES
+    assert tuple(kustomization["resources"]) == KUSTOMIZATION_FILES
 
 
 def test_everything_lives_in_the_two_hodei_namespaces() -> None:
@@ -134,7 +136,10 @@ def test_configmap_values_are_the_defaults_except_the_in_cluster_overrides() -> 
     assert load_kubernetes_settings(defaults) == KubernetesSettings()
     server = load_server_settings(data)
     assert server.kubernetes == dataclasses.replace(
-        KubernetesSettings(), enabled=True, tls_ca_configmap="hodei-ca"
+        KubernetesSettings(),
+        enabled=True,
+        tls_ca_configmap="hodei-ca",
+        pod_templates_dir=POD_TEMPLATES_DIR,
     )
     assert server.server_address == DEFAULT_IN_CLUSTER_SERVER_ADDRESS
 

@@ -11,7 +11,15 @@ import yaml
 from hodei.config.settings import KubernetesSettings, load_server_settings
 from hodei.providers.kubernetes import verify
 from tests.deploy import pss, readme
-from tests.deploy.manifests import ALL_FILES, INSTALL_SH, PROVIDER_FILES, find, load
+from tests.deploy.manifests import (
+    ALL_FILES,
+    INSTALL_SH,
+    KUSTOMIZATION_FILES,
+    POD_TEMPLATES_FILE,
+    PROVIDER_FILES,
+    find,
+    load,
+)
 
 # The variables the product started from, with their defaults, in its order.
 SEED_DEFAULTS = {
@@ -81,7 +89,9 @@ def test_quick_start_order_is_the_install_order() -> None:
     script = INSTALL_SH.read_text()
     listed = re.search(r"^readonly MANIFESTS=\(([^)]*)\)", script, re.M)
     assert listed is not None and tuple(listed.group(1).split()) == PROVIDER_FILES
-    assert tuple(load("kustomization.yaml")[0]["resources"]) == PROVIDER_FILES
+    assert tuple(load("kustomization.yaml")[0]["resources"]) == KUSTOMIZATION_FILES
+    # pod-templates.yaml is created once, never applied over the operator's profiles.
+    assert f"kubectl create -f {POD_TEMPLATES_FILE}" in readme.commands("Quick Start")
 
 
 def test_cleanup_deletes_both_namespaces() -> None:

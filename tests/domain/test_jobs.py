@@ -10,6 +10,7 @@ from hodei.domain.jobs import (
     Job,
     JobSpec,
     Resources,
+    SecretKeyRef,
     SpecError,
 )
 from hodei.domain.states import IllegalTransition, JobState
@@ -32,6 +33,12 @@ def test_valid_spec_passes_and_argv():
         resources=Resources(cpu_request="100m"),
     )
     assert spec.validated() is spec
+    with_refs = JobSpec(
+        command=("a",),
+        profile="gpu-a100",
+        secret_env={"DB_PASSWORD": SecretKeyRef("db.creds", "pass_word-1.txt")},
+    )
+    assert with_refs.validated() is with_refs
     assert spec.argv() == ("echo", "hi")
     assert JobSpec(shell="echo $A").argv() == ("/bin/sh", "-c", "echo $A")
 
@@ -52,6 +59,31 @@ def test_valid_spec_passes_and_argv():
         (
             JobSpec(command=("a",), resources=Resources(memory_limit="lots")),
             "resources.memory_limit",
+        ),
+        (
+            JobSpec(command=("a",), profile="GPU"),
+            "profile: 'GPU' is not valid; accepted: a DNS-1123",
+        ),
+        (JobSpec(command=("a",), profile="gpu\n"), "profile: 'gpu.n' is not valid"),
+        (
+            JobSpec(command=("a",), secret_env={"1X": SecretKeyRef("s", "k")}),
+            "secret_env: name '1X' is not valid",
+        ),
+        (
+            JobSpec(command=("a",), secret_env={"HODEI_WORKER_TOKEN": SecretKeyRef("s", "k")}),
+            "reserved for Hodei; accepted: names not starting with HODEI_",
+        ),
+        (
+            JobSpec(command=("a",), env={"P": "x"}, secret_env={"P": SecretKeyRef("s", "k")}),
+            "also given in env",
+        ),
+        (
+            JobSpec(command=("a",), secret_env={"P": SecretKeyRef("Bad_Name", "k")}),
+            "secret_env: secret 'Bad_Name' of P is not valid; accepted: a DNS-1123 subdomain",
+        ),
+        (
+            JobSpec(command=("a",), secret_env={"P": SecretKeyRef("s", "a/b")}),
+            "secret_env: key 'a/b' of P is not valid; accepted: a ConfigMap or Secret key",
         ),
     ],
 )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hodei.domain.names import (
     NameRuleError,
+    check_config_key,
     check_dns_label,
     check_dns_subdomain,
     check_env_name,
@@ -121,6 +122,21 @@ def test_env_names_follow_kubernetes(name: str) -> None:
     assert accepts(check_env_name, name) == k8s_env_name(name)
 
 
+def k8s_config_key(key: str) -> bool:
+    """IsConfigMapKey: at most 253 of [-._a-zA-Z0-9], not '.', '..' nor starting '..'."""
+    return (
+        0 < len(key) <= 253
+        and set(key) <= ALNUM | {"-", "_", "."}
+        and key not in (".", "..")
+        and not key.startswith("..")
+    )
+
+
+@given(st.one_of(TRICKY, LONG))
+def test_config_keys_follow_kubernetes(key: str) -> None:
+    assert accepts(check_config_key, key) == k8s_config_key(key)
+
+
 @pytest.mark.parametrize(
     ("check", "text"),
     [
@@ -131,6 +147,7 @@ def test_env_names_follow_kubernetes(name: str) -> None:
         (check_dns_label, "hodei-workers\n"),
         (check_dns_subdomain, "hodei.io\n"),
         (check_image, "python:3.12\n"),
+        (check_config_key, "password\n"),
     ],
 )
 def test_a_trailing_newline_is_refused(check, text: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
@@ -48,6 +48,8 @@ def job(n: int, state: JobState = JobState.QUEUED, **changes: object) -> Job:
         timeout_seconds=2.5,
         labels={"team": "x"},
         max_attempts=3,
+        profile="gpu",
+        secret_env={"TOKEN": SecretKeyRef("api", "token")},
     )
     return Job(
         id=JobId(f"j-{n}"), spec=spec, state=state, created_at=T0 + timedelta(seconds=n), **changes

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from hodei.api.v1 import jobs_pb2, types_pb2
 from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
@@ -89,6 +89,11 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         labels=dict(spec.labels),
         max_attempts=spec.max_attempts,
         provider=spec.provider or "",
+        profile=spec.profile or "",
+        secret_env={
+            name: types_pb2.SecretKeyRef(secret=ref.secret, key=ref.key)
+            for name, ref in spec.secret_env.items()
+        },
     )
     if spec.shell is not None:
         message.shell = spec.shell
@@ -113,6 +118,11 @@ def spec_from_pb(message: types_pb2.JobSpec) -> JobSpec:
         labels=dict(message.labels),
         max_attempts=message.max_attempts or 1,
         provider=_none_if_empty(message.provider),
+        profile=_none_if_empty(message.profile),
+        secret_env={
+            name: SecretKeyRef(secret=ref.secret, key=ref.key)
+            for name, ref in message.secret_env.items()
+        },
     )
 
 

@@ -86,6 +86,13 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="environment variable; a bare NAME passes this shell's value",
     )
     run.add_argument("--label", action="append", metavar="K=V", help="label")
+    run.add_argument("--profile", help="Kubernetes: the operator's pod profile NAME")
+    run.add_argument(
+        "--secret-env",
+        action="append",
+        metavar="NAME=SECRET:KEY",
+        help="Kubernetes: env NAME from key KEY of Secret SECRET, resolved by the kubelet",
+    )
     run.add_argument("--max-attempts", type=int, default=1, help="attempts on platform failures")
     run.add_argument("--detach", action="store_true", help="print the job id and return")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")

@@ -31,7 +31,7 @@ from hodei.cli.spinner import Spinner
 from hodei.config import SettingsError, load_client_settings
 from hodei.config.settings import ClientTls
 from hodei.domain import exitcodes
-from hodei.domain.jobs import Job, JobSpec, Resources, SpecError
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef, SpecError
 from hodei.domain.quantities import QuantityError, validate_quantity
 from hodei.domain.states import JobState
 
@@ -73,6 +73,18 @@ def parse_env(values: Sequence[str] | None, client_env: Mapping[str, str]) -> di
     return env
 
 
+def parse_secret_env(values: Sequence[str] | None) -> dict[str, SecretKeyRef]:
+    """``NAME=SECRET:KEY`` strings as references; the Secret's value is never read here."""
+    refs: dict[str, SecretKeyRef] = {}
+    for item in values or ():
+        name, sep, ref = item.partition("=")
+        secret, colon, key = ref.partition(":")
+        if not sep or not name or not colon or not secret or not key:
+            raise UsageError(f"--secret-env: {item!r} is not NAME=SECRET:KEY")
+        refs[name] = SecretKeyRef(secret, key)
+    return refs
+
+
 def _quantity(value: str | None, flag: str) -> str | None:
     if value is None:
         return None
@@ -108,6 +120,8 @@ def spec_from_args(args: argparse.Namespace, client_env: Mapping[str, str]) -> J
         labels=parse_pairs(args.label, "--label"),
         max_attempts=args.max_attempts,
         provider=args.provider,
+        profile=args.profile,
+        secret_env=parse_secret_env(args.secret_env),
     )
     return spec.validated()
 

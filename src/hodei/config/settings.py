@@ -65,6 +65,7 @@ class KubernetesSettings:
     burst: int = 40
     tls_ca_configmap: str | None = None  # ConfigMap (key ca.crt) worker pods verify TLS with
     worker_tls: bool = False  # the control plane serves TLS: pods dial it with TLS
+    pod_templates_dir: str | None = None  # directory of NAME.yaml operator pod profiles
 
 
 def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
@@ -99,6 +100,7 @@ def load_kubernetes_settings(env: Mapping[str, str]) -> KubernetesSettings:
         qps=_read(env, "HODEI_K8S_QPS", parsers.positive_float, d.qps),
         burst=_read(env, "HODEI_K8S_BURST", parsers.positive_int, d.burst),
         tls_ca_configmap=_optional(env, "HODEI_K8S_TLS_CA_CONFIGMAP", parsers.dns_subdomain),
+        pod_templates_dir=_optional(env, "HODEI_K8S_POD_TEMPLATES_DIR", parsers.non_empty),
     )
 
 

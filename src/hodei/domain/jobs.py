@@ -10,6 +10,9 @@ from typing import Final
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.names import (
     NameRuleError,
+    check_config_key,
+    check_dns_label,
+    check_dns_subdomain,
     check_env_name,
     check_image,
     check_label_key,
@@ -35,6 +38,8 @@ MAX_SPEC_BYTES: Final = 1024 * 1024
 MAX_TIMEOUT_SECONDS: Final = 365 * 24 * 3600
 MAX_ATTEMPTS: Final = 100
 MAX_PROVIDER_NAME: Final = 63
+# Env names a job may not take from a Secret: the agent's own variables.
+RESERVED_ENV_PREFIX: Final = "HODEI_"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,34 @@ def _named(field: str, check: Callable[[str], str], text: str, *, of: str = "") 
 
 
 @dataclass(frozen=True)
+class SecretKeyRef:
+    """A value the job reads from key ``key`` of the Kubernetes Secret ``secret``.
+
+    Only the reference travels through Hodei; the kubelet resolves the value
+    (``env[].valueFrom.secretKeyRef``) in the workers' namespace.
+    """
+
+    secret: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.secret}:{self.key}"
+
+
+def _secret_env_size(name: str, ref: SecretKeyRef, env: Mapping[str, str]) -> int:
+    size = _named("secret_env: name", check_env_name, name)
+    if name.startswith(RESERVED_ENV_PREFIX):
+        raise SpecError(
+            f"secret_env: name {_shown(name)} is reserved for Hodei; "
+            f"accepted: names not starting with {RESERVED_ENV_PREFIX}"
+        )
+    if name in env:
+        raise SpecError(f"secret_env: name {_shown(name)} is also given in env; give it once")
+    size += _named("secret_env: secret", check_dns_subdomain, ref.secret, of=f" of {name}")
+    return size + _named("secret_env: key", check_config_key, ref.key, of=f" of {name}")
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A command to run: argv (``command``) or a shell script (``shell``), never both."""
 
@@ -108,6 +141,8 @@ class JobSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     max_attempts: int = 1
     provider: str | None = None
+    profile: str | None = None  # Kubernetes: the operator's pod profile; None: its default
+    secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)  # Kubernetes only
 
     def validated(self) -> JobSpec:
         """Return self if every field is acceptable, else raise :class:`SpecError`.
@@ -128,6 +163,10 @@ class JobSpec:
             size += _utf8_size("provider", self.provider)
             if len(self.provider) > MAX_PROVIDER_NAME:
                 raise SpecError(f"provider: at most {MAX_PROVIDER_NAME} characters")
+        if self.profile is not None:
+            size += _named("profile:", check_dns_label, self.profile)
+        for name, ref in self.secret_env.items():
+            size += _secret_env_size(name, ref, self.env)
         if size > MAX_SPEC_BYTES:
             raise SpecError(
                 f"spec: {size} bytes of command, env, labels and image; at most {MAX_SPEC_BYTES}"

@@ -19,6 +19,7 @@ import re
 from typing import Final
 
 __all__ = [
+    "CONFIG_KEY_RULE",
     "DNS_LABEL_RULE",
     "DNS_SUBDOMAIN_RULE",
     "ENV_NAME_RULE",
@@ -26,6 +27,7 @@ __all__ = [
     "LABEL_KEY_RULE",
     "LABEL_VALUE_RULE",
     "NameRuleError",
+    "check_config_key",
     "check_dns_label",
     "check_dns_subdomain",
     "check_env_name",
@@ -45,6 +47,7 @@ _DNS_SUBDOMAIN: Final = re.compile(
 )
 _QUALIFIED_NAME: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _ENV_NAME: Final = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_CONFIG_KEY: Final = re.compile(r"[-._a-zA-Z0-9]+")
 
 # The OCI distribution reference grammar (github.com/distribution/reference, regexp.go).
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -83,6 +86,10 @@ LABEL_VALUE_RULE: Final = (
 ENV_NAME_RULE: Final = (
     "an environment variable name as Kubernetes accepts it: letters, digits, '_', '-' "
     "and '.', not starting with a digit, not '.' or starting with '..', e.g. MY_VAR"
+)
+CONFIG_KEY_RULE: Final = (
+    "a ConfigMap or Secret key: at most 253 characters of [-._a-zA-Z0-9], "
+    "not '.' or starting with '..', e.g. password or tls.crt"
 )
 IMAGE_RULE: Final = (
     "an image reference: [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] with a lowercase NAME "
@@ -132,6 +139,18 @@ def check_env_name(name: str) -> str:
     if not _ENV_NAME.fullmatch(name) or name in (".", "..") or name.startswith(".."):
         raise NameRuleError(f"accepted: {ENV_NAME_RULE}")
     return name
+
+
+def check_config_key(key: str) -> str:
+    """Kubernetes ``IsConfigMapKey`` (the keys of ConfigMaps and Secrets)."""
+    if (
+        len(key) > DNS_SUBDOMAIN_MAX
+        or not _CONFIG_KEY.fullmatch(key)
+        or key in (".", "..")
+        or key.startswith("..")
+    ):
+        raise NameRuleError(f"accepted: {CONFIG_KEY_RULE}")
+    return key
 
 
 def check_image(reference: str) -> str:

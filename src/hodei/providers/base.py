@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Resources
+from hodei.domain.jobs import JobSpec, Resources, SecretKeyRef
 from hodei.domain.reasons import PROVIDER_ERROR, Reason
 from hodei.domain.workers import WorkerPhase as WorkerPhase  # re-exported: part of this interface
 
@@ -31,6 +31,8 @@ class WorkerRequest:
     resources: Resources = field(default_factory=Resources)
     timeout_seconds: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    profile: str | None = None
+    secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class Provider(Protocol):
     @property
     def capacity(self) -> int | None:
         """Maximum concurrent workers, or ``None`` for no cap."""
+        ...
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Refuse at submit what this provider cannot run (raises SpecError naming the field)."""
         ...
 
     async def start(self, listener: StatusListener) -> None:

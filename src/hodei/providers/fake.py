@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hodei.domain.ids import WorkerId
+from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
     Health,
     ProviderError,
@@ -43,6 +44,7 @@ class FakeProvider:
         self.deleted: list[WorkerId] = []
         self.create_error: ProviderError | None = None
         self.health_result = Health(True)
+        self.spec_error: SpecError | None = None  # raised by check_spec when set
         self.failures: list[BaseException] = []  # exceptions raised by on_create coroutines
         self.started = False
         self.closed = False
@@ -57,6 +59,10 @@ class FakeProvider:
     @property
     def capacity(self) -> int | None:
         return self._capacity
+
+    def check_spec(self, spec: JobSpec) -> None:
+        if self.spec_error is not None:
+            raise self.spec_error
 
     async def start(self, listener: StatusListener) -> None:
         self._listener = listener

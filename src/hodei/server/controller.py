@@ -85,8 +85,10 @@ class JobController:
     async def submit(self, spec: JobSpec) -> Job:
         """Record a new QUEUED job for a validated spec and wake the scheduler.
 
-        Raises :class:`NotAccepting` while draining and :class:`UnknownProvider` when the
-        spec names a provider that is not enabled (or none is)."""
+        Raises :class:`NotAccepting` while draining, :class:`UnknownProvider` when the
+        spec names a provider that is not enabled (or none is), and SpecError when the
+        provider cannot run it (``Provider.check_spec``: an unknown profile, a Secret
+        reference on the local provider)."""
         if not self.accepting:
             raise NotAccepting("the control plane is shutting down; submit later")
         provider = spec.provider or self._default_provider
@@ -95,6 +97,7 @@ class JobController:
             raise UnknownProvider(
                 f"provider {provider!r} is unknown or disabled; accepted: {accepted}"
             )
+        self._providers[provider].check_spec(spec)
         job = await self._jobs.submit(spec, provider=provider)
         self._metrics.jobs_submitted.inc()
         self._dispatch.set()

@@ -134,6 +134,8 @@ class Scheduler:
             resources=job.spec.resources,
             timeout_seconds=job.spec.timeout_seconds,
             labels=job.spec.labels,
+            profile=job.spec.profile,
+            secret_env=job.spec.secret_env,
         )
         try:
             status = await provider.create_worker(request)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources
+from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 
@@ -41,6 +41,10 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "labels": dict(spec.labels),
         "max_attempts": spec.max_attempts,
         "provider": spec.provider,
+        "profile": spec.profile,
+        "secret_env": {
+            name: {"secret": ref.secret, "key": ref.key} for name, ref in spec.secret_env.items()
+        },
     }
 
 
@@ -55,6 +59,12 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
         labels=dict(data["labels"]),
         max_attempts=data["max_attempts"],
         provider=data["provider"],
+        # Absent from documents written before profiles and secret env existed.
+        profile=data.get("profile"),
+        secret_env={
+            name: SecretKeyRef(ref["secret"], ref["key"])
+            for name, ref in (data.get("secret_env") or {}).items()
+        },
     )
 
 

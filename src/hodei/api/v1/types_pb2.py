@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hodei/api/v1/types.proto\x12\x08hodei.v1\"a\n\tResources\x12\x13\n\x0b\x63pu_request\x18\x01 \x01(\t\x12\x11\n\tcpu_limit\x18\x02 \x01(\t\x12\x16\n\x0ememory_request\x18\x03 \x01(\t\x12\x14\n\x0cmemory_limit\x18\x04 \x01(\t\"\xe3\x02\n\x07JobSpec\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x12\n\x05shell\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\'\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1a.hodei.v1.JobSpec.EnvEntry\x12\r\n\x05image\x18\x04 \x01(\t\x12&\n\tresources\x18\x05 \x01(\x0b\x32\x13.hodei.v1.Resources\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x01\x12-\n\x06labels\x18\x07 \x03(\x0b\x32\x1d.hodei.v1.JobSpec.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\r\x12\x10\n\x08provider\x18\t \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_shell\"\xa7\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.hodei.v1.JobSpec\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.hodei.v1.JobState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nstarted_at\x18\x08 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\t \x01(\t\x12\x11\n\tworker_id\x18\n \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\r\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\x16\n\x0ewaiting_reason\x18\r \x01(\tB\x0c\n\n_exit_code\"_\n\x08LogChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12#\n\x06stream\x18\x03 \x01(\x0e\x32\x13.hodei.v1.LogStream\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c*\x85\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0c\n\x08STARTING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\r\n\tCANCELLED\x10\x06\x12\r\n\tTIMED_OUT\x10\x07*?\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hodei/api/v1/types.proto\x12\x08hodei.v1\"a\n\tResources\x12\x13\n\x0b\x63pu_request\x18\x01 \x01(\t\x12\x11\n\tcpu_limit\x18\x02 \x01(\t\x12\x16\n\x0ememory_request\x18\x03 \x01(\t\x12\x14\n\x0cmemory_limit\x18\x04 \x01(\t\"\xf4\x03\n\x07JobSpec\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x12\n\x05shell\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\'\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1a.hodei.v1.JobSpec.EnvEntry\x12\r\n\x05image\x18\x04 \x01(\t\x12&\n\tresources\x18\x05 \x01(\x0b\x32\x13.hodei.v1.Resources\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x01\x12-\n\x06labels\x18\x07 \x03(\x0b\x32\x1d.hodei.v1.JobSpec.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\r\x12\x10\n\x08provider\x18\t \x01(\t\x12\x0f\n\x07profile\x18\x1e \x01(\t\x12\x34\n\nsecret_env\x18\x1f \x03(\x0b\x32 .hodei.v1.JobSpec.SecretEnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aH\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.hodei.v1.SecretKeyRef:\x02\x38\x01\x42\x08\n\x06_shell\"+\n\x0cSecretKeyRef\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"\xa7\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.hodei.v1.JobSpec\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.hodei.v1.JobState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nstarted_at\x18\x08 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\t \x01(\t\x12\x11\n\tworker_id\x18\n \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\r\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\x16\n\x0ewaiting_reason\x18\r \x01(\tB\x0c\n\n_exit_code\"_\n\x08LogChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12#\n\x06stream\x18\x03 \x01(\x0e\x32\x13.hodei.v1.LogStream\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c*\x85\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0c\n\x08STARTING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\r\n\tCANCELLED\x10\x06\x12\r\n\tTIMED_OUT\x10\x07*?\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC_ENVENTRY']._serialized_options = b'8\001'
   _globals['_JOBSPEC_LABELSENTRY']._loaded_options = None
   _globals['_JOBSPEC_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=891
-  _globals['_JOBSTATE']._serialized_end=1024
-  _globals['_LOGSTREAM']._serialized_start=1026
-  _globals['_LOGSTREAM']._serialized_end=1089
+  _globals['_JOBSPEC_SECRETENVENTRY']._loaded_options = None
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_options = b'8\001'
+  _globals['_JOBSTATE']._serialized_start=1081
+  _globals['_JOBSTATE']._serialized_end=1214
+  _globals['_LOGSTREAM']._serialized_start=1216
+  _globals['_LOGSTREAM']._serialized_end=1279
   _globals['_RESOURCES']._serialized_start=38
   _globals['_RESOURCES']._serialized_end=135
   _globals['_JOBSPEC']._serialized_start=138
-  _globals['_JOBSPEC']._serialized_end=493
-  _globals['_JOBSPEC_ENVENTRY']._serialized_start=394
-  _globals['_JOBSPEC_ENVENTRY']._serialized_end=436
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=438
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=483
-  _globals['_JOB']._serialized_start=496
-  _globals['_JOB']._serialized_end=791
-  _globals['_LOGCHUNK']._serialized_start=793
-  _globals['_LOGCHUNK']._serialized_end=888
+  _globals['_JOBSPEC']._serialized_end=638
+  _globals['_JOBSPEC_ENVENTRY']._serialized_start=465
+  _globals['_JOBSPEC_ENVENTRY']._serialized_end=507
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=509
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=554
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_start=556
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_end=628
+  _globals['_SECRETKEYREF']._serialized_start=640
+  _globals['_SECRETKEYREF']._serialized_end=683
+  _globals['_JOB']._serialized_start=686
+  _globals['_JOB']._serialized_end=981
+  _globals['_LOGCHUNK']._serialized_start=983
+  _globals['_LOGCHUNK']._serialized_end=1078
 # @@protoc_insertion_point(module_scope)

@@ -48,7 +48,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_request: _Optional[str] = ..., cpu_limit: _Optional[str] = ..., memory_request: _Optional[str] = ..., memory_limit: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("command", "shell", "env", "image", "resources", "timeout_seconds", "labels", "max_attempts", "provider")
+    __slots__ = ("command", "shell", "env", "image", "resources", "timeout_seconds", "labels", "max_attempts", "provider", "profile", "secret_env")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,13 @@ class JobSpec(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SecretEnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: SecretKeyRef
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SecretKeyRef, _Mapping]] = ...) -> None: ...
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     SHELL_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +79,8 @@ class JobSpec(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ENV_FIELD_NUMBER: _ClassVar[int]
     command: _containers.RepeatedScalarFieldContainer[str]
     shell: str
     env: _containers.ScalarMap[str, str]
@@ -81,7 +90,17 @@ class JobSpec(_message.Message):
     labels: _containers.ScalarMap[str, str]
     max_attempts: int
     provider: str
-    def __init__(self, command: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., provider: _Optional[str] = ...) -> None: ...
+    profile: str
+    secret_env: _containers.MessageMap[str, SecretKeyRef]
+    def __init__(self, command: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., provider: _Optional[str] = ..., profile: _Optional[str] = ..., secret_env: _Optional[_Mapping[str, SecretKeyRef]] = ...) -> None: ...
+
+class SecretKeyRef(_message.Message):
+    __slots__ = ("secret", "key")
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    key: str
+    def __init__(self, secret: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "spec", "state", "exit_code", "reason", "message", "created_at", "started_at", "finished_at", "worker_id", "attempt", "provider", "waiting_reason")

@@ -3,7 +3,8 @@
 ``create_provider`` is the entry point the control plane uses (contract E); the modules
 inside split the work: ``client`` (the only one speaking to the API), ``errors`` (API
 failures as actionable messages), ``retry`` and ``ratelimit`` (pure backoff schedule and
-token bucket), ``pods`` (pure pod builder), ``diagnosis`` (pure pod-status reading),
+token bucket), ``pods`` (pure pod builder), ``templates`` and ``profiles``
+(operator pod profiles: pure merge, and their loading), ``diagnosis`` (pure pod-status reading),
 ``watch`` (shared list+watch and its cache), ``metrics``, and ``provider`` (the Provider
 implementation tying them together).
 """
@@ -20,7 +21,9 @@ from hodei.providers.kubernetes.errors import (
     KubernetesError,
 )
 from hodei.providers.kubernetes.metrics import ProviderMetrics
+from hodei.providers.kubernetes.profiles import load_profiles
 from hodei.providers.kubernetes.provider import KubernetesProvider
+from hodei.providers.kubernetes.templates import TemplateError
 
 __all__ = [
     "KubernetesApiError",
@@ -40,10 +43,17 @@ async def create_provider(
 ) -> KubernetesProvider:
     """Load the client configuration and build the provider (not yet started).
 
-    Raises :class:`KubernetesConfigError` when no usable configuration is found.
+    Raises :class:`KubernetesConfigError` when no usable configuration is found or a pod
+    profile in ``HODEI_K8S_POD_TEMPLATES_DIR`` is refused (the message names file and field).
     ``instance`` names the owning control plane (pod label and watch selector); what worker
     pods dial comes with each :class:`~hodei.providers.base.WorkerRequest`.
     """
+    try:
+        profiles = load_profiles(settings.pod_templates_dir, settings)
+    except TemplateError as exc:
+        raise KubernetesConfigError(str(exc)) from None
     metrics = ProviderMetrics(registry)
     api = await KubeClient.from_settings(settings, observe=metrics.observe_request)
-    return KubernetesProvider(settings=settings, api=api, instance=instance, metrics=metrics)
+    return KubernetesProvider(
+        settings=settings, api=api, instance=instance, metrics=metrics, profiles=profiles
+    )

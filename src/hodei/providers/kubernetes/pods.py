@@ -86,7 +86,7 @@ class Resources:
     memory_limit: str
 
 
-def _pair(
+def request_and_limit(
     request: str | None, limit: str | None, default_request: str, default_limit: str
 ) -> tuple[str, str]:
     """Fill a request/limit pair from the defaults so that request ≤ limit always holds.
@@ -134,10 +134,10 @@ class WorkerPodSpec:
         """Combine a job attempt's request with the provider's settings and defaults;
         ``instance`` names the control plane that owns the pod."""
         res = request.resources
-        cpu_req, cpu_lim = _pair(
+        cpu_req, cpu_lim = request_and_limit(
             res.cpu_request, res.cpu_limit, settings.default_cpu_request, settings.default_cpu_limit
         )
-        mem_req, mem_lim = _pair(
+        mem_req, mem_lim = request_and_limit(
             res.memory_request,
             res.memory_limit,
             settings.default_memory_request,

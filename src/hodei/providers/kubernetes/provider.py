@@ -22,8 +22,10 @@ from typing import Any, Protocol
 from hodei.config.settings import KubernetesSettings
 from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
     Health,
+    ProviderError,
     StatusListener,
     WorkerPhase,
     WorkerRequest,
@@ -36,11 +38,10 @@ from hodei.providers.kubernetes.pods import (
     CONTAINER_NAME,
     LABEL_JOB_ID,
     LABEL_WORKER_ID,
-    WorkerPodSpec,
-    build_pod,
     label_selector,
     pod_name,
 )
+from hodei.providers.kubernetes.profiles import Profiles, profile_pod
 from hodei.providers.kubernetes.watch import PodEvent, PodSource, PodWatcher, WatchTiming
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,10 @@ class KubernetesProvider:
         metrics: ProviderMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         watch_timing: WatchTiming | None = None,
+        profiles: Profiles | None = None,
     ) -> None:
         self._settings = settings
+        self.profiles = profiles or Profiles()
         self._api = api
         self._instance = instance
         self.metrics = metrics or ProviderMetrics()
@@ -156,6 +159,10 @@ class KubernetesProvider:
     @property
     def cache_size(self) -> int:
         return len(self._watcher.cache)
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Refuse a job naming a profile that does not exist (SpecError lists those that do)."""
+        self.profiles.pick(spec.profile)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -197,9 +204,11 @@ class KubernetesProvider:
     async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
         """Create the worker's pod; a pod already there (a retried create) is success."""
         wid = request.worker_id
-        body = build_pod(
-            WorkerPodSpec.from_request(request, self._settings, instance=self._instance)
-        )
+        try:
+            template = self.profiles.pick(request.profile)
+            body = profile_pod(request, self._settings, template, instance=self._instance)
+        except (SpecError, ValueError) as exc:  # a profile gone since submit (restart)
+            raise ProviderError(str(exc), reason=reasons.PROVIDER_ERROR) from None
         now = self._clock()
         self._created_at.setdefault(wid, now)
         self._pending_since.setdefault(wid, now)

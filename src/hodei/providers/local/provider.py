@@ -22,6 +22,7 @@ from pathlib import Path
 from hodei.config.settings import ClientTls
 from hodei.domain import exitcodes
 from hodei.domain.ids import JobId, WorkerId
+from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
     Health,
     ProviderError,
@@ -121,6 +122,20 @@ class LocalProvider:
     @property
     def capacity(self) -> int | None:
         return self._max_workers
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Refuse what only pods can do: an operator's pod profile, env from a Secret."""
+        if spec.secret_env:
+            names = ", ".join(sorted(spec.secret_env))
+            raise SpecError(
+                f"secret_env ({names}): the local provider has no Kubernetes Secrets; "
+                "run the job with --provider kubernetes, or pass the value with --env"
+            )
+        if spec.profile is not None:
+            raise SpecError(
+                f"profile {spec.profile!r}: pod profiles are for the Kubernetes provider; "
+                "run the job with --provider kubernetes, or drop --profile"
+            )
 
     async def start(self, listener: StatusListener) -> None:
         """Adopt the live workers recorded by a previous control plane; forget dead ones."""
