@@ -19,6 +19,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hodei.providers.local import procfs
+
 __all__ = ["Launcher", "LauncherError", "default_launcher_command"]
 
 _SEND_BUFFER = 4 * 1024 * 1024  # room for one request with a large environment
@@ -189,12 +191,9 @@ class Launcher:
         once when it has no worker left), so that it does not outlive its caller."""
         self.close()
         if wait > 0:
-            from hodei.providers.local import procfs
-
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(procfs.wait_exit(self.pid, None), wait)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, os.WNOHANG)
+            procfs.reap(self.pid)
 
     def close(self) -> None:
         """Hang up: the launcher exits once its workers have ended (they keep running)."""
@@ -207,6 +206,4 @@ class Launcher:
         for future in self._exits.values():
             if not future.done():
                 future.set_result(None)
-        # Collect the launcher when it ends, if it is our child, so it leaves no zombie.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, os.WNOHANG)
+        procfs.reap(self.pid)  # if it has already ended and is our child
