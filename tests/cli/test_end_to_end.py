@@ -84,7 +84,7 @@ def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
     assert missing.returncode == 125 and b"j-nothere" in missing.stderr
 
     assert server.stop() == 0
-    wait_for(lambda: worker_processes(server.port) == [], what="workers to exit")
+    wait_for(lambda: worker_processes(server) == [], what="workers to exit")
 
 
 def test_unreachable_server_and_bad_settings() -> None:
@@ -105,12 +105,13 @@ def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Serve
     env = first.client_env
     job_ids = []
     for i in range(3):
-        result = hodei("run", "--detach", "--", "sh", "-c", f"sleep 2; echo done-{i}", env=env)
+        result = hodei("run", "--detach", "--", "sh", "-c", f"sleep 4; echo done-{i}", env=env)
         job_ids.append(result.stdout.decode().strip())
     wait_for(
         lambda: all(show(j, env)["state"] == "RUNNING" for j in job_ids),
         what="jobs to run",
     )
+    assert len(worker_processes(first)) == 3
     first.process.kill()
     first.process.wait()
 
@@ -127,7 +128,7 @@ def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Serve
         job = show(job_id, env)
         assert (job["state"], job["exit_code"]) == ("SUCCEEDED", 0), job
         assert hodei("jobs", "logs", job_id, env=env).stdout == f"done-{i}\n".encode()
-    wait_for(lambda: worker_processes(port) == [], what="workers to exit")
+    wait_for(lambda: worker_processes(second) == [], what="workers to exit")
     assert second.stop() == 0
 
 

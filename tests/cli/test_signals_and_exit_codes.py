@@ -73,7 +73,7 @@ def test_run_against_a_server_stopped_by_signal_cancels_the_job(
         assert run.returncode == 128 + signum
     jobs = json.loads(hodei("jobs", "list", "-o", "json", env=env).stdout)
     assert [j["state"] for j in jobs] == ["CANCELLED"]
-    wait_for(lambda: worker_processes(server.port) == [], what="the worker to exit")
+    wait_for(lambda: worker_processes(server) == [], what="the worker to exit")
 
 
 def test_the_exit_code_table_through_the_cli(tmp_path: Path, servers: list[Server]) -> None:

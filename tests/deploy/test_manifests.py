@@ -139,8 +139,8 @@ def test_configmap_values_are_the_defaults_except_the_in_cluster_overrides() -> 
     assert server.kubernetes == dataclasses.replace(
         KubernetesSettings(),
         enabled=True,
-        pod_templates_dir=POD_TEMPLATES_DIR,
         tls_ca_configmap="hodei-ca",
+        pod_templates_dir=POD_TEMPLATES_DIR,
     )
     assert server.server_address == DEFAULT_IN_CLUSTER_SERVER_ADDRESS
 

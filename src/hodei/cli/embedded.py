@@ -4,6 +4,10 @@ It listens on loopback ports chosen by the kernel, keeps its SQLite file in a te
 directory that is removed afterwards, and runs jobs with the local provider (Kubernetes
 too when the environment enables it). On the way out it removes every worker it
 created, so nothing it started outlives the command.
+
+It is what a new user meets first, so it starts lean: no HTTP server (nothing scrapes
+an embedded control plane), and the local provider's worker launcher is forked from
+this very process before any gRPC thread exists, which spares a second Python start.
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ import contextlib
 import dataclasses
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hodei.config import ServerSettings, load_server_settings
+
+if TYPE_CHECKING:
+    from hodei.providers.local.launcher import Launcher
 
 STOP_GRACE = 2.0
 
@@ -40,14 +49,35 @@ def embedded_settings(env: Mapping[str, str], directory: Path) -> ServerSettings
     )
 
 
+def forked_launcher() -> Launcher | None:
+    """A worker launcher forked from this process, or ``None`` if a thread already runs
+    here (a fork copies only the calling thread; the provider then starts its own)."""
+    if threading.active_count() > 1:
+        return None
+    from hodei.providers.local.launcher import Launcher
+    from hodei.worker.launcher import fork_launcher
+
+    pid, sock = fork_launcher()
+    return Launcher.adopt(pid, sock)
+
+
 @contextlib.asynccontextmanager
 async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
     """Run a control plane for the duration of the block; yields its gRPC address."""
+    settings_env = dict(env)
+    from hodei.server.environ import wipe_from_environ
+
+    wipe_from_environ()  # the jobs run as this user: keep its secrets out of their reach
+    launcher = forked_launcher()
     from hodei.server.app import ControlPlane
 
     directory = Path(tempfile.mkdtemp(prefix="hodei-run-"))
     try:
-        control_plane = ControlPlane(embedded_settings(env, directory))
+        control_plane = ControlPlane(
+            embedded_settings(settings_env, directory),
+            serve_http=False,
+            local_launcher=launcher,
+        )
         try:
             await control_plane.start()
         except BaseException as exc:  # also a stop signal while starting: release what did

@@ -34,6 +34,9 @@ async def serve(env: Mapping[str, str], *, grace: float = DRAIN_GRACE) -> int:
             file=sys.stderr,
         )
         return 2
+    from hodei.server.environ import wipe_from_environ
+
+    wipe_from_environ()  # local jobs run as this user: /proc/PID/environ must not show them
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

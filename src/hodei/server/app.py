@@ -15,9 +15,9 @@ import secrets
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
-from aiohttp import web
 from grpc_health.v1.health import aio as health_aio
 
 from hodei.config.settings import ServerSettings
@@ -32,7 +32,6 @@ from hodei.server.auth import (
 from hodei.server.background import Background
 from hodei.server.controller import JobController
 from hodei.server.events import JobEvents
-from hodei.server.http import build_app, start_http
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
@@ -42,10 +41,14 @@ from hodei.server.supervisor import Supervisor
 from hodei.server.tls import CertificateFiles, grpc_credentials, http_ssl_context
 from hodei.server.tuning import Tuning
 from hodei.server.wakeup import Wakeup
-from hodei.server.web import ConsoleApi, Gate
 from hodei.server.worker_session import WorkerSession
 from hodei.server.workers import WorkerBook
 from hodei.store import Store, sidecar_directory, store_from_url
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from hodei.providers.local.launcher import Launcher
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +96,15 @@ class ControlPlane:
         providers: Sequence[Provider] | None = None,
         store: Store | None = None,
         tuning: Tuning | None = None,
+        serve_http: bool = True,
+        local_launcher: Launcher | None = None,
     ) -> None:
+        """``serve_http=False``: no HTTP port at all (the embedded control plane: nothing
+        scrapes it, and aiohttp is not even loaded); ``local_launcher``: a worker launcher
+        already running, for the local provider."""
         self.settings = settings
+        self._serve_http = serve_http
+        self._local_launcher = local_launcher
         self.tuning = tuning or Tuning()
         self.store: Store = store if store is not None else store_from_url(settings.database_url)
         self.metrics = Metrics()
@@ -178,6 +188,7 @@ class ControlPlane:
                 instance=self.instance,
                 registry=self.metrics.registry,
                 state_dir=sidecar_directory(settings.database_url),
+                local_launcher=self._local_launcher,
             )
         else:
             built = self._given_providers
@@ -266,6 +277,15 @@ class ControlPlane:
         self.background.spawn(parts.scheduler.run(), name="scheduler")
         self.background.spawn(parts.supervisor.run(), name="supervisor")
         await self._grpc.start()
+        if self._serve_http:
+            await self._start_http(parts)
+        self.dispatch.set()
+
+    async def _start_http(self, parts: _Parts) -> None:
+        # Imported here: aiohttp takes ≈0.1 s to load, which `hodei run` does not pay.
+        from hodei.server.http import build_app, start_http
+        from hodei.server.web import ConsoleApi, Gate
+
         try:
             self._http, self._http_port = await start_http(
                 build_app(
@@ -284,7 +304,6 @@ class ControlPlane:
             raise ListenError(
                 f"cannot listen on HODEI_HTTP_ADDRESS={self.settings.http_address}: {exc}"
             ) from exc
-        self.dispatch.set()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Drain for up to ``grace`` seconds, then close everything (workers keep running)."""

@@ -10,12 +10,16 @@ Kubernetes client.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from hodei.config.settings import ServerSettings
 from hodei.providers.base import Provider
 from hodei.providers.local import LocalProvider
+
+if TYPE_CHECKING:
+    from hodei.providers.local.launcher import Launcher
 
 
 async def build_providers(
@@ -24,11 +28,13 @@ async def build_providers(
     instance: str,
     registry: CollectorRegistry,
     state_dir: Path | None = None,
+    local_launcher: Launcher | None = None,
 ) -> list[Provider]:
     """The enabled providers, not started yet. ``instance`` names this control plane (the
     Kubernetes provider labels and selects its pods with it); ``state_dir``: the local
     provider's pid files (next to the database, so a restarted control plane finds its
-    workers). What workers dial reaches providers in each request, not here."""
+    workers); ``local_launcher``: a running worker launcher for the local provider (else
+    it starts its own). What workers dial reaches providers in each request, not here."""
     providers: list[Provider] = []
     if settings.local_enabled:
         providers.append(
@@ -36,6 +42,7 @@ async def build_providers(
                 max_workers=settings.local_max_workers,
                 state_dir=state_dir,
                 agent_tls=settings.worker_tls,
+                launcher=local_launcher,
             )
         )
     if settings.kubernetes.enabled:

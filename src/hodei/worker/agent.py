@@ -80,6 +80,9 @@ class AgentOptions:
     window_bytes: int = DEFAULT_WINDOW_BYTES
     linger: float = DEFAULT_LINGER
     backoff: Callable[[], Iterator[float]] = field(default=backoff_delays)
+    # This process is a child subreaper running only the job: stopping the job kills
+    # every descendant (see hodei.worker.containment). Off for agents run in-process.
+    contain: bool = False
 
 
 class _SessionEnded(Exception):
@@ -236,6 +239,7 @@ class Agent:
             on_change=self._wake.set,
             kill_grace=self._options.kill_grace,
             drain_timeout=self._options.drain_timeout,
+            contained=self._options.contain,
         )
         self._job_task = asyncio.create_task(self._job.run())
 
@@ -302,9 +306,16 @@ class Agent:
 
 
 async def run_agent(settings: WorkerSettings, *, options: AgentOptions | None = None) -> int:
-    """Run the agent with SIGTERM/SIGINT stopping the job (its result still delivered)."""
+    """Run the agent with SIGTERM/SIGINT stopping the job (its result still delivered).
+
+    The process becomes a child subreaper, so that nothing the job starts can outlive it.
+    """
     import signal
 
+    from hodei.worker import containment
+
+    if options is None:
+        options = AgentOptions(contain=containment.become_subreaper())
     agent = Agent(settings, options=options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

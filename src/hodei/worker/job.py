@@ -21,13 +21,14 @@ from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, Sta
 
 StopReason = Literal["timeout", "cancel"]
 
-# Variables of the agent that the job must not see: the worker's credential.
-_PRIVATE = frozenset({"HODEI_WORKER_TOKEN"})
+# The agent's own variables (its credential, the address it dials...) are not the job's.
+_PRIVATE_PREFIX = "HODEI_"
 
 
 def job_environment(base: Mapping[str, str], assignment: AssignJob) -> dict[str, str]:
-    """The job's environment: the agent's own, minus its credential, plus the job's."""
-    env = {key: value for key, value in base.items() if key not in _PRIVATE}
+    """The job's environment: the agent's own less every ``HODEI_*`` variable (its token
+    above all), plus ``HODEI_JOB_ID`` and the job's variables, which may set any name."""
+    env = {key: value for key, value in base.items() if not key.startswith(_PRIVATE_PREFIX)}
     env["HODEI_JOB_ID"] = assignment.job_id
     env.update(assignment.spec.env)
     return env
@@ -51,8 +52,10 @@ class RunningJob:
         on_change: Callable[[], None],
         kill_grace: float = 2.0,
         drain_timeout: float = PIPE_DRAIN_TIMEOUT,
+        contained: bool = False,
     ) -> None:
         self.assignment = assignment
+        self._contained = contained
         self.started: JobStarted | None = None
         self.result: JobResult | None = None
         self.process: JobProcess | None = None
@@ -97,7 +100,9 @@ class RunningJob:
         env = job_environment(self._base_env, self.assignment)
         argv = self.assignment.spec.argv()
         try:
-            self.process = await JobProcess.start(argv, env=env, sink=self._sink)
+            self.process = await JobProcess.start(
+                argv, env=env, sink=self._sink, contained=self._contained
+            )
         except StartError as exc:
             self._finish(
                 JobResult(job_id, exit_code=exc.exit_code, error=str(exc), start_failure=exc.kind)

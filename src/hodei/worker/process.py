@@ -1,9 +1,12 @@
-"""The job's process: started in its own process group, output as bytes, killed as a group.
+"""The job's process: started in its own process group, output as bytes, killed entirely.
 
 The command runs in a new process group (inside the worker's session), so a timeout or a
-cancel can signal everything it started — ``sh -c 'a | b &'`` included — and the agent
-itself is not hit. Output is handed over exactly as read from the pipes (no decoding, no
-line splitting), and reading pauses when the caller says its buffer is full.
+cancel can signal what it started — ``sh -c 'a | b &'`` included — and the agent itself
+is not hit. A job can leave its group, though (``setsid``, ``set -m``, a double fork):
+when the agent is a child subreaper (:mod:`hodei.worker.containment`), the job is
+*contained* and every descendant of the agent is the job's, so stopping the job kills
+all of them. Output is handed over exactly as read from the pipes (no decoding, no line
+splitting), and reading pauses when the caller says its buffer is full.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from hodei.domain import exitcodes
 from hodei.domain.logs import LogStream
 from hodei.domain.reasons import StartFailure
+from hodei.worker import containment
 
 OutputSink = Callable[[LogStream, bytes], None]
 
@@ -63,16 +67,32 @@ class _Protocol(asyncio.SubprocessProtocol):
 class JobProcess:
     """One running command. Create with :meth:`start`; await :meth:`wait` for its status."""
 
-    def __init__(self, transport: asyncio.SubprocessTransport, protocol: _Protocol) -> None:
+    def __init__(
+        self,
+        transport: asyncio.SubprocessTransport,
+        protocol: _Protocol,
+        *,
+        contained: bool = False,
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
         self.pid: int = transport.get_pid()
+        self.contained = contained
 
     @classmethod
     async def start(
-        cls, argv: Sequence[str], *, env: Mapping[str, str], sink: OutputSink
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        sink: OutputSink,
+        contained: bool = False,
     ) -> JobProcess:
-        """Start ``argv`` with ``env``; raise :class:`StartError` if it cannot be executed."""
+        """Start ``argv`` with ``env``; raise :class:`StartError` if it cannot be executed.
+
+        ``contained``: this process is a child subreaper that runs nothing but this job,
+        so all its descendants belong to the job and are killed with it.
+        """
         loop = asyncio.get_running_loop()
         options: dict[str, Any] = {"process_group": 0}
         try:
@@ -97,7 +117,7 @@ class JobProcess:
             raise StartError(
                 f"{argv[0]}: cannot start ({exc})", StartFailure.NOT_EXECUTABLE
             ) from None
-        process = cls(transport, protocol)
+        process = cls(transport, protocol, contained=contained)
         process._grow_pipes()
         return process
 
@@ -127,26 +147,38 @@ class JobProcess:
                     pipe.resume_reading()  # type: ignore[attr-defined]
 
     def signal_group(self, signum: int) -> None:
-        """Send ``signum`` to the job's whole process group (gone already is fine)."""
+        """Send ``signum`` to the job's process group and, when contained, to every
+        process the job started wherever it went (gone already is fine)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
+        if self.contained:
+            containment.signal_descendants(signum)
 
     async def kill_group(self, grace: float) -> None:
-        """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
+        """SIGTERM the job, then SIGKILL whatever is left after ``grace`` seconds."""
         self.signal_group(signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._protocol.exited.wait(), grace)
-        self.signal_group(signal.SIGKILL)
+        await self._kill_rest()
+
+    async def _kill_rest(self) -> None:
+        """SIGKILL what the job left: its group, or (contained) all it started."""
+        if self.contained:
+            # The job's own process is reaped by asyncio's child watcher, not here.
+            await containment.kill_descendants(spare={self.pid})
+        else:
+            self.signal_group(signal.SIGKILL)
 
     async def wait(self, drain_timeout: float = PIPE_DRAIN_TIMEOUT) -> int:
         """Wait for the command and all of its output; return its exit status.
 
-        When the command itself ends, whatever it left running in its group is killed,
-        so a stray background process neither outlives the job nor holds its pipes open;
-        one that escaped the group gets ``drain_timeout`` seconds before reading stops.
+        When the command itself ends, whatever it left running is killed (its group; when
+        contained, everything it started), so a stray background process neither outlives
+        the job nor holds its pipes open; one that escaped an uncontained job's group gets
+        ``drain_timeout`` seconds before reading stops.
         """
         await self._protocol.exited.wait()
-        self.signal_group(signal.SIGKILL)
+        await self._kill_rest()
         try:
             await asyncio.wait_for(self._protocol.pipes_closed.wait(), drain_timeout)
         except TimeoutError:

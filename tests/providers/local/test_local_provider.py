@@ -60,7 +60,7 @@ def request(address: str, token: str = TOKEN) -> WorkerRequest:
 
 def provider(state_dir: Path) -> LocalProvider:
     return LocalProvider(
-        max_workers=3, state_dir=state_dir, command=[sys.executable, "-m", "hodei", "worker"]
+        max_workers=3, state_dir=state_dir, command=[sys.executable, "-m", "hodei.worker.launcher"]
     )
 
 

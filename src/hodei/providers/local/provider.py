@@ -4,6 +4,12 @@ It is the embedded default (``hodei run`` with no server) and the simplest provi
 it honours the same contract as the Kubernetes one: workers are created per job, their
 exit is pushed to the control plane's listener, and they can be listed (and killed)
 after a restart of the control plane, thanks to pid files under ``state_dir``.
+
+Workers are forked by a launcher process that has the agent loaded already
+(:mod:`hodei.providers.local.launcher`), so a job starts in milliseconds rather than
+after a Python start. Each worker still is a fresh process in a session of its own.
+Workers and jobs get this process's environment without any of Hodei's own variables
+(``HODEI_*``: tokens, database URL, TLS files...), plus the agent's three.
 """
 
 from __future__ import annotations
@@ -14,13 +20,11 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hodei.config.settings import ClientTls
-from hodei.domain import exitcodes
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
@@ -32,18 +36,18 @@ from hodei.providers.base import (
     WorkerStatus,
 )
 from hodei.providers.local import procfs
+from hodei.providers.local.launcher import Launcher, LauncherError, default_launcher_command
 from hodei.providers.local.pidfiles import PidFiles, WorkerProcess
 
-__all__ = ["LocalProvider", "default_command"]
+__all__ = ["LocalProvider", "hodei_variables_removed"]
 
 log = logging.getLogger(__name__)
 
 DELETE_GRACE = 3.0  # seconds a worker gets to stop its job and leave after SIGTERM
 SELF_EXIT_WAIT = 0.5  # seconds a worker gets to leave on its own before SIGTERM
+LAUNCHER_EXIT_WAIT = 2.0  # seconds a launcher with no worker left gets to exit on close
 _TAIL_BYTES = 2000
-_CONTROL_PLANE_SECRETS = frozenset({"HODEI_API_TOKEN"})
-# The server's certificate variables mean "my client certificate" to an agent: never inherited.
-_TLS_PREFIX = "HODEI_TLS"
+_HODEI_PREFIX = "HODEI_"
 
 
 def _agent_tls_env(tls: ClientTls | None) -> dict[str, str]:
@@ -56,36 +60,19 @@ def _agent_tls_env(tls: ClientTls | None) -> dict[str, str]:
     return env
 
 
-def default_command() -> list[str]:
-    """``python -m hodei worker`` with this interpreter, so workers run the same Hodei."""
-    return [sys.executable, "-m", "hodei", "worker"]
-
-
-_exit_status = exitcodes.from_returncode
-
-
-def _spawn(command: Sequence[str], env: Mapping[str, str], output: int) -> int:
-    """Start ``command`` in a session of its own, stdout and stderr to ``output``; its pid.
-
-    A bare pid rather than a ``Popen``: a worker outlives a provider that closes (a next
-    control plane adopts it), and a ``Popen`` dropped while its process runs warns.
-    """
-    return os.posix_spawnp(
-        command[0],
-        list(command),
-        env,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, output, 1),
-            (os.POSIX_SPAWN_DUP2, output, 2),
-        ],
-        setsid=True,  # the worker and all it starts: one session
-        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # as subprocess restores them
-    )
+def hodei_variables_removed(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without Hodei's own variables (``HODEI_*``): a job sees none of the control
+    plane's settings or secrets (API token, database URL, TLS files) unless it asks."""
+    return {k: v for k, v in env.items() if not k.startswith(_HODEI_PREFIX)}
 
 
 class LocalProvider:
-    """Workers as local processes, each in its own session; capacity ``max_workers``."""
+    """Workers as local processes, each in its own session; capacity ``max_workers``.
+
+    ``command``: how to start the worker launcher (default ``python -m
+    hodei.worker.launcher``); ``launcher``: one already running (``hodei run`` forks it
+    early), used instead until it exits.
+    """
 
     def __init__(
         self,
@@ -95,20 +82,16 @@ class LocalProvider:
         command: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
         agent_tls: ClientTls | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self._max_workers = max_workers
         self._agent_tls = _agent_tls_env(agent_tls)
         self._own_state_dir = state_dir is None
         self._state_dir = state_dir or Path(tempfile.mkdtemp(prefix="hodei-local-"))
         self._files = PidFiles(self._state_dir)
-        self._command = list(command) if command is not None else default_command()
-        # Workers (and the jobs they run) get this process's environment, less its secrets.
-        base = os.environ if env is None else env
-        self._env = {
-            k: v
-            for k, v in base.items()
-            if k not in _CONTROL_PLANE_SECRETS and not k.startswith(_TLS_PREFIX)
-        }
+        self._command = list(command) if command is not None else default_launcher_command()
+        self._launcher = launcher
+        self._env = hodei_variables_removed(os.environ if env is None else env)
         self._listener: StatusListener | None = None
         self._statuses: dict[WorkerId, WorkerStatus] = {}
         self._processes: dict[WorkerId, WorkerProcess] = {}
@@ -153,18 +136,21 @@ class LocalProvider:
     async def close(self) -> None:
         """Stop watching; worker processes keep running (a next control plane adopts them).
 
-        Nothing holds them any more: one that ends later stays a zombie until this
-        process exits, then init reaps it.
+        The launcher exits once its last worker has ended: at once when none is left,
+        which this waits for (briefly), so that nothing outlives an embedded control plane.
         """
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
+        if self._launcher is not None:
+            await self._launcher.aclose(wait=0 if self._processes else LAUNCHER_EXIT_WAIT)
+            self._launcher = None
         if self._own_state_dir and not self._processes:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
     async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
-        """Spawn ``hodei worker`` for the request (idempotent per worker id)."""
+        """Start a worker (the agent) for the request (idempotent per worker id)."""
         known = self._statuses.get(request.worker_id)
         if known is not None:
             return known
@@ -183,12 +169,11 @@ class LocalProvider:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         output = os.open(self._files.log_path(request.worker_id), flags, 0o600)
         try:
-            pid = _spawn(self._command, env, output)
-        except OSError as exc:
+            launcher = self._ready_launcher()
+            pid = await launcher.launch(request.worker_id, env, output)
+        except LauncherError as exc:
             del self._statuses[request.worker_id]
-            raise ProviderError(
-                f"cannot start the worker process {self._command[0]!r}: {exc}"
-            ) from exc
+            raise ProviderError(f"cannot start the worker process: {exc}") from exc
         finally:
             os.close(output)
         record = WorkerProcess(request.worker_id, request.job_id, pid, procfs.start_time(pid))
@@ -196,8 +181,18 @@ class LocalProvider:
         self._processes[request.worker_id] = record
         status = self._running(record)
         self._statuses[request.worker_id] = status
-        self._watchers[request.worker_id] = asyncio.create_task(self._watch_child(record))
+        self._watchers[request.worker_id] = asyncio.create_task(
+            self._watch_launched(record, launcher)
+        )
         return status
+
+    def _ready_launcher(self) -> Launcher:
+        """The launcher, started now if there is none or the last one exited."""
+        if self._launcher is None or not self._launcher.connected:
+            if self._launcher is not None:
+                self._launcher.close()
+            self._launcher = Launcher.spawn(self._command, self._env)
+        return self._launcher
 
     async def delete_worker(self, worker_id: WorkerId) -> None:
         """Let the worker leave, else SIGTERM it (it stops its job), else kill its session."""
@@ -239,13 +234,15 @@ class LocalProvider:
             name=f"pid {record.pid}",
         )
 
-    async def _watch_child(self, record: WorkerProcess) -> None:
-        returncode = await procfs.wait_child(record.pid)
-        if returncode != 0:
-            # The agent did not finish normally (after a clean exit its job's group is
-            # already gone): whatever it left in its session must not outlive it.
+    async def _watch_launched(self, record: WorkerProcess, launcher: Launcher) -> None:
+        exit_code = await launcher.wait_exit(record.pid)
+        if exit_code is None:  # the launcher is gone: watch the process itself
+            await procfs.wait_exit(record.pid, record.start_time)
+        if exit_code != 0:
+            # The agent did not finish normally (after a clean exit its job is already
+            # gone): whatever it left in its session must not outlive it.
             procfs.kill_session(record.pid)
-        await self._exited(record, None if returncode is None else _exit_status(returncode))
+        await self._exited(record, exit_code)
 
     async def _watch_adopted(self, record: WorkerProcess) -> None:
         await procfs.wait_exit(record.pid, record.start_time)

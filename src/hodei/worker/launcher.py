@@ -1,0 +1,244 @@
+"""A warmed process that forks a fresh worker agent for each job (zygote, prefork).
+
+Starting ``hodei worker`` as a new interpreter costs a Python start and the agent's
+imports (gRPC, asyncio, protobuf: ≈150 ms of CPU) for every job. The launcher pays
+that once: it imports the agent, then for each request forks, and the child becomes
+the worker. The child is set up as a new process would be: a session of its own,
+stdin from ``/dev/null``, stdout/stderr to the log file it was handed, no other file
+descriptor, default signal handling, exactly the environment of the request. The
+launcher itself never runs job code and never changes its own state after start, so
+nothing a job does (env, cwd, umask, open files) can reach the next one.
+
+It is also a child subreaper: a worker that dies (killed by the provider) leaves its
+job's processes to the launcher, which kills every child that is not a live worker.
+
+Messages over a ``SOCK_SEQPACKET`` Unix socket, one JSON object each:
+
+* provider → launcher: ``{"launch": WORKER_ID, "env": {...}}`` with the log file's
+  descriptor attached (``SCM_RIGHTS``); optional ``"cgroups": [DIR, ...]`` the worker
+  joins before it starts;
+* launcher → provider: ``{"launched": WORKER_ID, "pid": N}`` or
+  ``{"failed": WORKER_ID, "error": TEXT}``; later ``{"exited": N, "code": C}`` (``C`` as
+  a shell reports it: 128+N for a signal).
+
+When the provider's end closes, the launcher stops accepting requests and exits once
+its last worker has ended; the workers themselves carry on (a next control plane adopts
+them).
+
+Run as ``python -m hodei.worker.launcher FD`` (FD: the socket), or forked from a
+process that has not started any thread yet (:func:`serve`).
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from hodei.domain import exitcodes
+from hodei.worker import containment
+
+__all__ = ["MAX_MESSAGE", "fork_launcher", "serve"]
+
+MAX_MESSAGE = 4 * 1024 * 1024  # bytes of one request: env and all
+
+
+def _exit_code(status: int) -> int:
+    return exitcodes.from_returncode(os.waitstatus_to_exitcode(status))
+
+
+def _send(sock: socket.socket | None, message: dict[str, Any]) -> None:
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # the provider is gone: nobody to tell
+        sock.sendmsg([json.dumps(message).encode()])
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, Any], int | None] | None:
+    """One request and its attached descriptor; ``None`` when the peer has closed."""
+    fds = array.array("i")
+    data, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return json.loads(data), (fds[0] if fds else None)
+
+
+def _become_worker(env: dict[str, str], output: int, cgroups: Sequence[str]) -> NoReturn:
+    """In the forked child: set up a clean process and run the agent; never returns."""
+    code = 125
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter
+        os.setsid()
+        for directory in cgroups:
+            with open(os.path.join(directory, "cgroup.procs"), "w") as procs:
+                procs.write("0")
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.closerange(3, _max_fd())
+        os.environ.clear()
+        os.environ.update(env)
+        from hodei.config import SettingsError, load_worker_settings
+        from hodei.worker.entry import exit_now, run_worker
+
+        try:
+            settings = load_worker_settings(os.environ)
+        except SettingsError as exc:
+            print(f"hodei worker: {exc}", file=sys.stderr)
+            code = 2
+        else:
+            exit_now(run_worker(settings))
+    except BaseException as exc:  # a worker that cannot start says why in its log
+        with contextlib.suppress(Exception):
+            os.write(2, f"hodei worker: cannot start: {exc!r}\n".encode())
+    os._exit(code)
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 65536
+
+
+class _Launcher:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock: socket.socket | None = sock
+        self.workers: set[int] = set()
+
+    def launch(self, request: dict[str, Any], output: int | None) -> None:
+        worker_id = str(request.get("launch", ""))
+        if output is None:
+            _send(self.sock, {"failed": worker_id, "error": "no output descriptor"})
+            return
+        try:
+            env = {str(k): str(v) for k, v in dict(request.get("env", {})).items()}
+            cgroups = [str(c) for c in request.get("cgroups", ())]
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            pid = os.fork()
+            if pid == 0:
+                _become_worker(env, output, cgroups)
+        except Exception as exc:
+            _send(self.sock, {"failed": worker_id, "error": str(exc) or type(exc).__name__})
+            return
+        finally:
+            os.close(output)
+        self.workers.add(pid)
+        _send(self.sock, {"launched": worker_id, "pid": pid})
+
+    def reap(self) -> None:
+        """Collect ended children; kill those that are not workers (orphans of a worker
+        that died), so that a job cannot outlive its worker."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid in self.workers:
+                self.workers.discard(pid)
+                _send(self.sock, {"exited": pid, "code": _exit_code(status)})
+        for pid in containment.children(os.getpid()):
+            if pid not in self.workers:
+                containment.kill_tree(pid)
+
+
+def serve(sock: socket.socket) -> NoReturn:
+    """Serve launch requests on ``sock`` until it closes and no worker is left; exits."""
+    containment.become_subreaper()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the CLI
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    launcher = _Launcher(sock)
+    events = selectors.DefaultSelector()
+    events.register(sock, selectors.EVENT_READ, "request")
+    events.register(wake_read, selectors.EVENT_READ, "child")
+    try:
+        while launcher.sock is not None or launcher.workers:
+            for key, _ in events.select():
+                if key.data == "child":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_read, 4096)
+                    launcher.reap()
+                    continue
+                try:
+                    received = _receive(sock)
+                except (OSError, ValueError) as exc:
+                    print(f"hodei launcher: bad request: {exc}", file=sys.stderr)
+                    continue
+                if received is None:
+                    events.unregister(sock)
+                    launcher.sock = None
+                    sock.close()
+                    continue
+                launcher.launch(*received)
+            launcher.reap()
+    finally:
+        os._exit(0)
+
+
+def fork_launcher() -> tuple[int, socket.socket]:
+    """Fork a launcher from this process; its pid and the provider's end of the socket.
+
+    Call it before this process starts any thread (gRPC's included): a fork copies only
+    the calling thread. The launcher leaves the terminal's process group and closes every
+    descriptor but its socket.
+    """
+    _warm()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1):
+                os.dup2(null, fd)
+            keep = theirs.fileno()
+            os.closerange(3, keep)
+            os.closerange(keep + 1, _max_fd())
+            serve(theirs)
+        finally:
+            os._exit(125)
+    theirs.close()
+    return pid, ours
+
+
+def _warm() -> None:
+    """Load what every worker needs once, here, so each fork inherits it ready."""
+    import hodei.config
+    import hodei.worker.agent
+    import hodei.worker.connection
+    import hodei.worker.entry  # noqa: F401
+
+
+def main(argv: Sequence[str]) -> NoReturn:
+    """``python -m hodei.worker.launcher FD``."""
+    _warm()
+    serve(socket.socket(fileno=int(argv[1])))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
