@@ -18,6 +18,8 @@ import pytest
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 from hodei.domain.states import JobState
 from hodei.providers.local import LocalProvider, procfs
+from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import submit, wait_done
 
 pytestmark = pytest.mark.slow
@@ -73,12 +75,14 @@ async def recorded(
     return escaped(pid_file)
 
 
-async def run(control_plane_factory, tmp_path: Path, then: str, mode: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def run(
+    control_plane_factory: MakeControlPlane, tmp_path: Path, then: str, mode: str
+) -> dict[str, int]:  # type: ignore[no-untyped-def]
     provider = LocalProvider(max_workers=2, state_dir=tmp_path / "workers")
     plane = await control_plane_factory(providers=[provider])
     pid_file = tmp_path / "pids"
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(
             stub,
             "sh",
@@ -109,7 +113,7 @@ def survivors(pids: dict[str, int]) -> dict[str, int]:
     [("completion", "exit 0"), ("cancel", "sleep 300"), ("timeout", "sleep 300")],
 )
 async def test_no_process_of_the_job_survives_it(
-    control_plane_factory, tmp_path: Path, mode: str, then: str
+    control_plane_factory: MakeControlPlane, tmp_path: Path, mode: str, then: str
 ) -> None:
     pids = await run(control_plane_factory, tmp_path, then, mode)
     assert sorted(pids) == sorted(ESCAPES)
@@ -118,7 +122,7 @@ async def test_no_process_of_the_job_survives_it(
 
 
 async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(
-    control_plane_factory, tmp_path: Path
+    control_plane_factory: MakeControlPlane, tmp_path: Path
 ) -> None:
     ignoring = "trap '' TERM; sleep 300 & wait; sleep 300"
     pids = await run(control_plane_factory, tmp_path, ignoring, "cancel")
