@@ -3,12 +3,13 @@ cancel, backstops and the dispatch plan."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.jobs import Attempt, Job, JobSpec
 from hodei.domain.reasons import Failure, StartFailure
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerStatus
@@ -212,12 +213,78 @@ def job(
     )
 
 
-def test_retry_only_retryable_reasons_while_attempts_remain():
-    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure("WorkerLost", ""))
-    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure("Evicted", ""))
-    assert not lifecycle.should_retry(job(attempt=2, max_attempts=2), Failure("WorkerLost", ""))
-    assert not lifecycle.should_retry(job(attempt=1, max_attempts=5), Failure("NonZeroExit", ""))
-    assert not lifecycle.should_retry(job(attempt=1, max_attempts=5), Failure("Unschedulable", ""))
+def _retry(j: Job, reason: str, platform_retries: int = 2) -> bool:
+    return lifecycle.should_retry(j, Failure(reason, ""), platform_retries=platform_retries)
+
+
+def _disrupted(n: int) -> tuple[Attempt, ...]:
+    return tuple(Attempt(i + 1, WorkerId(f"w-{i}"), "Evicted", "", NOW, True) for i in range(n))
+
+
+def test_provider_errors_use_the_jobs_own_attempts() -> None:
+    assert _retry(job(attempt=1, max_attempts=2), "ProviderError")
+    assert not _retry(job(attempt=2, max_attempts=2), "ProviderError")
+    assert not _retry(job(attempt=1, max_attempts=5), "NonZeroExit")
+    assert not _retry(job(attempt=1, max_attempts=5), "Unschedulable")
+
+
+@pytest.mark.parametrize("reason", ["Evicted", "Preempted", "WorkerLost"])
+def test_disruptions_are_retried_on_the_platform_budget_not_max_attempts(reason: str) -> None:
+    # max_attempts=1 (the default) does not stop a disrupted job from running again.
+    assert _retry(job(attempt=1, max_attempts=1), reason, platform_retries=2)
+    two_lost = replace(job(attempt=3, max_attempts=1), attempts=_disrupted(2))
+    assert not _retry(two_lost, reason, platform_retries=2)
+    assert not _retry(job(attempt=1), reason, platform_retries=0)
+
+
+def test_disrupted_attempts_do_not_use_up_max_attempts() -> None:
+    # Two evictions, then attempt 3 fails to create its worker: the job's own first try.
+    evicted_twice = replace(job(attempt=3, max_attempts=2), attempts=_disrupted(2))
+    assert _retry(evicted_twice, "ProviderError")
+    assert not _retry(replace(evicted_twice, attempt=4), "ProviderError")
+
+
+def test_exhausted_disruption_says_the_platform_retries_ran_out() -> None:
+    two_lost = replace(job(attempt=3), attempts=_disrupted(2))
+    failure = lifecycle.retries_exhausted(
+        two_lost,
+        Failure("Evicted", "EvictionByEvictionAPI: Eviction API: evicting"),
+        platform_retries=2,
+    )
+    assert failure == Failure(
+        "Evicted",
+        "EvictionByEvictionAPI: Eviction API: evicting; not retried: 2 disrupted attempts "
+        "before (HODEI_PLATFORM_RETRIES)",
+    )
+    plain = Failure("NonZeroExit", "exit code 3")
+    assert lifecycle.retries_exhausted(two_lost, plain, platform_retries=2) == plain
+
+
+def test_ended_attempt_is_recorded_only_for_a_job_with_a_worker() -> None:
+    running = replace(job(attempt=2), worker_id=WorkerId("w-9"), attempts=_disrupted(1))
+    attempts = lifecycle.with_ended_attempt(
+        running, reason="WorkerLost", message="gone", at=NOW, disruption=True
+    )
+    assert attempts == (
+        *_disrupted(1),
+        Attempt(2, WorkerId("w-9"), "WorkerLost", "gone", NOW, True),
+    )
+    requeued = replace(running, worker_id=None)  # its attempt was recorded when it ended
+    assert lifecycle.with_ended_attempt(requeued, reason="Cancelled", message="", at=NOW) == (
+        _disrupted(1)
+    )
+
+
+def test_termination_takes_the_providers_disruption_reason_when_it_has_one() -> None:
+    evicted = WorkerStatus(
+        WorkerId("w"), JobId("j"), WorkerPhase.FAILED, "Evicted", "Eviction API: evicting"
+    )
+    assert lifecycle.failure_of_termination(evicted) == Failure("Evicted", "Eviction API: evicting")
+    running = WorkerStatus(WorkerId("w"), JobId("j"), WorkerPhase.RUNNING)
+    for status in (running, None):
+        failure = lifecycle.failure_of_termination(status)
+        assert failure.reason == "WorkerLost"
+        assert "SIGTERM that Hodei did not send" in failure.message
 
 
 def test_backstop_due_only_past_timeout_plus_grace():

@@ -18,9 +18,9 @@ from tests.server.helpers import eventually, logs, output, submit, wait_done
 pytestmark = pytest.mark.slow
 
 
-async def _plane(control_plane_factory, tmp_path: Path, max_workers: int = 16):
+async def _plane(control_plane_factory, tmp_path: Path, max_workers: int = 16, env=None):
     provider = LocalProvider(max_workers=max_workers, state_dir=tmp_path / "workers")
-    plane = await control_plane_factory(providers=[provider])
+    plane = await control_plane_factory(providers=[provider], env=env)
     return plane, provider
 
 
@@ -112,7 +112,9 @@ async def test_restart_without_reconnect_is_worker_lost(control_plane_factory, t
                 break
     assert _live_workers(tmp_path / "workers")
     await plane.stop(grace=0)
-    plane, _ = await _plane(control_plane_factory, tmp_path)  # another port: no reconnect
+    # Another port: no reconnect. No platform retries, so the loss itself ends the job.
+    no_retries = {"HODEI_PLATFORM_RETRIES": "0"}
+    plane, _ = await _plane(control_plane_factory, tmp_path, env=no_retries)
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         done = await wait_done(stub, job.id)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
@@ -68,6 +68,10 @@ async def test_job_round_trips_every_field(store: Store):
         finished_at=T0 + timedelta(seconds=9),
         worker_id=WorkerId("w-1"),
         provider="local",
+        attempts=(
+            Attempt(1, WorkerId("w-0"), "Evicted", "Eviction API: evicting", T0, True),
+            Attempt(2, WorkerId("w-1"), "NonZeroExit", "exit code 3", T0, False),
+        ),
     )
     await store.save_job(full)
     assert await store.get_job(full.id) == full
