@@ -24,7 +24,7 @@ from hodei.api.messages import (
 )
 from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.reasons import Reason, StartFailure
 from hodei.domain.states import JobState
@@ -82,6 +82,10 @@ def test_job_round_trip(exit_code: int | None) -> None:
         worker_id=WorkerId("w-1"),
         provider="local",
         waiting_reason="pulling",
+        attempts=(
+            Attempt(1, WorkerId("w-0"), Reason("Preempted"), "preempting", T0, True),
+            Attempt(2, None, Reason("NonZeroExit"), None, None, False),
+        ),
     )
     message = convert.job_to_pb(job)
     assert message.waiting_reason == "pulling"
@@ -122,6 +126,7 @@ WORKER_MESSAGES = [
         JobResult(JobId("j-1"), 127, error="x: not found", start_failure=kind)
         for kind in StartFailure
     ),
+    JobResult(JobId("j-1"), 143, terminated=True),
     Heartbeat(),
 ]
 SERVER_MESSAGES = [

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hodei.api.shapes import job_dict
 from hodei.cli import output
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.jobs import Attempt, Job, JobSpec
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
@@ -70,3 +70,31 @@ def test_age_units() -> None:
         "2d",
     ]
     assert output.age(None, NOW) == "-"
+
+
+def test_job_details_list_each_attempt_with_its_reason() -> None:
+    evicted = Attempt(
+        1,
+        WorkerId("w-1"),
+        Reason("Evicted"),
+        "EvictionByEvictionAPI: Eviction API: evicting",
+        NOW,
+        True,
+    )
+    failed = Attempt(2, WorkerId("w-2"), Reason("NonZeroExit"), "exit code 3", NOW, False)
+    details = output.job_details(replace(JOB, attempt=2, attempts=(evicted, failed)))
+    lines = details.splitlines()
+    start = lines.index("Attempts:")
+    assert lines[start + 1].split() == ["#", "WORKER", "REASON", "DISRUPTION", "MESSAGE"]
+    assert lines[start + 2].split() == [
+        "1",
+        "w-1",
+        "Evicted",
+        "yes",
+        "EvictionByEvictionAPI:",
+        "Eviction",
+        "API:",
+        "evicting",
+    ]
+    assert lines[start + 3].split() == ["2", "w-2", "NonZeroExit", "no", "exit", "code", "3"]
+    assert "Attempts:" not in output.job_details(JOB)  # nothing ended yet: no section

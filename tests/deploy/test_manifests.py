@@ -125,7 +125,8 @@ def _config_data() -> dict[str, str]:
 
 def test_configmap_keys_are_the_provider_variables_the_settings_code_reads() -> None:
     read_for_provider = set(_variables_read_by(load_kubernetes_settings))
-    assert set(_config_data()) == read_for_provider | {"HODEI_SERVER_ADDRESS"}
+    in_cluster = {"HODEI_SERVER_ADDRESS", "HODEI_PLATFORM_RETRIES"}
+    assert set(_config_data()) == read_for_provider | in_cluster
     assert set(_config_data()) <= set(verify.variables_read())
 
 
@@ -143,6 +144,7 @@ def test_configmap_values_are_the_defaults_except_the_in_cluster_overrides() -> 
         pod_templates_dir=POD_TEMPLATES_DIR,
     )
     assert server.server_address == DEFAULT_IN_CLUSTER_SERVER_ADDRESS
+    assert server.platform_retries == ServerSettings().platform_retries
 
 
 def test_configmap_names_the_worker_account_and_namespace_of_rbac_yaml() -> None:

@@ -3,13 +3,14 @@ cancel, backstops and the dispatch plan."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.jobs import Attempt, Job, JobSpec
 from hodei.domain.reasons import Failure, Reason, StartFailure
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerStatus
@@ -172,13 +173,16 @@ def status(phase: WorkerPhase, **kw: Any) -> WorkerStatus:
 
 
 def test_failure_of_status() -> None:
-    assert lifecycle.failure_of_status(status(WorkerPhase.PENDING, reason="Unschedulable")) is None
+    assert (
+        lifecycle.failure_of_status(status(WorkerPhase.PENDING, reason=Reason("Unschedulable")))
+        is None
+    )
     assert lifecycle.failure_of_status(status(WorkerPhase.RUNNING)) is None
     assert lifecycle.failure_of_status(
-        status(WorkerPhase.FAILED, reason="ErrImagePull", message="m")
+        status(WorkerPhase.FAILED, reason=Reason("ErrImagePull"), message="m")
     ) == Failure(Reason("ErrImagePull"), "m")
     assert lifecycle.failure_of_status(
-        status(WorkerPhase.EXITED, reason="OOMKilled", message="limit", exit_code=137)
+        status(WorkerPhase.EXITED, reason=Reason("OOMKilled"), message="limit", exit_code=137)
     ) == Failure(Reason("OOMKilled"), "limit", 137)
     lost = lifecycle.failure_of_status(status(WorkerPhase.EXITED, exit_code=1))
     assert lost is not None and lost.reason == "WorkerLost" and "code 1" in lost.message
@@ -188,7 +192,7 @@ def test_failure_of_status() -> None:
 def test_waiting_reason_of_status() -> None:
     assert (
         lifecycle.waiting_reason_of_status(
-            status(WorkerPhase.PENDING, reason="Unschedulable", message="0/3 nodes")
+            status(WorkerPhase.PENDING, reason=Reason("Unschedulable"), message="0/3 nodes")
         )
         == "Unschedulable: 0/3 nodes"
     )
@@ -219,18 +223,82 @@ def job(
     )
 
 
-def test_retry_only_retryable_reasons_while_attempts_remain() -> None:
-    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure(Reason("WorkerLost"), ""))
-    assert lifecycle.should_retry(job(attempt=1, max_attempts=2), Failure(Reason("Evicted"), ""))
-    assert not lifecycle.should_retry(
-        job(attempt=2, max_attempts=2), Failure(Reason("WorkerLost"), "")
+def _retry(j: Job, reason: str, platform_retries: int = 2) -> bool:
+    return lifecycle.should_retry(j, Failure(Reason(reason), ""), platform_retries=platform_retries)
+
+
+def _disrupted(n: int) -> tuple[Attempt, ...]:
+    return tuple(
+        Attempt(i + 1, WorkerId(f"w-{i}"), Reason("Evicted"), "", NOW, True) for i in range(n)
     )
-    assert not lifecycle.should_retry(
-        job(attempt=1, max_attempts=5), Failure(Reason("NonZeroExit"), "")
+
+
+def test_provider_errors_use_the_jobs_own_attempts() -> None:
+    assert _retry(job(attempt=1, max_attempts=2), "ProviderError")
+    assert not _retry(job(attempt=2, max_attempts=2), "ProviderError")
+    assert not _retry(job(attempt=1, max_attempts=5), "NonZeroExit")
+    assert not _retry(job(attempt=1, max_attempts=5), "Unschedulable")
+
+
+@pytest.mark.parametrize("reason", ["Evicted", "Preempted", "WorkerLost"])
+def test_disruptions_are_retried_on_the_platform_budget_not_max_attempts(reason: str) -> None:
+    # max_attempts=1 (the default) does not stop a disrupted job from running again.
+    assert _retry(job(attempt=1, max_attempts=1), reason, platform_retries=2)
+    two_lost = replace(job(attempt=3, max_attempts=1), attempts=_disrupted(2))
+    assert not _retry(two_lost, reason, platform_retries=2)
+    assert not _retry(job(attempt=1), reason, platform_retries=0)
+
+
+def test_disrupted_attempts_do_not_use_up_max_attempts() -> None:
+    # Two evictions, then attempt 3 fails to create its worker: the job's own first try.
+    evicted_twice = replace(job(attempt=3, max_attempts=2), attempts=_disrupted(2))
+    assert _retry(evicted_twice, "ProviderError")
+    assert not _retry(replace(evicted_twice, attempt=4), "ProviderError")
+
+
+def test_exhausted_disruption_says_the_platform_retries_ran_out() -> None:
+    two_lost = replace(job(attempt=3), attempts=_disrupted(2))
+    failure = lifecycle.retries_exhausted(
+        two_lost,
+        Failure(Reason("Evicted"), "EvictionByEvictionAPI: Eviction API: evicting"),
+        platform_retries=2,
     )
-    assert not lifecycle.should_retry(
-        job(attempt=1, max_attempts=5), Failure(Reason("Unschedulable"), "")
+    assert failure == Failure(
+        Reason("Evicted"),
+        "EvictionByEvictionAPI: Eviction API: evicting; not retried: 2 disrupted attempts "
+        "before (HODEI_PLATFORM_RETRIES)",
     )
+    plain = Failure(Reason("NonZeroExit"), "exit code 3")
+    assert lifecycle.retries_exhausted(two_lost, plain, platform_retries=2) == plain
+
+
+def test_ended_attempt_is_recorded_only_for_a_job_with_a_worker() -> None:
+    running = replace(job(attempt=2), worker_id=WorkerId("w-9"), attempts=_disrupted(1))
+    attempts = lifecycle.with_ended_attempt(
+        running, reason=Reason("WorkerLost"), message="gone", at=NOW, disruption=True
+    )
+    assert attempts == (
+        *_disrupted(1),
+        Attempt(2, WorkerId("w-9"), Reason("WorkerLost"), "gone", NOW, True),
+    )
+    requeued = replace(running, worker_id=None)  # its attempt was recorded when it ended
+    assert lifecycle.with_ended_attempt(
+        requeued, reason=Reason("Cancelled"), message="", at=NOW
+    ) == (_disrupted(1))
+
+
+def test_termination_takes_the_providers_disruption_reason_when_it_has_one() -> None:
+    evicted = WorkerStatus(
+        WorkerId("w"), JobId("j"), WorkerPhase.FAILED, Reason("Evicted"), "Eviction API: evicting"
+    )
+    assert lifecycle.failure_of_termination(evicted) == Failure(
+        Reason("Evicted"), "Eviction API: evicting"
+    )
+    running = WorkerStatus(WorkerId("w"), JobId("j"), WorkerPhase.RUNNING)
+    for status in (running, None):
+        failure = lifecycle.failure_of_termination(status)
+        assert failure.reason == "WorkerLost"
+        assert "SIGTERM that Hodei did not send" in failure.message
 
 
 def test_backstop_due_only_past_timeout_plus_grace() -> None:

@@ -22,10 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 async def _plane(
-    control_plane_factory: MakeControlPlane, tmp_path: Path, max_workers: int = 16
+    control_plane_factory: MakeControlPlane,
+    tmp_path: Path,
+    max_workers: int = 16,
+    env: dict[str, str] | None = None,
 ) -> tuple[ControlPlane, LocalProvider]:
     provider = LocalProvider(max_workers=max_workers, state_dir=tmp_path / "workers")
-    plane = await control_plane_factory(providers=[provider])
+    plane = await control_plane_factory(providers=[provider], env=env)
     return plane, provider
 
 
@@ -127,7 +130,9 @@ async def test_restart_without_reconnect_is_worker_lost(
                 break
     assert _live_workers(tmp_path / "workers")
     await plane.stop(grace=0)
-    plane, _ = await _plane(control_plane_factory, tmp_path)  # another port: no reconnect
+    # Another port: no reconnect. No platform retries, so the loss itself ends the job.
+    no_retries = {"HODEI_PLATFORM_RETRIES": "0"}
+    plane, _ = await _plane(control_plane_factory, tmp_path, env=no_retries)
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = job_stub(channel)
         done = await wait_done(stub, job.id)

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hodei.api.messages import AssignJob, JobResult, JobStarted, ResultAck
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job
@@ -22,7 +23,7 @@ from hodei.server.http import readiness
 from hodei.store import MemoryStore, store_from_url
 from tests.fixtures.certs import TlsFiles
 from tests.fixtures.control_plane import MakeControlPlane
-from tests.fixtures.scripted_worker import scripted_agent
+from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
 from tests.server.helpers import eventually, submit, wait_done
 
@@ -70,21 +71,75 @@ async def test_pending_diagnosis_becomes_waiting_reason_then_failure(
     assert seen[-1].waiting_reason == ""
 
 
-async def test_lost_worker_is_retried_until_attempts_run_out(
+async def test_lost_worker_is_retried_on_the_platform_budget(
     control_plane_factory: MakeControlPlane,
 ) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("local", on_create=requests.put_nowait)
-    plane = await control_plane_factory(providers=[provider])
+    plane = await control_plane_factory(providers=[provider], env={"HODEI_PLATFORM_RETRIES": "2"})
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = job_stub(channel)
-        job = await submit(stub, "x", max_attempts=2)
-        for _ in range(2):
+        job = await submit(stub, "x")  # max_attempts 1: disruptions do not count
+        for _ in range(3):
             request = await requests.get()
             await provider.push(WorkerStatus(request.worker_id, request.job_id, WorkerPhase.GONE))
         done = await wait_done(stub, job.id)
-    assert (done.state, done.reason, done.attempt) == (JobState.FAILED, "WorkerLost", 2)
-    assert len(provider.requests) == 2
+    assert (done.state, done.reason, done.attempt) == (JobState.FAILED, "WorkerLost", 3)
+    assert done.message is not None and done.message.endswith(
+        "not retried: 2 disrupted attempts before (HODEI_PLATFORM_RETRIES)"
+    )
+    assert [(a.number, a.reason, a.disruption) for a in done.attempts] == [
+        (1, "WorkerLost", True),
+        (2, "WorkerLost", True),
+        (3, "WorkerLost", False),  # the last one ended the job: not retried
+    ]
+    assert len(provider.requests) == 3
+
+
+async def test_sigterm_it_did_not_send_retries_the_job_with_the_eviction_reason(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("kubernetes", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "echo", "hi")
+        first = await requests.get()
+        client = WorkerClient(first.server_address)
+        try:
+            await client.register(first.worker_id, token=first.token)
+            assign = await client.expect(AssignJob)
+            await client.send(JobStarted(assign.job_id, pid=1))
+            await provider.push(
+                WorkerStatus(
+                    first.worker_id,
+                    first.job_id,
+                    WorkerPhase.RUNNING,
+                )
+            )
+            provider.adopt(  # seen by the provider, not yet delivered to the controller
+                WorkerStatus(
+                    first.worker_id,
+                    first.job_id,
+                    WorkerPhase.FAILED,
+                    reason=Reason("Evicted"),
+                    message="EvictionByEvictionAPI: Eviction API: evicting",
+                )
+            )
+            # The agent got SIGTERM before the provider's status reached the controller.
+            await client.send(JobResult(assign.job_id, 143, terminated=True))
+            await client.expect(ResultAck)
+        finally:
+            await client.close()
+        second = await requests.get()
+        await scripted_agent(second)
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.attempt) == (JobState.SUCCEEDED, 2)
+    assert [(a.reason, a.message, a.disruption) for a in done.attempts] == [
+        ("Evicted", "EvictionByEvictionAPI: Eviction API: evicting", True),
+        ("Completed", None, False),
+    ]
 
 
 async def test_exited_worker_diagnosis_wins_over_worker_lost(

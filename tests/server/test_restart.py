@@ -84,7 +84,12 @@ async def test_jobs_survive_a_restart(control_plane_factory: MakeControlPlane) -
         assert finished.state is JobState.SUCCEEDED
         assert output(await logs(stub, reconnecting.id))["STDOUT"] == b"before\nafter\n"
         lost = await wait_done(stub, vanished.id)
-        assert (lost.state, lost.reason) == (JobState.FAILED, "WorkerLost")
+        # Its worker vanished during the restart: a disruption, so it ran again ("b" exits 127).
+        assert (lost.state, lost.attempt, lost.reason) == (JobState.FAILED, 2, "NonZeroExit")
+        assert [(a.reason, a.disruption) for a in lost.attempts] == [
+            ("WorkerLost", True),
+            ("NonZeroExit", False),
+        ]
         # Its agent never came back within the grace: retried, and the retry succeeds.
         retried = await wait_done(stub, silent.id)
         assert (retried.state, retried.attempt) == (JobState.FAILED, 2)  # "c" exits 127

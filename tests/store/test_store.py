@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
+from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.store import MemoryStore, SqliteStore, Store, StoreError, TokenKind, TokenRecord
@@ -63,12 +64,16 @@ async def test_job_round_trips_every_field(store: Store) -> None:
         JobState.FAILED,
         attempt=2,
         exit_code=3,
-        reason="NonZeroExit",
+        reason=Reason("NonZeroExit"),
         message="exit code 3",
         started_at=T0,
         finished_at=T0 + timedelta(seconds=9),
         worker_id=WorkerId("w-1"),
         provider="local",
+        attempts=(
+            Attempt(1, WorkerId("w-0"), Reason("Evicted"), "Eviction API: evicting", T0, True),
+            Attempt(2, WorkerId("w-1"), Reason("NonZeroExit"), "exit code 3", T0, False),
+        ),
     )
     await store.save_job(full)
     assert await store.get_job(full.id) == full
@@ -146,7 +151,7 @@ async def test_workers_round_trip_and_active_filter(store: Store) -> None:
     await store.save_worker(first)
     await store.save_worker(second)
     assert await store.get_worker(first.id) == first
-    gone = second.updated(state=WorkerPhase.GONE, reason="Evicted", message="node drained")
+    gone = second.updated(state=WorkerPhase.GONE, reason=Reason("Evicted"), message="node drained")
     await store.save_worker(gone)
     assert await store.get_worker(second.id) == gone
     assert await store.list_workers() == [first, gone]

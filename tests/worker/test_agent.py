@@ -228,7 +228,7 @@ async def test_job_sees_its_env_but_not_the_worker_token(env_value: str) -> None
     assert service.record.output(STDOUT).decode() == f"{env_value}|j-test000001|"
 
 
-async def test_terminate_stops_the_job_and_still_delivers_its_result() -> None:
+async def test_sigterm_stops_the_job_and_reports_it_terminated_not_cancelled() -> None:
     script = Script(shell("exec sleep 60"))
     async with fake_control_plane(script) as (service, address):
         agent = agent_for(address)
@@ -237,5 +237,7 @@ async def test_terminate_stops_the_job_and_still_delivers_its_result() -> None:
         agent.terminate()  # what SIGTERM does
         assert await task == EXIT_DELIVERED
     result = service.record.acked_result
-    assert result is not None and result.cancelled
+    # Nobody sent CancelJob: the pod (or process) was stopped from outside.
+    assert result is not None and result.terminated and not result.cancelled
+    assert result.exit_code == 143  # the job's sleep ended by the SIGTERM passed on
     assert not alive(service.record.started[0].pid)

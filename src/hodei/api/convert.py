@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from hodei.api.v1 import jobs_pb2, types_pb2
 from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 __all__ = [
+    "attempt_from_pb",
+    "attempt_to_pb",
     "chunk_from_pb",
     "chunk_to_pb",
     "format_time",
@@ -126,6 +128,28 @@ def spec_from_pb(message: types_pb2.JobSpec) -> JobSpec:
     )
 
 
+def attempt_to_pb(attempt: Attempt) -> types_pb2.Attempt:
+    return types_pb2.Attempt(
+        number=attempt.number,
+        worker_id=attempt.worker_id or "",
+        reason=attempt.reason or "",
+        message=attempt.message or "",
+        finished_at=format_time(attempt.finished_at),
+        disruption=attempt.disruption,
+    )
+
+
+def attempt_from_pb(message: types_pb2.Attempt) -> Attempt:
+    return Attempt(
+        number=message.number,
+        worker_id=WorkerId(message.worker_id) if message.worker_id else None,
+        reason=reasons.Reason(message.reason) if message.reason else None,
+        message=_none_if_empty(message.message),
+        finished_at=parse_time(message.finished_at),
+        disruption=message.disruption,
+    )
+
+
 def job_to_pb(job: Job) -> types_pb2.Job:
     message = types_pb2.Job(
         id=job.id,
@@ -140,6 +164,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         attempt=job.attempt,
         provider=job.provider or "",
         waiting_reason=job.waiting_reason or "",
+        attempts=[attempt_to_pb(a) for a in job.attempts],
     )
     if job.exit_code is not None:
         message.exit_code = job.exit_code
@@ -205,6 +230,7 @@ def job_from_pb(message: types_pb2.Job) -> Job:
         worker_id=WorkerId(message.worker_id) if message.worker_id else None,
         provider=_none_if_empty(message.provider),
         waiting_reason=_none_if_empty(message.waiting_reason),
+        attempts=tuple(attempt_from_pb(a) for a in message.attempts),
     )
 
 

@@ -81,6 +81,7 @@ class JobResult:
     error: str = ""
     last_sequence: int = 0
     start_failure: StartFailure | None = None  # set with ``error``: why it could not start
+    terminated: bool = False  # stopped by a signal the control plane did not send
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def decode_worker_message(message: worker_pb2.WorkerMessage) -> WorkerMessage:
                 s.error,
                 s.last_sequence,
                 _START_FAILURES.get(s.start_failure),
+                terminated=s.terminated,
             )
         if kind == "heartbeat":
             return Heartbeat()
@@ -181,6 +183,7 @@ def encode_worker_message(message: WorkerMessage) -> worker_pb2.WorkerMessage:
                     error=message.error,
                     last_sequence=message.last_sequence,
                     start_failure=_START_FAILURE_PB[message.start_failure],
+                    terminated=message.terminated,
                 )
             )
         case Heartbeat():

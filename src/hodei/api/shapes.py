@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hodei.domain import exitcodes
-from hodei.domain.jobs import Job
+from hodei.domain.jobs import Attempt, Job
 from hodei.domain.workers import WorkerRecord
 
-__all__ = ["command_text", "job_dict", "rfc3339", "worker_dict"]
+__all__ = ["attempt_dict", "command_text", "job_dict", "rfc3339", "worker_dict"]
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -70,6 +70,20 @@ def job_dict(job: Job) -> dict[str, Any]:
         # Names only: values may be secrets and never leave the control plane this way.
         "env_names": sorted(job.spec.env),
         "max_attempts": job.spec.max_attempts,
+        "attempts": [attempt_dict(a) for a in job.attempts],
+    }
+
+
+def attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    """The JSON object for one ended attempt: why it ended, and whether the platform took
+    it away (``disruption``: retried without using up the job's max_attempts)."""
+    return {
+        "number": attempt.number,
+        "worker_id": attempt.worker_id,
+        "reason": attempt.reason,
+        "message": attempt.message,
+        "finished_at": rfc3339(attempt.finished_at),
+        "disruption": attempt.disruption,
     }
 
 

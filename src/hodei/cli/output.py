@@ -87,7 +87,30 @@ def job_details(job: Job) -> str:
     if job.spec.timeout_seconds:
         fields.append(("Timeout", f"{job.spec.timeout_seconds:g}s"))
     width = max(len(name) for name, _ in fields) + 1
-    return "\n".join(f"{(name + ':').ljust(width)} {value}" for name, value in fields)
+    text = "\n".join(f"{(name + ':').ljust(width)} {value}" for name, value in fields)
+    if job.attempts:
+        text += "\nAttempts:\n" + _indent(attempts_table(job))
+    return text
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def attempts_table(job: Job) -> str:
+    """Each ended attempt with why it ended; DISRUPTION says the platform took it away
+    (it was retried without using up the job's max attempts)."""
+    rows = [
+        [
+            str(a.number),
+            a.worker_id or "-",
+            a.reason or "-",
+            "yes" if a.disruption else "no",
+            _clip((a.message or "").replace("\n", " "), 80),
+        ]
+        for a in job.attempts
+    ]
+    return table(["#", "WORKER", "REASON", "DISRUPTION", "MESSAGE"], rows)
 
 
 def workers_table(workers: Sequence[WorkerRecord], now: datetime) -> str:

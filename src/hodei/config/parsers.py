@@ -48,6 +48,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError("accepted: a whole number ≥ 0") from None
+    if value < 0:
+        raise ValueError("accepted: a whole number ≥ 0")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text.strip())

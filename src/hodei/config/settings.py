@@ -193,6 +193,9 @@ class ServerSettings:
     instance: str | None = None  # hodei.io/instance; None: persisted id from the store
     local_enabled: bool = True
     local_max_workers: int = 16
+    # Attempts a job may lose to the platform (evicted, preempted, worker lost) and still
+    # be retried; they do not use up the job's own max_attempts.
+    platform_retries: int = 5
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
 
@@ -213,6 +216,9 @@ def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
         local_enabled=_read(env, "HODEI_LOCAL_ENABLED", parsers.boolean, d.local_enabled),
         local_max_workers=_read(
             env, "HODEI_LOCAL_MAX_WORKERS", parsers.positive_int, d.local_max_workers
+        ),
+        platform_retries=_read(
+            env, "HODEI_PLATFORM_RETRIES", parsers.non_negative_int, d.platform_retries
         ),
         kubernetes=replace(load_kubernetes_settings(env), worker_tls=tls is not None),
     )

@@ -208,6 +208,23 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One ended attempt of a job: which worker ran it and why it ended.
+
+    ``disruption`` marks an attempt the platform took away (evicted, preempted, worker
+    lost): those are retried on a budget of their own and never use up the job's
+    ``max_attempts``.
+    """
+
+    number: int
+    worker_id: WorkerId | None
+    reason: Reason | None
+    message: str | None
+    finished_at: datetime | None = None
+    disruption: bool = False
+
+
+@dataclass(frozen=True)
 class Job:
     """The control plane's record of a job. Immutable: changes produce a new value."""
 
@@ -231,6 +248,12 @@ class Job:
     # When a cancel was asked of a job whose agent must stop it. Persisted, so a cancel
     # the agent never heard of is still carried out after a restart.
     cancel_requested_at: datetime | None = None
+    attempts: tuple[Attempt, ...] = ()  # ended attempts, oldest first
+
+    @property
+    def disruptions(self) -> int:
+        """How many ended attempts the platform took away (see :class:`Attempt`)."""
+        return sum(1 for attempt in self.attempts if attempt.disruption)
 
     def moved_to(self, state: JobState, **changes: object) -> Job:
         """A copy in ``state`` (checked by :func:`transition`) with ``changes`` applied.

@@ -23,6 +23,8 @@ def platform_reason(word: str) -> Reason:
     return Reason(word)
 
 
+# How an attempt that succeeded ended (Kubernetes' word for a container that exited 0).
+COMPLETED: Final = Reason("Completed")
 NON_ZERO_EXIT: Final = Reason("NonZeroExit")
 DEADLINE_EXCEEDED: Final = Reason("DeadlineExceeded")
 CANCELLED: Final = Reason("Cancelled")
@@ -33,6 +35,8 @@ IMAGE_PULL_BACK_OFF: Final = Reason("ImagePullBackOff")
 CREATE_CONTAINER_CONFIG_ERROR: Final = Reason("CreateContainerConfigError")
 OOM_KILLED: Final = Reason("OOMKilled")
 EVICTED: Final = Reason("Evicted")
+PREEMPTED: Final = Reason("Preempted")
+QUOTA_EXCEEDED: Final = Reason("QuotaExceeded")
 CONTAINER_EXITED: Final = Reason("ContainerExited")
 PENDING_TIMEOUT: Final = Reason("PendingTimeout")
 PROVIDER_ERROR: Final = Reason("ProviderError")
@@ -49,6 +53,8 @@ PLATFORM_REASONS: Final = frozenset(
         IMAGE_PULL_BACK_OFF,
         CREATE_CONTAINER_CONFIG_ERROR,
         EVICTED,
+        PREEMPTED,
+        QUOTA_EXCEEDED,
         CONTAINER_EXITED,
         PENDING_TIMEOUT,
         PROVIDER_ERROR,
@@ -56,8 +62,14 @@ PLATFORM_REASONS: Final = frozenset(
     }
 )
 
-# Of those, the ones worth another attempt when the job allows it: a new worker may work.
-RETRYABLE_REASONS: Final = frozenset({WORKER_LOST, EVICTED, PROVIDER_ERROR})
+# Of those, the ones where the platform took a working job away (an eviction, a preemption,
+# a pod deleted by someone else, a lost node). Never the user's fault: the job is retried on
+# a new worker up to the platform's own limit (HODEI_PLATFORM_RETRIES), without using up
+# the job's max_attempts.
+DISRUPTION_REASONS: Final = frozenset({WORKER_LOST, EVICTED, PREEMPTED})
+
+# Failures worth another attempt when the job's max_attempts allows it: a new worker may work.
+RETRYABLE_REASONS: Final = frozenset({PROVIDER_ERROR})
 
 
 class StartFailure(enum.Enum):

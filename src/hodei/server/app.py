@@ -208,6 +208,7 @@ class ControlPlane:
             background=self.background,
             tuning=self.tuning,
             dispatch=self.dispatch,
+            platform_retries=self.settings.platform_retries,
         )
         scheduler = Scheduler(
             jobs=self.jobs,

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from hodei.api.messages import CancelJob, JobResult
+from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.reasons import Failure
@@ -68,6 +69,7 @@ class JobController:
         background: Background,
         tuning: Tuning,
         dispatch: Wakeup,
+        platform_retries: int = 5,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
@@ -79,6 +81,7 @@ class JobController:
         self._dispatch = dispatch
         self._default_provider = default_provider(list(providers))
         self.accepting = True  # False while draining: submits are refused
+        self._platform_retries = platform_retries
         self._releases: set[asyncio.Task[None]] = set()
         self._hurry = asyncio.Event()  # set on stop: delete without waiting for agents
 
@@ -141,6 +144,12 @@ class JobController:
             if job.state is JobState.STARTING and not result.error:
                 # The result overtook JobStarted (or replaced it): the job did run.
                 job = await self._jobs.save(job.moved_to(JobState.RUNNING, started_at=utcnow()))
+            if result.terminated and job.cancel_requested_at is None:
+                # SIGTERM the control plane did not send: the platform took the worker.
+                provider = self._providers.get(job.provider or "")
+                status = provider.status(worker_id) if provider is not None else None
+                await self._fail_locked(job, lifecycle.failure_of_termination(status))
+                return
             outcome = lifecycle.outcome_of_result(
                 exit_code=result.exit_code,
                 timed_out=result.timed_out,
@@ -163,16 +172,26 @@ class JobController:
         if job.cancel_requested_at is not None:  # a job being cancelled is not retried
             await self._end(job, lifecycle.CANCELLED_OUTCOME)
             return
-        if not lifecycle.should_retry(job, failure):
+        retries = self._platform_retries
+        if not lifecycle.should_retry(job, failure, platform_retries=retries):
+            failure = lifecycle.retries_exhausted(job, failure, platform_retries=retries)
             await self._end(job, lifecycle.failed_outcome(failure))
             return
         log.info("job %s: %s; retrying (attempt %d done)", job.id, failure, job.attempt)
+        attempts = lifecycle.with_ended_attempt(
+            job,
+            reason=failure.reason,
+            message=failure.message,
+            at=utcnow(),
+            disruption=failure.reason in reasons.DISRUPTION_REASONS,
+        )
         await self._jobs.save(
             job.moved_to(
                 JobState.QUEUED,
                 worker_id=None,
                 reason=failure.reason,
                 message=f"retrying after attempt {job.attempt}: {failure.message}",
+                attempts=attempts,
             )
         )
         self._metrics.job_retries.labels(failure.reason).inc()
@@ -190,12 +209,16 @@ class JobController:
     async def _end(
         self, job: Job, outcome: lifecycle.Outcome, *, wait_for_agent: bool = False
     ) -> None:
+        now = utcnow()
         ended = job.moved_to(
             outcome.state,
             exit_code=outcome.exit_code,
             reason=outcome.reason,
             message=outcome.message,
-            finished_at=utcnow(),
+            finished_at=now,
+            attempts=lifecycle.with_ended_attempt(
+                job, reason=outcome.reason or reasons.COMPLETED, message=outcome.message, at=now
+            ),
         )
         await self._jobs.save(ended)
         self._hub.close(job.id)

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from hodei.domain import exitcodes, reasons
-from hodei.domain.jobs import Job
-from hodei.domain.reasons import Failure
+from hodei.domain.jobs import Attempt, Job
+from hodei.domain.reasons import Failure, Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase
 from hodei.providers.base import WorkerStatus
@@ -94,9 +94,55 @@ def waiting_reason_of_status(status: WorkerStatus) -> str | None:
     return status.reason or status.message or "waiting for the worker to start"
 
 
-def should_retry(job: Job, failure: Failure) -> bool:
-    """Retry platform failures worth another worker while attempts remain."""
-    return failure.reason in reasons.RETRYABLE_REASONS and job.attempt < job.spec.max_attempts
+def should_retry(job: Job, failure: Failure, *, platform_retries: int) -> bool:
+    """Whether the failure of the job's current attempt earns another attempt.
+
+    A disruption (evicted, preempted, worker lost: the platform took the job away) is
+    retried while fewer than ``platform_retries`` earlier attempts ended that way, like a
+    Kubernetes Job's podFailurePolicy ignoring ``DisruptionTarget`` for its backoffLimit.
+    Other retryable failures use up the job's own ``max_attempts``; disrupted attempts
+    do not count against it.
+    """
+    if failure.reason in reasons.DISRUPTION_REASONS:
+        return job.disruptions < platform_retries
+    own_attempts = job.attempt - job.disruptions
+    return failure.reason in reasons.RETRYABLE_REASONS and own_attempts < job.spec.max_attempts
+
+
+def retries_exhausted(job: Job, failure: Failure, *, platform_retries: int) -> Failure:
+    """The failure a job ends with when :func:`should_retry` said no: a disruption says
+    that the platform's retries ran out, so the user knows it was not the job's fault."""
+    if failure.reason not in reasons.DISRUPTION_REASONS or platform_retries == 0:
+        return failure
+    note = f"not retried: {job.disruptions} disrupted attempts before (HODEI_PLATFORM_RETRIES)"
+    message = f"{failure.message}; {note}" if failure.message else note
+    return Failure(failure.reason, message, failure.exit_code)
+
+
+def with_ended_attempt(
+    job: Job, *, reason: Reason | None, message: str | None, at: datetime, disruption: bool = False
+) -> tuple[Attempt, ...]:
+    """The job's attempts with its current one (if a worker serves it) recorded as ended."""
+    if job.worker_id is None or job.attempt == 0:
+        return job.attempts
+    ended = Attempt(job.attempt, job.worker_id, reason, message, at, disruption)
+    return (*job.attempts, ended)
+
+
+TERMINATED_MESSAGE = (
+    "the worker was stopped by a SIGTERM that Hodei did not send: its pod or process was "
+    "deleted by someone else, evicted, or its node is shutting down"
+)
+
+
+def failure_of_termination(status: WorkerStatus | None) -> Failure:
+    """What an agent's "terminated" result means: the platform took the worker away.
+
+    The provider's diagnosis (an eviction's reason and Kubernetes message) names it when
+    the provider has seen it; otherwise it is a generic WorkerLost."""
+    if status is not None and status.reason in reasons.DISRUPTION_REASONS:
+        return Failure(status.reason, status.message or TERMINATED_MESSAGE)
+    return Failure(reasons.WORKER_LOST, TERMINATED_MESSAGE)
 
 
 def failed_outcome(failure: Failure) -> Outcome:

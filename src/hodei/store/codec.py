@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 
@@ -68,6 +68,28 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
     )
 
 
+def _attempt_to_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "worker_id": attempt.worker_id,
+        "reason": attempt.reason,
+        "message": attempt.message,
+        "finished_at": _time(attempt.finished_at),
+        "disruption": attempt.disruption,
+    }
+
+
+def _attempt_from_dict(data: dict[str, Any]) -> Attempt:
+    return Attempt(
+        number=data["number"],
+        worker_id=WorkerId(data["worker_id"]) if data["worker_id"] else None,
+        reason=Reason(data["reason"]) if data["reason"] else None,
+        message=data["message"],
+        finished_at=_parse_time(data["finished_at"]),
+        disruption=data["disruption"],
+    )
+
+
 def job_to_json(job: Job) -> str:
     """The job as a JSON document."""
     return json.dumps(
@@ -86,6 +108,7 @@ def job_to_json(job: Job) -> str:
             "provider": job.provider,
             "waiting_reason": job.waiting_reason,
             "cancel_requested_at": _time(job.cancel_requested_at),
+            "attempts": [_attempt_to_dict(a) for a in job.attempts],
         }
     )
 
@@ -111,4 +134,6 @@ def job_from_json(text: str) -> Job:
         # Absent in documents written before the field existed.
         waiting_reason=data.get("waiting_reason"),
         cancel_requested_at=_parse_time(data.get("cancel_requested_at")),
+        # Documents written before attempts were recorded have none.
+        attempts=tuple(_attempt_from_dict(a) for a in data.get("attempts", ())),
     )

@@ -129,9 +129,11 @@ class Agent:
         return self._job
 
     def terminate(self) -> None:
-        """Stop the job as cancelled (SIGTERM to the agent); the result is still delivered."""
+        """Stop the job on a signal to the agent (SIGTERM, SIGINT); the result is still
+        delivered, marked ``terminated``: the control plane did not ask for it, so the job
+        is retried as a disruption, not ended as CANCELLED (that takes a CancelJob)."""
         if self._job is not None:
-            self._job.stop("cancel")
+            self._job.stop("terminate")
         elif self._main_task is not None:
             self._main_task.cancel()  # nothing to report: just leave
 

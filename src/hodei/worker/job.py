@@ -19,7 +19,10 @@ from hodei.domain import exitcodes
 from hodei.domain.reasons import StartFailure
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
-StopReason = Literal["timeout", "cancel"]
+# "cancel": the control plane asked (CancelJob); "terminate": a signal it did not send
+# (the pod deleted or evicted, the node shutting down) - reported apart so the control
+# plane retries the job instead of ending it CANCELLED.
+StopReason = Literal["timeout", "cancel", "terminate"]
 
 # The agent's own variables (its credential, the address it dials...) are not the job's.
 _PRIVATE_PREFIX = "HODEI_"
@@ -97,6 +100,9 @@ class RunningJob:
         if self._stop_reason == "cancel":  # cancelled before it could start
             self._finish(JobResult(job_id, exit_code=exitcodes.CANCELLED, cancelled=True))
             return
+        if self._stop_reason == "terminate":  # the worker is going away before the start
+            self._finish(JobResult(job_id, exit_code=exitcodes.TERMINATED, terminated=True))
+            return
         env = job_environment(self._base_env, self.assignment)
         argv = self.assignment.spec.argv()
         try:
@@ -128,6 +134,7 @@ class RunningJob:
                 exit_code=status,
                 timed_out=self._stopped_by("timeout"),
                 cancelled=self._stopped_by("cancel"),
+                terminated=self._stopped_by("terminate"),
             )
         )
 

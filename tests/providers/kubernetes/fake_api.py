@@ -33,6 +33,7 @@ class FakePodApi:
         self.calls: dict[str, int] = {}
         self.logs: dict[str, str] = {}
         self.log_gate: asyncio.Event | None = None
+        self.graceful = False  # deletes mark the pod terminating instead of removing it
         self._watchers: list[asyncio.Queue[dict[str, Any] | None]] = []
 
     def _count(self, verb: str) -> None:
@@ -60,10 +61,19 @@ class FakePodApi:
 
     async def delete_pod(self, name: str, *, grace_period_seconds: int) -> None:
         self._count("delete")
+        if self.graceful and name in self.pods:
+            self.mark_deleting(name)
+            return
         pod = self.pods.pop(name, None)
         if pod is None:
             raise KubernetesApiError("not found", status=404, api_reason="NotFound")
         self._notify("DELETED", self._bump(pod))
+
+    def mark_deleting(self, name: str) -> None:
+        """A graceful deletion in progress (by anyone): deletionTimestamp set, pod kept."""
+        pod = self._bump(self.pods[name])
+        pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:30Z"
+        self._notify("MODIFIED", pod)
 
     async def list_pods(self, **kwargs: Any) -> dict[str, Any]:
         self._count("list")

@@ -206,10 +206,72 @@ def test_failed_without_container_status_is_worker_lost() -> None:
     assert d == Diagnosis(WorkerPhase.FAILED, Reason("WorkerLost"), "node shut down")
 
 
-def test_unknown_phase_waits() -> None:
-    d = diagnose(pod({"phase": "Unknown"}))
-    assert d.phase is WorkerPhase.PENDING
-    assert d.reason == "Unknown"
+def test_unknown_phase_is_a_lost_worker_naming_the_node() -> None:
+    lost = pod({"phase": "Unknown"})
+    lost["spec"]["nodeName"] = "node-1"
+    d = diagnose(lost)
+    assert d == Diagnosis(
+        WorkerPhase.FAILED,
+        Reason("WorkerLost"),
+        'node "node-1" stopped reporting; the pod\'s state is Unknown',
+    )
+
+
+def _disrupted(reason: str, message: str, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": message},
+        ],
+        "containerStatuses": [{"state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("k8s_reason", "message", "expected"),
+    [
+        ("EvictionByEvictionAPI", "Eviction API: evicting", "Evicted"),
+        ("TerminationByKubelet", "The node was low on resource: memory.", "Evicted"),
+        (
+            "PreemptionByScheduler",
+            "default-scheduler: preempting to accommodate a higher priority pod",
+            "Preempted",
+        ),
+        ("PreemptionByKubeScheduler", "preempting", "Preempted"),
+        ("DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint", "WorkerLost"),
+        ("DeletionByPodGC", "PodGC: node no longer exists", "WorkerLost"),
+        ("SomethingNew", "a future reason", "WorkerLost"),
+    ],
+)
+def test_disruption_target_fails_a_running_pod_with_its_reason(
+    k8s_reason: str, message: str, expected: str
+) -> None:
+    d = diagnose(pod(_disrupted(k8s_reason, message)))
+    assert d == Diagnosis(WorkerPhase.FAILED, Reason(expected), f"{k8s_reason}: {message}")
+
+
+def test_disruption_target_outranks_the_failed_container() -> None:
+    status = _disrupted("EvictionByEvictionAPI", "Eviction API: evicting", phase="Failed")
+    status["containerStatuses"] = [{"state": {"terminated": {"exitCode": 143}}}]
+    d = diagnose(pod(status))
+    assert (d.phase, d.reason) == (WorkerPhase.FAILED, Reason("Evicted"))
+
+
+def test_a_succeeded_pod_stays_succeeded_even_if_marked_for_disruption() -> None:
+    d = diagnose(pod(_disrupted("EvictionByEvictionAPI", "x", phase="Succeeded")))
+    assert d == Diagnosis(WorkerPhase.EXITED, exit_code=0)
+
+
+def test_false_disruption_target_is_ignored() -> None:
+    status = _disrupted("EvictionByEvictionAPI", "x")
+    status["conditions"][1]["status"] = "False"
+    assert diagnose(pod(status)) == Diagnosis(WorkerPhase.RUNNING)
+
+
+def test_preempting_pod_reason_is_preempted() -> None:
+    d = diagnose(pod({"phase": "Failed", "reason": "Preempting", "message": "preempted"}))
+    assert d == Diagnosis(WorkerPhase.FAILED, Reason("Preempted"), "preempted")
 
 
 @pytest.mark.parametrize(
@@ -218,10 +280,13 @@ def test_unknown_phase_waits() -> None:
         waiting("ErrImagePull", "not found"),
         terminated("Failed", 137, "OOMKilled"),
         {"phase": "Failed", "reason": "DeadlineExceeded"},
+        {"phase": "Unknown"},
+        _disrupted("EvictionByEvictionAPI", "Eviction API: evicting"),
     ],
 )
 def test_essentials_keep_the_diagnosis(status: dict[str, Any]) -> None:
     full = pod(status, image="nope:1", deadline=5)
+    full["spec"]["nodeName"] = "node-1"
     full["metadata"]["labels"] = {"hodei.io/worker-id": "w-1"}
     slim = essentials(full)
     assert diagnose(slim) == diagnose(full)

@@ -12,6 +12,7 @@ from hodei.config.settings import KubernetesSettings
 from hodei.providers.base import WorkerPhase
 from hodei.providers.kubernetes import KubernetesApiError, KubernetesProvider
 from hodei.providers.kubernetes.pods import pod_name
+from hodei.providers.kubernetes.provider import DELETED_BY_OTHERS
 
 from .fake_api import FakePodApi
 from .helpers import Recorder, worker_request
@@ -160,3 +161,57 @@ async def test_finished_pod_left_behind_is_removed(
     # Nobody deletes it: the provider does, once the TTL has passed.
     await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=3)
     assert api.pods == {}
+
+
+async def test_a_deletion_hodei_did_not_ask_for_fails_the_worker_as_lost(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    request = worker_request()
+    name = pod_name(request.worker_id)
+    await provider.create_worker(request)
+    api.set_status(name, RUNNING)
+    await recorder.wait_for(request.worker_id, WorkerPhase.RUNNING, within=2)
+    api.mark_deleting(name)  # kubectl delete pod, by someone else
+    lost = await recorder.wait_for(request.worker_id, WorkerPhase.FAILED, within=2)
+    assert (lost.reason, lost.message) == ("WorkerLost", DELETED_BY_OTHERS)
+    assert provider.status(request.worker_id) == lost
+
+
+async def test_its_own_graceful_delete_is_no_disruption(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    api.graceful = True
+    request, other = worker_request(), worker_request()
+    for r in (request, other):
+        await provider.create_worker(r)
+        api.set_status(pod_name(r.worker_id), RUNNING)
+    await recorder.wait_for(request.worker_id, WorkerPhase.RUNNING, within=2)
+    await provider.delete_worker(request.worker_id)
+    api.mark_deleting(pod_name(other.worker_id))
+    await recorder.wait_for(other.worker_id, WorkerPhase.FAILED, within=2)
+    # Statuses are delivered in order: the own pod's deletion was seen before, and said nothing.
+    assert [s.phase for s in recorder.of(request.worker_id)] == [WorkerPhase.RUNNING]
+
+
+async def test_eviction_condition_fails_a_running_worker_as_evicted(
+    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+) -> None:
+    provider, recorder = started
+    request = worker_request()
+    name = pod_name(request.worker_id)
+    await provider.create_worker(request)
+    api.set_status(name, RUNNING)
+    condition = {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+    }
+    api.set_status(name, {**RUNNING, "conditions": [condition]})
+    evicted = await recorder.wait_for(request.worker_id, WorkerPhase.FAILED, within=2)
+    assert (evicted.reason, evicted.message) == (
+        "Evicted",
+        "EvictionByEvictionAPI: Eviction API: evicting",
+    )

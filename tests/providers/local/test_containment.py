@@ -77,7 +77,7 @@ async def recorded(
 
 async def run(
     control_plane_factory: MakeControlPlane, tmp_path: Path, then: str, mode: str
-) -> dict[str, int]:  # type: ignore[no-untyped-def]
+) -> dict[str, int]:
     provider = LocalProvider(max_workers=2, state_dir=tmp_path / "workers")
     plane = await control_plane_factory(providers=[provider])
     pid_file = tmp_path / "pids"

@@ -103,7 +103,7 @@ class SecretKeyRef(_message.Message):
     def __init__(self, secret: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "state", "exit_code", "reason", "message", "created_at", "started_at", "finished_at", "worker_id", "attempt", "provider", "waiting_reason")
+    __slots__ = ("id", "spec", "state", "exit_code", "reason", "message", "created_at", "started_at", "finished_at", "worker_id", "attempt", "provider", "waiting_reason", "attempts")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class Job(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     WAITING_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: JobSpec
     state: JobState
@@ -130,7 +131,24 @@ class Job(_message.Message):
     attempt: int
     provider: str
     waiting_reason: str
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., provider: _Optional[str] = ..., waiting_reason: _Optional[str] = ...) -> None: ...
+    attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., provider: _Optional[str] = ..., waiting_reason: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+
+class Attempt(_message.Message):
+    __slots__ = ("number", "worker_id", "reason", "message", "finished_at", "disruption")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    DISRUPTION_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    worker_id: str
+    reason: str
+    message: str
+    finished_at: str
+    disruption: bool
+    def __init__(self, number: _Optional[int] = ..., worker_id: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., finished_at: _Optional[str] = ..., disruption: _Optional[bool] = ...) -> None: ...
 
 class LogChunk(_message.Message):
     __slots__ = ("job_id", "sequence", "stream", "data")

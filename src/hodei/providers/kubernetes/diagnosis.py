@@ -40,6 +40,18 @@ _IMAGE_MISSING = (
 )
 _START_ERRORS = frozenset({"CreateContainerError", "RunContainerError"})
 
+# The reasons Kubernetes (1.26+) writes into a pod's DisruptionTarget condition when it
+# is about to take the pod away, and the failure reason each means for the job. All are
+# disruptions: the job is retried on a new pod without using up its max_attempts.
+DISRUPTION_TARGET_REASONS: Mapping[str, reasons.Reason] = {
+    "EvictionByEvictionAPI": reasons.EVICTED,  # pods/eviction: kubectl drain, autoscalers
+    "TerminationByKubelet": reasons.EVICTED,  # node-pressure eviction, graceful node shutdown
+    "PreemptionByScheduler": reasons.PREEMPTED,  # a higher-priority pod needed the room
+    "PreemptionByKubeScheduler": reasons.PREEMPTED,  # the same, as Kubernetes 1.26 named it
+    "DeletionByTaintManager": reasons.WORKER_LOST,  # a NoExecute taint, e.g. node unreachable
+    "DeletionByPodGC": reasons.WORKER_LOST,  # its node object was deleted
+}
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -89,6 +101,22 @@ def memory_limit(pod: Mapping[str, Any], container: str = AGENT_CONTAINER) -> st
     limits = (_container_spec(pod, container).get("resources") or {}).get("limits") or {}
     value = limits.get("memory")
     return str(value) if value is not None else None
+
+
+def disruption(pod: Mapping[str, Any]) -> Diagnosis | None:
+    """The failure a ``DisruptionTarget=True`` condition announces, if the pod has one.
+
+    Shape (Kubernetes pod conditions): ``{"type": "DisruptionTarget", "status": "True",
+    "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}``. The message
+    is Kubernetes' own and is kept for the user."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            k8s_reason = str(cond.get("reason") or "")
+            reason = DISRUPTION_TARGET_REASONS.get(k8s_reason, reasons.WORKER_LOST)
+            detail = str(cond.get("message") or "the pod is being taken away")
+            message = f"{k8s_reason}: {detail}" if k8s_reason else detail
+            return Diagnosis(WorkerPhase.FAILED, reason, message)
+    return None
 
 
 def _unschedulable(pod: Mapping[str, Any]) -> Diagnosis | None:
@@ -201,9 +229,12 @@ def _failed(pod: Mapping[str, Any]) -> Diagnosis:
             f": {pod_message}" if pod_message else ""
         )
         return Diagnosis(WorkerPhase.FAILED, reasons.DEADLINE_EXCEEDED, message)
-    if pod_reason == "Evicted" or pod_reason == "Preempting":
+    if pod_reason == "Evicted":
         message = pod_message or "the worker pod was evicted"
         return Diagnosis(WorkerPhase.FAILED, reasons.EVICTED, message)
+    if pod_reason == "Preempting":
+        message = pod_message or "the worker pod was preempted"
+        return Diagnosis(WorkerPhase.FAILED, reasons.PREEMPTED, message)
     init = _init_failure(pod)
     if init is not None:
         return init
@@ -215,8 +246,16 @@ def _failed(pod: Mapping[str, Any]) -> Diagnosis:
 
 
 def diagnose(pod: Mapping[str, Any]) -> Diagnosis:
-    """The pod's phase for the provider, with reason and message when it cannot run."""
+    """The pod's phase for the provider, with reason and message when it cannot run.
+
+    A pod Kubernetes is taking away (``DisruptionTarget``) is FAILED with the disruption's
+    reason even while its container still runs: the job will not finish there. A pod in
+    phase ``Unknown`` (its node stopped reporting) is FAILED as WorkerLost."""
     phase = (pod.get("status") or {}).get("phase") or "Pending"
+    if phase != "Succeeded":
+        taken = disruption(pod)
+        if taken is not None:
+            return taken
     if phase == "Pending":
         return _pending(pod)
     if phase == "Running":
@@ -230,11 +269,13 @@ def diagnose(pod: Mapping[str, Any]) -> Diagnosis:
         return Diagnosis(WorkerPhase.EXITED, exit_code=0)
     if phase == "Failed":
         return _failed(pod)
-    return Diagnosis(
-        WorkerPhase.PENDING,
-        reasons.platform_reason("Unknown"),
-        "the pod's node stopped reporting its state",
+    node = (pod.get("spec") or {}).get("nodeName")
+    where = f'node "{node}"' if node else "the pod's node"
+    detail = (pod.get("status") or {}).get("message") or ""
+    message = f"{where} stopped reporting; the pod's state is {phase}" + (
+        f": {detail}" if detail else ""
     )
+    return Diagnosis(WorkerPhase.FAILED, reasons.WORKER_LOST, message)
 
 
 def essentials(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,6 +300,7 @@ def essentials(pod: Mapping[str, Any]) -> dict[str, Any]:
     slim_spec: dict[str, Any] = {"containers": [slim(c) for c in spec.get("containers") or []]}
     if spec.get("initContainers"):
         slim_spec["initContainers"] = [slim(c) for c in spec["initContainers"]]
-    if "activeDeadlineSeconds" in spec:
-        slim_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    for key in ("activeDeadlineSeconds", "nodeName"):
+        if key in spec:
+            slim_spec[key] = spec[key]
     return {"metadata": slim_meta, "spec": slim_spec, "status": pod.get("status") or {}}

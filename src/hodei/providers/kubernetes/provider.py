@@ -109,6 +109,20 @@ def pending_timeout_status(status: WorkerStatus, timeout: float) -> WorkerStatus
     )
 
 
+DELETED_BY_OTHERS = (
+    "the worker pod was deleted by someone other than Hodei (kubectl delete pod, a "
+    "controller, or a node going away)"
+)
+
+
+def deleted_by_others(diagnosis: Diagnosis) -> Diagnosis:
+    """What a deletion Hodei did not ask for means for a pod that has not finished: the
+    worker is lost (a disruption, retried), whatever its container is still doing."""
+    if diagnosis.phase in (WorkerPhase.PENDING, WorkerPhase.RUNNING):
+        return Diagnosis(WorkerPhase.FAILED, reasons.WORKER_LOST, DELETED_BY_OTHERS)
+    return diagnosis
+
+
 class KubernetesProvider:
     """Implements :class:`hodei.providers.base.Provider` with pods."""
 
@@ -146,6 +160,8 @@ class KubernetesProvider:
         self.finished_pod_ttl = FINISHED_POD_TTL
         self._expired: set[WorkerId] = set()
         self._held: dict[WorkerId, list[WorkerStatus]] = {}
+        # Pods this provider asked to delete: a deletion it did not ask for is a disruption.
+        self._deleting: set[WorkerId] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -231,6 +247,7 @@ class KubernetesProvider:
     async def delete_worker(self, worker_id: WorkerId) -> None:
         """Delete the worker's pod; an absent pod is not an error."""
         self._pending_since.pop(worker_id, None)
+        self._deleting.add(worker_id)
         try:
             await self._api.delete_pod(
                 pod_name(worker_id), grace_period_seconds=DELETE_GRACE_SECONDS
@@ -295,9 +312,11 @@ class KubernetesProvider:
         if wid in self._expired:
             return  # already failed by the pending timeout; only GONE is still news
         diagnosis = diagnose(event.pod)
-        status = worker_status(event.pod, diagnosis)
         # A pod being deleted is on its way out: no pending timeout, no log read for it.
         deleting = bool((event.pod.get("metadata") or {}).get("deletionTimestamp"))
+        if deleting and wid not in self._deleting:
+            diagnosis = deleted_by_others(diagnosis)
+        status = worker_status(event.pod, diagnosis)
         if diagnosis.phase is WorkerPhase.PENDING and not deleting:
             self._pending_since.setdefault(wid, self._clock())
         else:
@@ -341,6 +360,7 @@ class KubernetesProvider:
         self._finished_since.pop(wid, None)
         self._held.pop(wid, None)
         self._expired.discard(wid)
+        self._deleting.discard(wid)
 
     async def _report_with_log(self, pod: dict[str, Any], status: WorkerStatus) -> None:
         """Attach the container's last lines to an abnormal exit, then release held statuses."""
