@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from hodei.api import shapes
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Job, JobSpec
+from hodei.domain.jobs import Job, JobSpec, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
@@ -40,6 +40,18 @@ def test_job_json_has_the_documented_keys_with_nulls_and_utc_times() -> None:
     assert data["shell"] == "echo hi | wc"
     assert data["command_line"] == "sh -c 'echo hi | wc'"
     assert data["env_names"] == [] and data["image"] is None
+
+
+def test_job_json_shows_the_profile_and_only_secret_references() -> None:
+    spec = JobSpec(
+        command=("true",),
+        profile="gpu",
+        secret_env={"DB_PASSWORD": SecretKeyRef("db-creds", "password")},
+    )
+    data = shapes.job_dict(Job(id=JobId("j-1"), spec=spec, state=JobState.QUEUED, created_at=NOW))
+    assert data["profile"] == "gpu"
+    assert data["secret_env"] == {"DB_PASSWORD": "db-creds:password"}
+    assert shapes.job_dict(JOB)["profile"] is None and shapes.job_dict(JOB)["secret_env"] == {}
 
 
 def test_worker_json() -> None:

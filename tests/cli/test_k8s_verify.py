@@ -53,7 +53,8 @@ def test_correct_install_passes_every_check(
     )
     assert "may create pods/exec in hodei-workers: no" in out
     assert "skip  Deployment hodei-control-plane in hodei-system: not deployed" in out
-    assert out.splitlines()[-1].startswith("21 checks: 20 ok, 0 FAIL, 1 skip")
+    assert "skip  Pod profiles: none configured" in out
+    assert out.splitlines()[-1].startswith("22 checks: 20 ok, 0 FAIL, 2 skip")
     counts = kube_emulator.request_counts()
     assert counts[("create", "subjectaccessreviews")] == 11
     writes = {k for k in counts if k[0] != "get" and k[1] != "subjectaccessreviews"}
@@ -235,3 +236,55 @@ def test_hodei_command_runs_verify(kube_emulator: RunningEmulator) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 FAIL" in result.stdout.splitlines()[-1]
+
+
+GPU = "apiVersion: v1\nkind: Pod\nspec:\n  nodeSelector: {pool: gpu}\n"
+# Accepted offline (required fields are the API server's to judge), refused by the server.
+NO_IMAGE = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: proxy\n"
+
+
+def test_profiles_from_the_configmap_are_tried_with_a_server_dry_run(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install(kube_emulator)
+    created = kube_emulator.kubectl(
+        "create", "configmap", "hodei-pod-templates", "-n", "hodei-system",
+        f"--from-literal=gpu.yaml={GPU}", f"--from-literal=sidecar.yaml={NO_IMAGE}",
+        "--from-literal=notes.txt=not a profile",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    kube_emulator.reset_request_counts()
+
+    assert _verify(*_admin(kube_emulator)) == 1
+
+    out = capsys.readouterr().out
+    source = "ConfigMap hodei-system/hodei-pod-templates key"
+    assert (
+        f"ok    Pod profile gpu ({source} gpu.yaml): its pod would be admitted in "
+        "hodei-workers (server dry run)" in out
+    )
+    (failed,) = _fail_lines(out)
+    assert failed.startswith(f"FAIL  Pod profile sidecar ({source} sidecar.yaml): ")
+    assert "spec.containers[1].image: Required value" in failed  # the API server's words
+    counts = kube_emulator.request_counts()
+    assert counts[("create", "pods")] == 2  # one dry run per profile...
+    listed = kube_emulator.kubectl("get", "pods", "-n", "hodei-workers", "-o", "name")
+    assert listed.stdout == ""  # ...and nothing created
+
+
+def test_a_refused_profile_directory_fails_naming_the_file(
+    kube_emulator: RunningEmulator,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _install(kube_emulator)
+    (tmp_path / "gpu.yaml").write_text("apiVersion: v1\nkind: Pod\nspec:\n  hostPID: true\n")
+    monkeypatch.setenv("HODEI_K8S_POD_TEMPLATES_DIR", str(tmp_path))
+
+    assert _verify(*_admin(kube_emulator)) == 1
+
+    (failed,) = _fail_lines(capsys.readouterr().out)
+    assert failed.startswith(
+        f"FAIL  Pod profiles: pod template {tmp_path / 'gpu.yaml'}: spec.hostPID"
+    )

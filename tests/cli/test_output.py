@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hodei.api.shapes import job_dict
 from hodei.cli import output
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Attempt, Job, JobSpec
+from hodei.domain.jobs import Attempt, Job, JobSpec, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
@@ -98,3 +98,15 @@ def test_job_details_list_each_attempt_with_its_reason() -> None:
     ]
     assert lines[start + 3].split() == ["2", "w-2", "NonZeroExit", "no", "exit", "code", "3"]
     assert "Attempts:" not in output.job_details(JOB)  # nothing ended yet: no section
+
+
+def test_show_lists_the_profile_and_secret_references() -> None:
+    spec = JobSpec(
+        command=("true",),
+        profile="gpu",
+        secret_env={"TOKEN": SecretKeyRef("api", "token"), "DB": SecretKeyRef("db", "pw")},
+    )
+    lines = output.job_details(replace(JOB, spec=spec)).splitlines()
+    assert "Profile:    gpu" in lines
+    assert "Secret env: DB=db:pw,TOKEN=api:token" in lines
+    assert "Profile" not in output.job_details(JOB)

@@ -71,6 +71,9 @@ def job_dict(job: Job) -> dict[str, Any]:
         "env_names": sorted(job.spec.env),
         "max_attempts": job.spec.max_attempts,
         "attempts": [attempt_dict(a) for a in job.attempts],
+        "profile": job.spec.profile,
+        # References only (NAME -> SECRET:KEY): the kubelet alone ever reads the values.
+        "secret_env": {name: str(ref) for name, ref in sorted(job.spec.secret_env.items())},
     }
 
 

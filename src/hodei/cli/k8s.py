@@ -40,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="check that deploy/kubernetes is installed and the provider has its permissions",
         description=(
             "Check namespaces, ServiceAccounts, Role, RoleBinding, NetworkPolicies and the "
-            "ConfigMap, and ask the API server whether the control plane's identity may do "
-            "what the provider needs. One line per check; exit 1 when one fails."
+            "ConfigMap, ask the API server whether the control plane's identity may do "
+            "what the provider needs, and whether each operator pod profile's pod would be "
+            "admitted (server-side dry run). One line per check; exit 1 when one fails."
         ),
     )
     verify.add_argument("--kubeconfig", help="kubeconfig file (default: HODEI_K8S_KUBECONFIG)")

@@ -86,6 +86,11 @@ def job_details(job: Job) -> str:
         fields.append(("Labels", labels))
     if job.spec.timeout_seconds:
         fields.append(("Timeout", f"{job.spec.timeout_seconds:g}s"))
+    if job.spec.profile:
+        fields.append(("Profile", job.spec.profile))
+    if job.spec.secret_env:
+        refs = ",".join(f"{name}={ref}" for name, ref in sorted(job.spec.secret_env.items()))
+        fields.append(("Secret env", refs))  # references; the values stay in the Secret
     width = max(len(name) for name, _ in fields) + 1
     text = "\n".join(f"{(name + ':').ljust(width)} {value}" for name, value in fields)
     if job.attempts:

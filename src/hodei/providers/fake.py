@@ -17,7 +17,6 @@ from hodei.domain.ids import WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
     Health,
-    ProviderError,
     StatusListener,
     WorkerPhase,
     WorkerRequest,
@@ -42,7 +41,7 @@ class FakeProvider:
         self.on_create = on_create
         self.requests: list[WorkerRequest] = []
         self.deleted: list[WorkerId] = []
-        self.create_error: ProviderError | None = None
+        self.create_error: Exception | None = None  # raised by every create while set
         self.health_result = Health(True)
         self.spec_error: SpecError | None = None  # raised by check_spec when set
         self.failures: list[BaseException] = []  # exceptions raised by on_create coroutines

@@ -37,6 +37,7 @@ from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
 from hodei.server.provider_factory import build_providers
 from hodei.server.scheduler import Scheduler
+from hodei.server.storewatch import watched
 from hodei.server.supervisor import Supervisor
 from hodei.server.tls import CertificateFiles, grpc_credentials, http_ssl_context
 from hodei.server.tuning import Tuning
@@ -44,6 +45,7 @@ from hodei.server.wakeup import Wakeup
 from hodei.server.worker_session import WorkerSession
 from hodei.server.workers import WorkerBook
 from hodei.store import Store, sidecar_directory, store_from_url
+from hodei.store.base import StoreError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -106,13 +108,19 @@ class ControlPlane:
         self._serve_http = serve_http
         self._local_launcher = local_launcher
         self.tuning = tuning or Tuning()
-        self.store: Store = store if store is not None else store_from_url(settings.database_url)
+        self.store: Store = watched(
+            store if store is not None else store_from_url(settings.database_url)
+        )
         self.metrics = Metrics()
         self.events = JobEvents()
         self.hub = LogHub()
         self.jobs = JobBook(self.store, self.events)
         self.workers = WorkerBook(self.store, self.store, token_ttl=self.tuning.token_ttl)
-        self.background = Background()
+        self.background = Background(
+            on_restart=self.metrics.count_restart,
+            backoff=self.tuning.restart_backoff,
+            expected=(StoreError,),
+        )
         self.dispatch = Wakeup()
         self._given_providers = list(providers) if providers is not None else None
         self.providers: dict[str, Provider] = {}
@@ -275,8 +283,8 @@ class ControlPlane:
             self._grpc, parts.job_servicer, parts.worker_servicer
         )
         await grpc_services.set_serving(parts.health, True)
-        self.background.spawn(parts.scheduler.run(), name="scheduler")
-        self.background.spawn(parts.supervisor.run(), name="supervisor")
+        self.background.supervise("scheduler", parts.scheduler.run)
+        self.background.supervise("supervisor", parts.supervisor.run)
         await self._grpc.start()
         if self._serve_http:
             await self._start_http(parts)
@@ -291,6 +299,7 @@ class ControlPlane:
             self._http, self._http_port = await start_http(
                 build_app(
                     store=self.store,
+                    background=self.background,
                     providers=list(self.providers.values()),
                     metrics=self.metrics,
                     console=(

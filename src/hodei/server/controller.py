@@ -33,6 +33,7 @@ from hodei.server.metrics import Metrics
 from hodei.server.tuning import Tuning
 from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
+from hodei.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class JobController:
         self.accepting = True  # False while draining: submits are refused
         self._platform_retries = platform_retries
         self._releases: set[asyncio.Task[None]] = set()
+        self._held_statuses: dict[WorkerId, WorkerStatus] = {}
         self._hurry = asyncio.Event()  # set on stop: delete without waiting for agents
 
     async def submit(self, spec: JobSpec) -> Job:
@@ -230,7 +232,9 @@ class JobController:
     def release(self, worker_id: WorkerId, *, wait_for_agent: bool) -> None:
         """Delete the worker through its provider, in the background."""
         task = self._background.spawn(
-            self._release(worker_id, wait_for_agent), name=f"release-{worker_id}"
+            self._release(worker_id, wait_for_agent),
+            name=f"release-{worker_id}",
+            kind="release-worker",
         )
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
@@ -299,7 +303,24 @@ class JobController:
             return await self._jobs.get(job_id)
 
     async def on_status(self, status: WorkerStatus) -> None:
-        """A provider's status update (the provider listener)."""
+        """A provider's status update (the provider listener).
+
+        One the store cannot record now is kept (the latest per worker) and applied again
+        by :meth:`apply_held_statuses`, so a store fault neither loses a worker's failure
+        nor makes the provider report it over and over."""
+        try:
+            await self._apply_status(status)
+        except StoreError:
+            self._held_statuses[status.worker_id] = status  # the store's watch logged it
+
+    async def apply_held_statuses(self) -> None:
+        """Apply the statuses a store fault held back (the supervisor calls this)."""
+        held, self._held_statuses = self._held_statuses, {}
+        for status in held.values():
+            await self.on_status(status)
+
+    async def _apply_status(self, status: WorkerStatus) -> None:
+        self._held_statuses.pop(status.worker_id, None)  # a newer status supersedes it
         record = self._workers.get(status.worker_id)
         if record is None:
             return

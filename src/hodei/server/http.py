@@ -1,7 +1,8 @@
 """The HTTP side: ``/metrics`` for Prometheus, ``/healthz`` (alive) and ``/readyz`` (ready),
 and the web console with its JSON API (:mod:`hodei.server.web`) when one is given.
 
-Ready means the store answers and every provider reports healthy; otherwise ``/readyz``
+Ready means the store answers, every provider reports healthy and no background task is
+down (waiting to restart after a failure); otherwise ``/readyz``
 answers 503 with the failing part's message, so a Kubernetes readiness probe and a
 person with curl see the same reason.
 """
@@ -15,15 +16,22 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hodei.providers.base import Provider
+from hodei.server.background import Background
 from hodei.server.metrics import Metrics
 from hodei.server.web import ConsoleApi, Gate, add_console
 from hodei.store.base import Store, StoreError
 
 
-async def readiness(store: Store, providers: Sequence[Provider]) -> tuple[bool, str]:
-    """Whether the control plane can serve jobs now, and a one-line-per-part report."""
+async def readiness(
+    store: Store, providers: Sequence[Provider], background: Background | None = None
+) -> tuple[bool, str]:
+    """Whether the control plane can serve jobs now, and a one-line-per-part report:
+    the store, each provider, and each background task that is down (restarting)."""
     lines = []
     ready = True
+    for task, why in sorted((background.down() if background else {}).items()):
+        ready = False
+        lines.append(f"task {task}: down: {why}")
     try:
         await store.ping()
         lines.append("store: ok")
@@ -45,6 +53,7 @@ def build_app(
     store: Store,
     providers: Sequence[Provider],
     metrics: Metrics,
+    background: Background | None = None,
     console: tuple[ConsoleApi, Gate] | None = None,
 ) -> web.Application:
     """The aiohttp application serving the three endpoints (and the console, if given)."""
@@ -57,7 +66,7 @@ def build_app(
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
-        ready, report = await readiness(store, providers)
+        ready, report = await readiness(store, providers, background)
         return web.Response(text=report, status=200 if ready else 503)
 
     app = web.Application()

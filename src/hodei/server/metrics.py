@@ -75,12 +75,22 @@ class Metrics:
         self.jobs_submitted = Counter(
             "hodei_jobs_submitted", "Jobs accepted by SubmitJob.", registry=self.registry
         )
+        self.background_restarts = Counter(
+            "hodei_background_restarts",
+            "Background tasks that failed: loops restarted, one-shot tasks whose job was settled.",
+            ["task"],
+            registry=self.registry,
+        )
         self.job_retries = Counter(
             "hodei_job_retries",
             "Jobs queued again after a platform failure.",
             ["reason"],
             registry=self.registry,
         )
+
+    def count_restart(self, task: str) -> None:
+        """A background task failed and was restarted (or its job settled)."""
+        self.background_restarts.labels(task).inc()
 
     def watch(
         self, *, jobs: JobCounts, queue_depth: Callable[[], int], workers: WorkerCounts

@@ -84,6 +84,9 @@ class Scheduler:
         self.paused = False
 
     async def run(self) -> None:
+        """Dispatch on every wakeup, for good; a (re)started loop first looks at once,
+        so jobs queued while it was down (or the store was failing) are not forgotten."""
+        self._wakeup.set()
         while True:
             await self._wakeup.wait()
             if self.paused:
@@ -119,9 +122,19 @@ class Scheduler:
             self._metrics.dispatch_latency.labels("STARTING").observe(
                 (utcnow() - job.created_at).total_seconds()
             )
+
         # Creating can be slow (an API call, a process spawn): do it beside the loop.
+        async def failed(error: BaseException) -> None:
+            message = f"creating the worker failed: {type(error).__name__}: {error}"
+            await self._controller.fail(
+                job.id, Failure(PROVIDER_ERROR, message), worker_id=record.id
+            )
+
         self._background.spawn(
-            self._create(provider, job, record, token), name=f"create-{record.id}"
+            self._create(provider, job, record, token),
+            name=f"create-{record.id}",
+            kind="create-worker",
+            on_failure=failed,
         )
 
     async def _create(self, provider: Provider, job: Job, record: WorkerRecord, token: str) -> None:

@@ -61,6 +61,7 @@ class Supervisor:
 
     async def check(self) -> None:
         """One round of all backstops."""
+        await self._controller.apply_held_statuses()
         now = utcnow()
         grace = self._tuning.timeout_backstop
         for job in self._jobs.active():

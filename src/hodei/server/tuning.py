@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hodei.server.background import RESTART_BACKOFF
+
 
 @dataclass(frozen=True)
 class Tuning:
@@ -21,6 +23,8 @@ class Tuning:
     cancel_grace: timedelta = timedelta(seconds=30)
     # After ResultAck, how long to let the agent hang up by itself before deleting its worker.
     release_wait: float = 10.0
+    # Seconds before a failed background loop is started again, growing while it fails.
+    restart_backoff: tuple[float, ...] = RESTART_BACKOFF
     # A worker stream that has not sent Register this long after opening is closed.
     register_deadline: float = 10.0
     # Period of the supervisor's checks (backstops, reconnect grace).

@@ -25,7 +25,14 @@ from hodei.domain.workers import WorkerRecord
 
 
 class StoreError(RuntimeError):
-    """The store cannot be opened or used (file not writable, disk full, closed)."""
+    """The store cannot be opened or used (file not writable, disk full, closed).
+
+    ``kind`` sorts faults for reporting: ``disk full``, ``I/O error``, ``locked`` (busy
+    past the busy timeout), ``closed`` or ``error``."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class TokenKind(enum.Enum):
@@ -142,5 +149,6 @@ class Store(JobStore, WorkerStore, TokenStore, LogStore, MetaStore, Protocol):
     async def close(self) -> None: ...
 
     async def ping(self) -> None:
-        """Raise :class:`StoreError` if the store cannot serve requests now."""
+        """Raise :class:`StoreError` if the store cannot serve requests now, writes
+        included (a full disk still lets reads through)."""
         ...

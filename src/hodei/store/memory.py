@@ -151,4 +151,4 @@ class MemoryStore(
 
     async def ping(self) -> None:
         if not self._open:
-            raise StoreError("store is closed")
+            raise StoreError("store is closed", kind="closed")

@@ -104,6 +104,20 @@ def _worker_from_row(row: tuple[object, ...]) -> WorkerRecord:
     )
 
 
+def fault_kind(error: sqlite3.Error) -> str:
+    """What kind of fault a SQLite error is, from its result code (SQLite's "Result and
+    Error Codes"): ``disk full`` (SQLITE_FULL), ``I/O error`` (SQLITE_IOERR_*),
+    ``locked`` (SQLITE_BUSY/SQLITE_LOCKED past the busy timeout), else ``error``."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL":
+        return "disk full"
+    if name.startswith("SQLITE_IOERR"):
+        return "I/O error"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "locked"
+    return "error"
+
+
 class SqliteStore:
     """:class:`hodei.store.base.Store` on a SQLite file (or ``:memory:``)."""
 
@@ -118,12 +132,12 @@ class SqliteStore:
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._executor is None or self._db is None:
-            raise StoreError("store is not open")
+            raise StoreError("store is not open", kind="closed")
         db = self._db
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+            raise StoreError(f"SQLite store {self._path}: {exc}", kind=fault_kind(exc)) from exc
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hodei-sqlite")
@@ -155,7 +169,11 @@ class SqliteStore:
         executor.shutdown(wait=True)
 
     async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        """A real (tiny) write: a full disk or a held lock lets reads through, and
+        readiness must mean that the store can take the next job."""
+        await self._run(
+            lambda db: db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ping', '1')")
+        )
 
     async def get_meta(self, key: str) -> str | None:
         def read(db: sqlite3.Connection) -> str | None:

@@ -42,13 +42,22 @@ class Cluster:
         env["HODEI_SERVER"] = self.plane.address
         return env
 
+    def command(self, *args: str) -> list[str]:
+        """``hodei run ARGS`` as an argv."""
+        return [sys.executable, "-m", "hodei", "run", *args]
+
+    async def hodei(self, *args: str) -> str:
+        """Another ``hodei`` command's stdout (it must succeed)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hodei", *args, env=self.env(), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, args
+        return out.decode()
+
     async def run(self, *args: str, within: float = 60) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hodei",
-            "run",
-            *args,
+            *self.command(*args),
             env=self.env(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -530,3 +530,10 @@ def test_any_image_collisions_are_found() -> None:
         merged(volume, image="python:3.12")  # ...the any-image pod has
     with pytest.raises(TemplateError, match="'launcher' is Hodei's name"):
         parse_template("p", "p.yaml", manifest({"initContainers": [{"name": "launcher"}]}))
+
+
+def test_resource_quantities_checked_offline() -> None:
+    doc = manifest({"containers": [{"name": "job", "resources": {"limits": {"memory": "lots"}}}]})
+    error = refused(doc)
+    assert error.field == "spec.containers[0].resources.limits.memory"
+    assert "128Mi" in error.accepted

@@ -6,13 +6,20 @@ resolved exactly as the provider resolves them). Permissions are asked of the AP
 rather than inferred from the RBAC objects: a SubjectAccessReview for the control plane's
 ServiceAccount, or, when the caller may not create those (e.g. the control plane itself),
 a SelfSubjectAccessReview for the caller. Objects come back as JSON-shaped dicts.
+
+Operator pod profiles are read from ``HODEI_K8S_POD_TEMPLATES_DIR`` when set, else from
+the ConfigMap ``hodei-pod-templates`` the in-cluster control plane mounts, and each
+profile's worker pod is sent as a server-side dry run (``dryRun=All``: admission runs,
+nothing is stored), which needs only the ``create pods`` the provider's Role grants.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from kubernetes_asyncio import client as k8s
@@ -20,9 +27,18 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from hodei.config.settings import KubernetesSettings
 from hodei.providers.kubernetes.client import load_client_config
+from hodei.providers.kubernetes.profiles import (
+    Profiles,
+    load_profiles,
+    profile_pod,
+    profiles_from_configmap,
+    sample_request,
+)
+from hodei.providers.kubernetes.templates import TemplateError
 from hodei.providers.kubernetes.verify import (
     API_TOKEN_SECRET,
     CONTROL_PLANE,
+    POD_TEMPLATES,
     PROVIDER_CONFIG,
     PROVIDER_ROLE,
     Access,
@@ -30,6 +46,8 @@ from hodei.providers.kubernetes.verify import (
     ClusterState,
     JsonObject,
     Layout,
+    ProfileFinding,
+    ProfileFindings,
     expected_access,
     expected_network_policies,
     run_checks,
@@ -48,6 +66,7 @@ async def verify_cluster(settings: KubernetesSettings, layout: Layout) -> list[C
     try:
         async with asyncio.timeout(READ_TIMEOUT), k8s.ApiClient(configuration=configuration) as api:
             state = await read_cluster_state(api, layout)
+            state = dataclasses.replace(state, profiles=await read_profiles(api, settings, layout))
     except aiohttp.ClientError as exc:
         raise VerifyError(f"cannot reach the Kubernetes API: {exc}") from exc
     except TimeoutError:
@@ -162,3 +181,54 @@ async def review_access(api: k8s.ApiClient, layout: Layout) -> tuple[dict[Access
         self_result = await authz.create_self_subject_access_review(self_review)
         answers[question] = bool(self_result.status and self_result.status.allowed)
     return answers, "the current user"
+
+
+def _api_message(exc: ApiException) -> str:
+    """The Status message the API server answered with, else its reason."""
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or f"{exc.status} {exc.reason}")
+
+
+async def _configured_profiles(
+    api: k8s.ApiClient, settings: KubernetesSettings, layout: Layout
+) -> tuple[str, Profiles]:
+    if settings.pod_templates_dir is not None:
+        return settings.pod_templates_dir, load_profiles(settings.pod_templates_dir, settings)
+    where = f"ConfigMap {layout.system_namespace}/{POD_TEMPLATES}"
+    core = k8s.CoreV1Api(api)
+    try:
+        found = await _maybe(
+            api, core.read_namespaced_config_map(POD_TEMPLATES, layout.system_namespace)
+        )
+    except VerifyError:
+        found = None  # not readable with these credentials: nothing to report
+    if found is None:
+        return "", Profiles()
+    return where, profiles_from_configmap(found.get("data") or {}, where, settings)
+
+
+async def read_profiles(
+    api: k8s.ApiClient, settings: KubernetesSettings, layout: Layout
+) -> ProfileFindings:
+    """Each profile and whether its worker pod passes admission (a dry-run create)."""
+    try:
+        where, profiles = await _configured_profiles(api, settings, layout)
+    except TemplateError as exc:
+        return ProfileFindings(settings.pod_templates_dir or "", error=str(exc))
+    core = k8s.CoreV1Api(api)
+    found = []
+    for name in profiles.names:
+        template = profiles.templates[name]
+        body = profile_pod(sample_request(name), settings, template, instance="verify")
+        try:
+            await core.create_namespaced_pod(
+                layout.workers_namespace, cast(Any, body), dry_run="All"
+            )
+        except ApiException as exc:
+            found.append(ProfileFinding(name, template.source, False, _api_message(exc)))
+        else:
+            found.append(ProfileFinding(name, template.source, True))
+    return ProfileFindings(where, tuple(found))

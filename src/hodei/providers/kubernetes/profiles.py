@@ -111,14 +111,12 @@ def profile_pod(
     return apply_profile(pod, template, job_inputs(request, settings))
 
 
-def load_template(path: Path, settings: KubernetesSettings) -> PodTemplate:
-    """Read, parse, check and try one file; raises :class:`TemplateError`."""
-    source = str(path)
-    name = path.name[: -len(SUFFIX)]
+def parse_profile(name: str, source: str, text: str, settings: KubernetesSettings) -> PodTemplate:
+    """Parse, check and try one profile's YAML ``text``; raises :class:`TemplateError`.
+
+    ``source`` names where the text came from (a file, a ConfigMap key) in messages."""
     try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(source, "(file)", f"cannot be read: {exc}", "a readable file") from None
+        documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         problem = f"is not valid YAML: {' '.join(str(exc).split())}"
         raise TemplateError(source, "(file)", problem, "one YAML Pod manifest") from None
@@ -133,6 +131,29 @@ def load_template(path: Path, settings: KubernetesSettings) -> PodTemplate:
     except ValueError as exc:
         raise TemplateError(source, "spec", str(exc), "names Hodei does not use") from None
     return template
+
+
+def load_template(path: Path, settings: KubernetesSettings) -> PodTemplate:
+    """Read and judge one ``NAME.yaml`` file; raises :class:`TemplateError`."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(source, "(file)", f"cannot be read: {exc}", "a readable file") from None
+    return parse_profile(path.name[: -len(SUFFIX)], source, text, settings)
+
+
+def profiles_from_configmap(
+    data: Mapping[str, str], source: str, settings: KubernetesSettings
+) -> Profiles:
+    """The profiles a ConfigMap's ``data`` holds (keys ``NAME.yaml``; others are skipped),
+    as the control plane reads them once mounted; raises :class:`TemplateError`."""
+    templates = {}
+    for key in sorted(data):
+        if key.endswith(SUFFIX) and not key.startswith("."):
+            name = key[: -len(SUFFIX)]
+            templates[name] = parse_profile(name, f"{source} key {key}", data[key], settings)
+    return Profiles(templates, source)
 
 
 def load_profiles(directory: str | None, settings: KubernetesSettings) -> Profiles:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hodei.domain.jobs import RESERVED_ENV_PREFIX, Resources, SecretKeyRef
+from hodei.domain.quantities import ACCEPTED_FORMS, QuantityError, validate_quantity
 from hodei.providers.kubernetes.pods import (
     CONTAINER_NAME,
     JOB_CONTAINER_NAME,
@@ -262,8 +263,21 @@ class _Checker:
                     "the name of one of the template's spec.volumes",
                 )
 
+    def resources(self, container: Mapping[str, Any], field: str) -> None:
+        resources = self.mapping(container.get("resources"), f"{field}.resources")
+        for kind in ("requests", "limits"):
+            amounts = self.mapping(resources.get(kind), f"{field}.resources.{kind}")
+            for name, amount in amounts.items():
+                try:
+                    validate_quantity(str(amount))
+                except QuantityError as exc:
+                    raise self.fail(
+                        f"{field}.resources.{kind}.{name}", str(exc), ACCEPTED_FORMS
+                    ) from None
+
     def job_container(self, container: Mapping[str, Any], field: str, volumes: set[str]) -> None:
         self.only(container, field, JOB_CONTAINER_FIELDS, **HODEI_CONTAINER_FIELDS)
+        self.resources(container, field)
         self.env(container, field)
         self.mounts(container, field, volumes)
         context = self.mapping(container.get("securityContext"), f"{field}.securityContext")

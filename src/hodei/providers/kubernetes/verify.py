@@ -27,6 +27,7 @@ PROVIDER_ROLE = "hodei-provider"
 PROVIDER_CONFIG = "hodei-provider-config"
 CONTROL_PLANE = "hodei-control-plane"  # Deployment and Service
 API_TOKEN_SECRET = "hodei-api-token"
+POD_TEMPLATES = "hodei-pod-templates"  # the operator's pod profiles (ConfigMap)
 GRPC_PORT = 50051
 HTTP_PORT = 9090
 
@@ -132,6 +133,28 @@ def expected_network_policies(layout: Layout) -> dict[str, JsonObject]:
 
 
 @dataclass(frozen=True)
+class ProfileFinding:
+    """One operator pod profile and the API server's answer to a dry-run create of its pod.
+
+    ``admitted`` is None when the profile could not be tried (refused before, see
+    ``message``)."""
+
+    name: str
+    source: str
+    admitted: bool | None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileFindings:
+    """Where the profiles were read from, each profile's finding, or why none could be read."""
+
+    where: str  # a directory, a ConfigMap, or "" when none is configured
+    found: Sequence[ProfileFinding] = ()
+    error: str = ""  # the loading error that stops the control plane, if any
+
+
+@dataclass(frozen=True)
 class ClusterState:
     """What the reads found. ``None`` means "not found"; names are the layout's."""
 
@@ -148,6 +171,7 @@ class ClusterState:
     api_token_secret: JsonObject | None = None
     secret_readable: bool = True
     notes: Sequence[str] = field(default_factory=tuple)
+    profiles: ProfileFindings | None = None  # None: not looked at
 
 
 class Status(enum.Enum):
@@ -387,6 +411,32 @@ def _check_token_secret(namespace: str, state: ClusterState) -> CheckResult:
     return CheckResult(Status.OK, subject, "present with key 'token'")
 
 
+PROFILES_DOC = 'deploy/kubernetes/README.md, "Pod profiles"'
+
+
+def check_profiles(layout: Layout, state: ClusterState) -> list[CheckResult]:
+    """Each pod profile found, and whether the API server would admit its worker pod."""
+    findings = state.profiles
+    if findings is None:
+        return []
+    if findings.error:
+        fix = f"correct the profile ({PROFILES_DOC}); the control plane will not start"
+        return [CheckResult(Status.FAIL, "Pod profiles", findings.error, fix)]
+    if not findings.found:
+        detail = f"none in {findings.where}" if findings.where else "none configured"
+        return [CheckResult(Status.SKIP, "Pod profiles", detail)]
+    results = []
+    for finding in findings.found:
+        subject = f"Pod profile {finding.name} ({finding.source})"
+        if finding.admitted:
+            detail = f"its pod would be admitted in {layout.workers_namespace} (server dry run)"
+            results.append(CheckResult(Status.OK, subject, detail))
+        else:
+            fix = f"change the profile ({PROFILES_DOC}) and restart the control plane"
+            results.append(CheckResult(Status.FAIL, subject, finding.message, fix))
+    return results
+
+
 def run_checks(layout: Layout, state: ClusterState) -> list[CheckResult]:
     """Every check, in the README's order."""
     return [
@@ -398,6 +448,7 @@ def run_checks(layout: Layout, state: ClusterState) -> list[CheckResult]:
         *check_config_map(layout, state),
         *check_access(layout, state),
         *check_control_plane(layout, state),
+        *check_profiles(layout, state),
     ]
 
 

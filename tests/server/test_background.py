@@ -1,0 +1,188 @@
+"""Every background task under one supervision: a task killed by an unexpected exception
+is logged once with its traceback, counted, shown on /readyz while down, and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+import aiohttp
+import grpc
+import pytest
+
+from hodei.domain.states import JobState
+from hodei.providers.base import WorkerRequest, WorkerStatus
+from hodei.providers.fake import FakeProvider
+from hodei.server.app import ControlPlane
+from hodei.server.background import Background
+from tests.fixtures.control_plane import FAST, MakeControlPlane
+from tests.fixtures.scripted_worker import scripted_agent
+from tests.fixtures.stubs import job_stub
+from tests.server.helpers import eventually, submit, wait_done
+
+# Long enough that /readyz is seen answering 503 while the task waits to restart.
+VISIBLE = replace(FAST, restart_backoff=(0.5,), sweep_interval=timedelta(seconds=0.05))
+
+
+class Injected(RuntimeError):
+    """The exception a test injects into a background task."""
+
+
+class SabotagedProvider(FakeProvider):
+    """Raises :class:`Injected` once from the call named by :meth:`arm`."""
+
+    armed: str = ""
+
+    def arm(self, call: str) -> None:
+        self.armed = call
+
+    def _trip(self, call: str) -> None:
+        if self.armed == call:
+            self.armed = ""
+            raise Injected(f"injected into {call}")
+
+    @property
+    def capacity(self) -> int | None:  # read by every scheduler pass
+        self._trip("capacity")
+        return None
+
+    async def list_workers(self) -> list[WorkerStatus]:  # read by the supervisor's sweep
+        self._trip("list_workers")
+        return await super().list_workers()
+
+    async def create_worker(self, request: WorkerRequest) -> WorkerStatus:  # worker creation
+        self._trip("create_worker")
+        return await super().create_worker(request)
+
+
+async def readyz(plane: ControlPlane) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{plane.http_port}/readyz") as reply,
+    ):
+        return reply.status, await reply.text()
+
+
+def restarts(plane: ControlPlane, task: str) -> float:
+    value = plane.metrics.registry.get_sample_value(
+        "hodei_background_restarts_total", {"task": task}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "task"), [("capacity", "scheduler"), ("list_workers", "supervisor")]
+)
+async def test_a_killed_loop_is_reported_down_and_restarted(
+    control_plane_factory: MakeControlPlane, caplog: pytest.LogCaptureFixture, call: str, task: str
+) -> None:
+    provider = SabotagedProvider("local", on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[provider], tuning=VISIBLE)
+    assert (await readyz(plane))[0] == 200
+    provider.arm(call)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "echo", "hi")  # wakes the scheduler
+        reports: list[tuple[int, str]] = []
+
+        async def down() -> bool:
+            reports.append(await readyz(plane))
+            return reports[-1][0] == 503
+
+        await eventually_async(down)
+        assert (
+            f"task {task}: down: Injected: injected into {call}; restarting in 0.5s"
+            in (reports[-1][1])
+        )
+        await eventually_async(lambda: ready(plane))
+        assert restarts(plane, task) == 1
+        # Restarted, it does its work again: the job runs.
+        assert (await wait_done(stub, job.id)).state is JobState.SUCCEEDED
+    failures = [r for r in caplog.records if r.getMessage().startswith(f"background task {task}")]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert failures[0].levelno == logging.ERROR
+
+
+async def test_a_failed_worker_creation_settles_its_job(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    provider = SabotagedProvider("local", on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[provider])
+    provider.arm("create_worker")
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        once = await submit(stub, "echo", "hi")
+        failed = await wait_done(stub, once.id)
+        provider.arm("create_worker")
+        retried = await submit(stub, "echo", "hi", max_attempts=2)
+        done = await wait_done(stub, retried.id)
+    assert (failed.state, failed.reason, failed.message) == (
+        JobState.FAILED,
+        "ProviderError",
+        "creating the worker failed: Injected: injected into create_worker",
+    )
+    assert (done.state, done.attempt) == (JobState.SUCCEEDED, 2)
+    assert restarts(plane, "create-worker") == 2
+
+
+async def ready(plane: ControlPlane) -> bool:
+    return (await readyz(plane))[0] == 200
+
+
+async def eventually_async(check, *, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+async def test_background_restarts_with_a_growing_backoff() -> None:
+    slept: list[float] = []
+    gate = asyncio.Event()
+    counted: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) >= 3:  # from the third restart on, each waits for the test
+            await gate.wait()
+            gate.clear()
+
+    runs = 0
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        raise Injected(f"run {runs}")
+
+    background = Background(on_restart=counted.append, backoff=(1, 2, 4), sleep=sleep)
+    background.supervise("flaky", flaky)
+    await eventually(lambda: len(slept) == 3)
+    assert slept == [1, 2, 4]
+    assert background.down() == {"flaky": "Injected: run 3; restarting in 4s"}
+    assert counted == ["flaky"] * 3
+    gate.set()
+    await eventually(lambda: len(slept) == 4)
+    assert slept[-1] == 4  # still failing at once: the backoff stays at its longest
+    await background.close()
+    assert background.down() == {}
+
+
+async def test_a_loop_that_returns_is_restarted_too() -> None:
+    returned = asyncio.Event()
+    seen: list[str] = []
+
+    async def quits() -> None:
+        returned.set()
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.Event().wait()  # stays down: the test reads the state
+
+    background = Background(on_restart=seen.append, sleep=sleep)
+    background.supervise("quits", quits)
+    await returned.wait()
+    await eventually(lambda: bool(background.down()))
+    assert background.down() == {
+        "quits": "RuntimeError: the task returned; it must run for good; restarting in 1s"
+    }
+    await background.close()
