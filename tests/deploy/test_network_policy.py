@@ -173,3 +173,16 @@ def test_evaluator_default_policy_types_is_ingress_only_without_egress_rules() -
     pod = Pod("ns", {})
     assert not ingress_allowed([policy], pod, Pod("ns", {}), "TCP", 80)
     assert egress_allowed([policy], pod, Pod("ns", {}), "TCP", 80)
+
+
+def test_worker_pods_under_a_profile_are_still_selected_by_the_egress_policy() -> None:
+    from hodei.providers.kubernetes.profiles import parse_profile, profile_pod, sample_request
+
+    settings = KubernetesSettings()
+    text = "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {app.example/tier: gpu, team: b}\n"
+    template = parse_profile("labelled", "labelled.yaml", text, settings)
+    manifest = profile_pod(sample_request("labelled"), settings, template, instance="cp-1")
+    labels: dict[str, str] = manifest["metadata"]["labels"]
+    assert labels["app.example/tier"] == "gpu"
+    egress = find("NetworkPolicy", "hodei-worker-egress")
+    assert selector_matches(egress["spec"]["podSelector"], labels)

@@ -112,3 +112,52 @@ def test_seed_test_pod_without_security_context_is_not_restricted() -> None:
     # What `kubectl run test-worker --image=alpine` creates: rejected in hodei-workers.
     plain = {"containers": [{"name": "test-worker", "image": "alpine"}]}
     assert len(violations(plain)) == 4
+
+
+# A profile using every field a profile may set, tightening where it may.
+FULL_PROFILE = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  labels: {cost-center: ml}
+  annotations: {example.com/owner: data}
+spec:
+  nodeSelector: {pool: gpu}
+  tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
+  priorityClassName: batch
+  securityContext:
+    seccompProfile: {type: Localhost, localhostProfile: strict.json}
+    supplementalGroups: [2000]
+  volumes:
+    - {name: settings, configMap: {name: app}}
+    - {name: creds, secret: {secretName: app}}
+    - {name: shared, emptyDir: {}}
+  initContainers:
+    - name: fetch
+      image: busybox
+      command: ["true"]
+      volumeMounts: [{name: shared, mountPath: /data}]
+  containers:
+    - name: job
+      env: [{name: MODE, valueFrom: {configMapKeyRef: {name: app, key: mode}}}]
+      volumeMounts: [{name: settings, mountPath: /etc/app}]
+      resources: {limits: {nvidia.com/gpu: 1}}
+      securityContext: {capabilities: {drop: [NET_RAW]}}
+    - name: proxy
+      image: proxy:1
+      securityContext: {runAsUser: 2000}
+"""
+
+
+@pytest.mark.parametrize("image", [None, "python:3.12"])
+def test_worker_pods_with_a_full_profile_stay_restricted(image: str | None) -> None:
+    from hodei.providers.kubernetes.profiles import parse_profile, profile_pod, sample_request
+
+    settings = KubernetesSettings()
+    template = parse_profile("full", "full.yaml", FULL_PROFILE, settings)
+    pod = profile_pod(sample_request("full", image=image), settings, template, instance="cp-1")
+    spec: dict[str, Any] = pod["spec"]
+    assert violations(spec) == []
+    names = [c["name"] for c in spec["containers"]]
+    assert "proxy" in names and "fetch" in [c["name"] for c in spec["initContainers"]]
+    assert spec["automountServiceAccountToken"] is False

@@ -10,6 +10,7 @@ import pytest
 from hodei.api import convert
 from hodei.api.messages import AssignJob, JobResult, LogAck, LogBatch, ResultAck
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.domain.jobs import SpecError
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
@@ -67,6 +68,19 @@ async def test_unknown_provider_names_the_accepted_ones(
         await submit(job_client, "echo", provider="kubernetes")
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "'kubernetes'" in info.value.details() and "local" in info.value.details()
+
+
+async def test_a_spec_the_provider_cannot_run_is_refused_at_submit(
+    job_client: jobs_pb2_grpc.JobServiceStub, fake_provider: FakeProvider
+) -> None:
+    fake_provider.spec_error = SpecError("profile 'gpu' does not exist; profiles: default")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await submit(job_client, "echo")
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "profile 'gpu' does not exist; profiles: default"
+    assert fake_provider.requests == []  # nothing recorded, nothing started
+    listed = await job_client.ListJobs(jobs_pb2.ListJobsRequest())
+    assert list(listed.jobs) == []
 
 
 async def test_unknown_job_is_not_found(job_client: jobs_pb2_grpc.JobServiceStub) -> None:

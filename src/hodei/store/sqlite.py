@@ -11,6 +11,7 @@ which keeps a 100 MB job far below the disk's bandwidth in overhead.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -152,7 +153,10 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Created owner-only (0600) before SQLite opens it: it holds job env values and
+            # logs. SQLite gives its -wal and -shm files the database file's permissions.
+            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
         db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

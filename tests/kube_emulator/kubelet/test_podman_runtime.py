@@ -146,3 +146,37 @@ async def _podman_pods(uid: str) -> str:
     )
     out, _ = await listing.communicate()
     return out.decode().strip()
+
+
+async def test_configmap_and_secret_volumes_are_mounted_read_only_where_asked(node: Node) -> None:
+    node.create_object(
+        "configmaps",
+        {"metadata": {"name": "settings", "namespace": "default"}, "data": {"mode": "fast"}},
+    )
+    node.create_object(
+        "secrets",
+        {"metadata": {"name": "creds", "namespace": "default"}, "data": {"pw": "czNjcjN0"}},
+    )
+    code = (
+        "print(open('/etc/app/mode').read(), open('/var/run/creds/pw').read())\n"
+        "try:\n    open('/etc/app/other', 'w')\nexcept OSError as e:\n    print(e.strerror)\n"
+    )
+    node.create(
+        "mounted",
+        python3(
+            code,
+            securityContext={"runAsUser": 1000, "runAsNonRoot": True},
+            volumeMounts=[
+                {"name": "settings", "mountPath": "/etc/app", "readOnly": True},
+                {"name": "creds", "mountPath": "/var/run/creds", "readOnly": True},
+            ],
+        ),
+        volumes=[
+            {"name": "settings", "configMap": {"name": "settings"}},
+            {"name": "creds", "secret": {"secretName": "creds"}},
+        ],
+    )
+    pod = await node.wait_for("mounted", phase_is("Succeeded", "Failed"), within=60)
+    log = node.log("mounted")
+    assert pod["status"]["phase"] == "Succeeded", log
+    assert log.splitlines() == ["fast s3cr3t", "Read-only file system"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -105,7 +106,7 @@ def profile_pod(
     template: PodTemplate | None,
     *,
     instance: str,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The worker pod for ``request`` under ``template``; ValueError on a collision."""
     pod = build_pod(WorkerPodSpec.from_request(request, settings, instance=instance))
     return apply_profile(pod, template, job_inputs(request, settings))

@@ -9,7 +9,10 @@ Workers are forked by a launcher process that has the agent loaded already
 (:mod:`hodei.providers.local.launcher`), so a job starts in milliseconds rather than
 after a Python start. Each worker still is a fresh process in a session of its own.
 Workers and jobs get this process's environment without any of Hodei's own variables
-(``HODEI_*``: tokens, database URL, TLS files...), plus the agent's three.
+(``HODEI_*``: tokens, database URL, TLS files...), plus the agent's three. Each worker
+gets cgroups where the host allows (:mod:`hodei.providers.local.cgroups`): whatever is
+left in them when the worker ends is killed, and they carry the job's memory and CPU
+limits. A limit the host cannot enforce, or an image, is refused at submit.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -36,6 +40,7 @@ from hodei.providers.base import (
     WorkerStatus,
 )
 from hodei.providers.local import procfs
+from hodei.providers.local.cgroups import Cgroups
 from hodei.providers.local.launcher import Launcher, LauncherError, default_launcher_command
 from hodei.providers.local.pidfiles import PidFiles, WorkerProcess
 
@@ -83,6 +88,7 @@ class LocalProvider:
         env: Mapping[str, str] | None = None,
         agent_tls: ClientTls | None = None,
         launcher: Launcher | None = None,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self._max_workers = max_workers
         self._agent_tls = _agent_tls_env(agent_tls)
@@ -91,6 +97,8 @@ class LocalProvider:
         self._files = PidFiles(self._state_dir)
         self._command = list(command) if command is not None else default_launcher_command()
         self._launcher = launcher
+        # Found at start (unless given): which cgroups this host lets the provider use.
+        self._cgroups = cgroups
         self._env = hodei_variables_removed(os.environ if env is None else env)
         self._listener: StatusListener | None = None
         self._statuses: dict[WorkerId, WorkerStatus] = {}
@@ -107,7 +115,22 @@ class LocalProvider:
         return self._max_workers
 
     def check_spec(self, spec: JobSpec) -> None:
-        """Refuse what only pods can do: an operator's pod profile, env from a Secret."""
+        """Refuse what this provider cannot honour rather than drop it: an image, a pod
+        profile, env from a Secret (pods only), a limit the host's cgroups cannot enforce."""
+        if spec.image is not None:
+            raise SpecError(
+                f"image {spec.image!r}: local jobs run on this machine, not in an image; "
+                "run the job with --provider kubernetes, or drop --image"
+            )
+        unsupported = self._host_cgroups().unsupported(spec.resources)
+        if unsupported:
+            flags = " and ".join(f"--{name}" for name in unsupported)
+            raise SpecError(
+                f"{flags}: this host gives Hodei no writable cgroup to enforce "
+                f"{' and '.join(unsupported)} limits of local jobs "
+                f"({self._host_cgroups().describe()}); run the job with --provider "
+                f"kubernetes, or drop {flags}"
+            )
         if spec.secret_env:
             names = ", ".join(sorted(spec.secret_env))
             raise SpecError(
@@ -120,9 +143,16 @@ class LocalProvider:
                 "run the job with --provider kubernetes, or drop --profile"
             )
 
+    def _host_cgroups(self) -> Cgroups:
+        if self._cgroups is None:
+            self._cgroups = Cgroups.detect(f"hodei-{os.getpid()}-{secrets.token_hex(3)}")
+            log.info("local provider: %s", self._cgroups.describe())
+        return self._cgroups
+
     async def start(self, listener: StatusListener) -> None:
         """Adopt the live workers recorded by a previous control plane; forget dead ones."""
         self._listener = listener
+        self._host_cgroups()
         self._files.ensure()
         for record in self._files.read_all():
             worker_id = WorkerId(record.worker_id)
@@ -146,6 +176,8 @@ class LocalProvider:
         if self._launcher is not None:
             await self._launcher.aclose(wait=0 if self._processes else LAUNCHER_EXIT_WAIT)
             self._launcher = None
+        if self._cgroups is not None and not self._processes:
+            self._cgroups.close()
         if self._own_state_dir and not self._processes:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
@@ -169,10 +201,12 @@ class LocalProvider:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         output = os.open(self._files.log_path(request.worker_id), flags, 0o600)
         try:
+            cgroups = self._host_cgroups().create(request.worker_id, request.resources)
             launcher = self._ready_launcher()
-            pid = await launcher.launch(request.worker_id, env, output)
-        except LauncherError as exc:
+            pid = await launcher.launch(request.worker_id, env, output, cgroups=cgroups)
+        except (LauncherError, OSError) as exc:
             del self._statuses[request.worker_id]
+            self._host_cgroups().remove(request.worker_id)
             raise ProviderError(f"cannot start the worker process: {exc}") from exc
         finally:
             os.close(output)
@@ -242,6 +276,8 @@ class LocalProvider:
             # The agent did not finish normally (after a clean exit its job is already
             # gone): whatever it left in its session must not outlive it.
             procfs.kill_session(record.pid)
+        # Whatever escaped everything else is still in the worker's cgroup.
+        self._host_cgroups().kill(record.worker_id)
         await self._exited(record, exit_code)
 
     async def _watch_adopted(self, record: WorkerProcess) -> None:
@@ -268,6 +304,8 @@ class LocalProvider:
         await self._notify(status)
 
     def _exit_message(self, record: WorkerProcess, exit_code: int | None) -> str:
+        if self._host_cgroups().oom_killed(record.worker_id):
+            return f"worker process {record.pid}: a process was killed for its memory limit"
         if exit_code == 0:
             return "worker process exited"
         code = "with an unknown status" if exit_code is None else f"with code {exit_code}"
@@ -297,3 +335,5 @@ class LocalProvider:
         self._watchers.pop(worker_id, None)
         self._deleting.discard(worker_id)
         self._files.remove(worker_id)
+        if self._cgroups is not None:
+            self._cgroups.remove(worker_id)

@@ -1,0 +1,243 @@
+"""A cgroup per local worker: a boundary no process can leave, and the job's limits.
+
+A worker joins its cgroups before the agent starts (the launcher's child writes itself
+to ``cgroup.procs``), so the agent, the job and everything the job starts are inside,
+whatever they do. What the host offers decides what this module can do, and it says so
+(:attr:`Cgroups.describe`):
+
+* **cgroup v2** (the unified hierarchy, ``/sys/fs/cgroup`` or, on hybrid hosts,
+  ``/sys/fs/cgroup/unified``) where this process may create a child of its own cgroup:
+  containment — when a worker ends, ``cgroup.kill`` (Linux ≥ 5.14) kills whatever is
+  left inside; ``memory.max``/``cpu.max`` when the memory and cpu controllers can be
+  enabled there.
+* **cgroup v1** memory and cpu hierarchies (hybrid hosts, where the controllers are
+  not on the unified hierarchy), when writable: ``memory.limit_in_bytes`` (and
+  ``memory.memsw.limit_in_bytes``, so swap is no way around it) and
+  ``cpu.cfs_quota_us``.
+
+A limit the host cannot enforce is refused at submit (:meth:`Cgroups.unsupported`),
+never dropped. Paths and file formats: the kernel's cgroup-v2 and cgroup-v1 memory/cpu
+documentation (Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hodei.domain.jobs import Resources
+from hodei.domain.quantities import cpu_millicores, memory_bytes
+
+__all__ = ["Cgroups", "Mount", "cgroup_mounts", "cgroup_paths"]
+
+CPU_PERIOD_US = 100_000  # the kernel's default CFS period
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One cgroup filesystem mount: v2 (``controllers`` empty) or a v1 hierarchy."""
+
+    version: int
+    root: str  # the hierarchy path mounted there
+    mountpoint: str
+    controllers: frozenset[str] = frozenset()
+
+
+def cgroup_mounts(mountinfo: str) -> list[Mount]:
+    """The cgroup mounts listed in ``/proc/self/mountinfo`` text (proc(5) format)."""
+    mounts = []
+    for line in mountinfo.splitlines():
+        before, sep, after = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = before.split(), after.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        fstype, options = tail[0], set(tail[2].split(","))
+        if fstype == "cgroup2":
+            mounts.append(Mount(2, fields[3], fields[4]))
+        elif fstype == "cgroup":
+            controllers = frozenset(options & {"memory", "cpu", "cpuacct", "pids", "cpuset"})
+            mounts.append(Mount(1, fields[3], fields[4], controllers))
+    return mounts
+
+
+def cgroup_paths(proc_cgroup: str) -> dict[str, str]:
+    """``/proc/self/cgroup`` text as {controller or ``""`` for v2: path}."""
+    paths: dict[str, str] = {}
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+def _directory(mount: Mount, path: str) -> Path:
+    relative = path[len(mount.root) :] if path.startswith(mount.root) else path
+    return Path(mount.mountpoint) / relative.lstrip("/")
+
+
+def _make(parent: Path, name: str) -> Path | None:
+    directory = parent / name
+    try:
+        directory.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return directory
+
+
+def _write(path: Path, text: str) -> bool:
+    try:
+        path.write_text(text)
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Cgroups:
+    """This provider's cgroup directories: one per hierarchy in use, a child per worker."""
+
+    unified: Path | None = None  # v2 directory (containment)
+    v2_controllers: frozenset[str] = frozenset()  # of memory, cpu: enabled for workers
+    v1: dict[str, Path] = field(default_factory=dict)  # "memory"/"cpu" -> v1 directory
+
+    @classmethod
+    def detect(cls, name: str) -> Cgroups:
+        """Create ``name`` under this process's own cgroups wherever that is allowed."""
+        try:
+            mounts = cgroup_mounts(Path("/proc/self/mountinfo").read_text())
+            paths = cgroup_paths(Path("/proc/self/cgroup").read_text())
+        except OSError:
+            return cls()
+        found = cls()
+        for mount in mounts:
+            if mount.version == 2 and "" in paths and found.unified is None:
+                base = _make(_directory(mount, paths[""]), name)
+                if base is not None:
+                    found.unified = base
+                    found.v2_controllers = frozenset(
+                        c
+                        for c in ("memory", "cpu")
+                        if _write(base / "cgroup.subtree_control", f"+{c}")
+                    )
+        for mount in mounts:
+            for controller in ("memory", "cpu"):
+                if (
+                    mount.version == 1
+                    and controller in mount.controllers
+                    and controller not in found.v2_controllers
+                    and controller not in found.v1
+                    and controller in paths
+                ):
+                    base = _make(_directory(mount, paths[controller]), name)
+                    if base is not None:
+                        found.v1[controller] = base
+        return found
+
+    def enforceable(self) -> frozenset[str]:
+        """Which of ``memory``, ``cpu`` can be limited."""
+        return self.v2_controllers | frozenset(self.v1)
+
+    def describe(self) -> str:
+        """One line for the log: what is used for containment and limits."""
+        parts = []
+        if self.unified is not None:
+            parts.append(f"containment: cgroup v2 {self.unified}")
+        for controller in ("memory", "cpu"):
+            if controller in self.v2_controllers:
+                parts.append(f"{controller}: cgroup v2")
+            elif controller in self.v1:
+                parts.append(f"{controller}: cgroup v1 {self.v1[controller]}")
+            else:
+                parts.append(f"{controller}: not enforceable")
+        return "; ".join(parts)
+
+    def unsupported(self, resources: Resources) -> list[str]:
+        """The limits asked for that this host cannot enforce (``memory``, ``cpu``)."""
+        asked = []
+        if resources.memory_limit or resources.memory_request:
+            asked.append("memory")
+        if resources.cpu_limit or resources.cpu_request:
+            asked.append("cpu")
+        return [name for name in asked if name not in self.enforceable()]
+
+    def create(self, worker_id: str, resources: Resources) -> list[str]:
+        """The worker's cgroup directories, limits written; the launcher's child joins them.
+
+        Raises OSError when a directory or a limit cannot be written.
+        """
+        memory = resources.memory_limit or resources.memory_request
+        cpu = resources.cpu_limit or resources.cpu_request
+        directories = []
+        if self.unified is not None:
+            own = self.unified / worker_id
+            own.mkdir(exist_ok=True)
+            directories.append(str(own))
+            if memory and "memory" in self.v2_controllers:
+                (own / "memory.max").write_text(str(memory_bytes(memory)))
+                with contextlib.suppress(OSError):
+                    (own / "memory.swap.max").write_text("0")
+            if cpu and "cpu" in self.v2_controllers:
+                quota = max(1000, cpu_millicores(cpu) * CPU_PERIOD_US // 1000)
+                (own / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+        if memory and "memory" in self.v1:
+            own = self.v1["memory"] / worker_id
+            own.mkdir(exist_ok=True)
+            directories.append(str(own))
+            limit = str(memory_bytes(memory))
+            (own / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                (own / "memory.memsw.limit_in_bytes").write_text(limit)
+        if cpu and "cpu" in self.v1:
+            own = self.v1["cpu"] / worker_id
+            own.mkdir(exist_ok=True)
+            directories.append(str(own))
+            (own / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            quota = max(1000, cpu_millicores(cpu) * CPU_PERIOD_US // 1000)
+            (own / "cpu.cfs_quota_us").write_text(str(quota))
+        return directories
+
+    def _own(self, worker_id: str) -> list[Path]:
+        parents = [self.unified] if self.unified is not None else []
+        return [p / worker_id for p in [*parents, *self.v1.values()] if (p / worker_id).is_dir()]
+
+    def kill(self, worker_id: str) -> None:
+        """SIGKILL every process left in the worker's cgroups."""
+        for directory in self._own(worker_id):
+            if directory.parent == self.unified and _write(directory / "cgroup.kill", "1"):
+                continue
+            with contextlib.suppress(OSError):
+                for pid in (directory / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def oom_killed(self, worker_id: str) -> bool:
+        """Whether the kernel killed a process of the worker for its memory limit."""
+        for directory in self._own(worker_id):
+            for name in ("memory.events", "memory.oom_control"):
+                with contextlib.suppress(OSError, ValueError):
+                    for line in (directory / name).read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
+        return False
+
+    def remove(self, worker_id: str) -> None:
+        """Remove the worker's cgroups (once they are empty: kill first)."""
+        for directory in self._own(worker_id):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    def close(self) -> None:
+        """Remove this provider's directories if no worker's is left in them."""
+        for directory in [self.unified, *self.v1.values()]:
+            if directory is not None:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()

@@ -1,0 +1,60 @@
+"""Workers forked by the launcher start clean: what one job changes, the next never sees.
+
+Each job reports its working directory, umask, open descriptors, session and variable
+names; a job in between changes all of them before reporting. The job after it must
+report exactly what the job before it did, in a session of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hodei.api.v1 import jobs_pb2_grpc
+from hodei.domain.states import JobState
+from hodei.providers.local import LocalProvider
+from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
+from tests.server.helpers import logs, output, submit, wait_done
+
+pytestmark = pytest.mark.slow
+
+REPORT = (
+    "import json, os; umask = os.umask(0); os.umask(umask); print(json.dumps({"
+    "'cwd': os.getcwd(), 'umask': umask, 'fds': sorted(os.listdir('/proc/self/fd')),"
+    "'sid': os.getsid(0), 'env': sorted(os.environ)}))"
+)
+CHANGES = "cd /tmp && umask 077 && export LEAKED=yes && exec 7>/dev/null 8</dev/null && exec "
+
+
+async def report(stub: jobs_pb2_grpc.JobServiceStub, prefix: str = "") -> dict[str, object]:
+    job = await submit(stub, "sh", "-c", f'{prefix}"$0" -c "$1"', sys.executable, REPORT)
+    done = await wait_done(stub, job.id)
+    assert done.state is JobState.SUCCEEDED, done.message
+    return json.loads(output(await logs(stub, job.id))["STDOUT"])  # type: ignore[no-any-return]
+
+
+async def test_a_job_sees_nothing_of_the_job_before(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        before = await report(stub)
+        changed = await report(stub, CHANGES)
+        after = await report(stub)
+    # The middle job did change its own process...
+    assert changed["cwd"] == "/tmp" and changed["umask"] == 0o077
+    assert "LEAKED" in changed["env"]  # type: ignore[operator]
+    assert {"7", "8"} <= set(changed["fds"])  # type: ignore[arg-type]
+    # ...and the next one starts exactly as the first did, in a new session.
+    assert {k: v for k, v in after.items() if k != "sid"} == {
+        k: v for k, v in before.items() if k != "sid"
+    }
+    assert len({before["sid"], changed["sid"], after["sid"]}) == 3
+    assert before["fds"] == ["0", "1", "2", "3"]  # stdin, the two pipes, the listing itself
