@@ -51,7 +51,7 @@ async def test_a_job_sees_nothing_of_the_job_before(
     # The middle job did change its own process...
     assert changed["cwd"] == "/tmp" and changed["umask"] == 0o077
     assert "LEAKED" in changed["env"]  # type: ignore[operator]
-    assert {"7", "8"} <= set(changed["fds"])  # type: ignore[arg-type]
+    assert {"7", "8"} <= set(changed["fds"])  # type: ignore[call-overload]
     # ...and the next one starts exactly as the first did, in a new session.
     assert {k: v for k, v in after.items() if k != "sid"} == {
         k: v for k, v in before.items() if k != "sid"
