@@ -298,6 +298,12 @@ def test_backstop_due_only_past_timeout_plus_grace():
     assert (outcome.state, outcome.reason) == (JobState.TIMED_OUT, "DeadlineExceeded")
 
 
+def test_backstop_of_timeouts_stored_before_specs_were_bounded_does_not_overflow():
+    far = datetime.max.replace(tzinfo=UTC)
+    for timeout in (1e300, float("inf")):
+        assert not lifecycle.backstop_due(job(timeout=timeout), far)
+
+
 def test_cancel_actions():
     assert lifecycle.cancel_action(JobState.QUEUED) is lifecycle.CancelAction.FINISH
     assert lifecycle.cancel_action(JobState.STARTING) is lifecycle.CancelAction.DELETE_WORKER
