@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import grpc
 import pytest
 
+from hodei.domain.ids import JobId
+from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
@@ -186,3 +188,24 @@ async def test_a_loop_that_returns_is_restarted_too() -> None:
         "quits": "RuntimeError: the task returned; it must run for good; restarting in 1s"
     }
     await background.close()
+
+
+async def test_timeouts_stored_before_specs_were_bounded_do_not_stop_the_supervisor(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    plane = await control_plane_factory(providers=[FakeProvider("local")], tuning=VISIBLE)
+    now = datetime.now(UTC)
+    for number, timeout in enumerate((float("inf"), 1e300)):
+        legacy = Job(
+            JobId(f"j-legacy{number}"),
+            JobSpec(command=("sleep", "1"), timeout_seconds=timeout),
+            JobState.RUNNING,
+            now,
+            started_at=now - timedelta(days=1),
+            provider="local",
+        )
+        await plane.jobs.save(legacy)
+    ticks = plane.tuning.tick
+    await asyncio.sleep(ticks * 5)  # several rounds of the supervisor's checks
+    assert restarts(plane, "supervisor") == 0
+    assert await ready(plane)

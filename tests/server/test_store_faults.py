@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -18,6 +24,7 @@ from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from hodei.store import SqliteStore
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.faulty_store import FaultyStore
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient, scripted_agent
@@ -120,3 +127,70 @@ async def test_output_that_cannot_be_stored_is_held_until_the_store_recovers(
         await again.close()
         assert (await wait_done(stub, job.id)).state is JobState.SUCCEEDED
         assert output(await logs(stub, job.id))["STDOUT"] == b"kept\n"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 5 MiB tmpfs (root only), unmounted at teardown; ``resize(MiB)`` gives space back."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5M", "tmpfs", str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+
+
+def resize(mountpoint: Path, mebibytes: int) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={mebibytes}M", str(mountpoint)], check=True)
+
+
+@pytest.mark.slow
+async def test_a_real_full_disk_holds_the_job_and_everything_resumes_when_space_returns(
+    control_plane_factory: MakeControlPlane,
+    small_tmpfs: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from hodei.providers.local import LocalProvider
+
+    started = time.monotonic()
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(
+        providers=[provider], store=SqliteStore(small_tmpfs / "hodei.db"), tuning=QUICK
+    )
+    try:
+        async with grpc.aio.insecure_channel(plane.address) as channel:
+            stub = job_stub(channel)
+            big = await submit(stub, "head", "-c", "20000000", "/dev/zero")  # 20 MB on 5 MiB
+            queued = await submit(stub, "echo", "queued")  # behind it: one worker at a time
+            reports: list[tuple[int, str]] = []
+
+            async def full() -> bool:
+                reports.append(await readyz(plane))
+                return reports[-1][0] == 503
+
+            await eventually_true(full, within=60)
+            assert "store: SQLite store" in reports[-1][1]
+            assert "database or disk is full" in reports[-1][1]
+            view = await stub.GetJob(jobs_pb2.GetJobRequest(id=big.id))
+            assert view.state == types_pb2.RUNNING  # held, not failed
+            resize(small_tmpfs, 200)
+            done = await wait_done(stub, big.id)
+            assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
+            assert len(output(await logs(stub, big.id))["STDOUT"]) == 20_000_000
+            assert (await wait_done(stub, queued.id)).state is JobState.SUCCEEDED
+            assert (await readyz(plane))[0] == 200
+    finally:
+        await plane.stop(grace=0)  # closes the database before the tmpfs goes
+    seconds = time.monotonic() - started
+    faults = [r for r in caplog.records if r.getMessage().startswith("store fault")]
+    assert 1 <= len(faults) <= 3 * (seconds + 1)  # at most one a second per kind (3 kinds)
+
+
+async def eventually_true(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)

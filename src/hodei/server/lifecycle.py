@@ -155,7 +155,10 @@ def backstop_due(job: Job, now: datetime, *, grace: timedelta = TIMEOUT_BACKSTOP
         return False
     if job.started_at is None:
         return False
-    return now >= job.started_at + timedelta(seconds=job.spec.timeout_seconds) + grace
+    # Compared in seconds, not as a datetime: a timeout stored before specs were bounded
+    # (1e300, inf) must not overflow the arithmetic of the loop that checks every job.
+    elapsed = (now - job.started_at - grace).total_seconds()
+    return elapsed >= job.spec.timeout_seconds
 
 
 def backstop_outcome(job: Job, *, grace: timedelta = TIMEOUT_BACKSTOP) -> Outcome:
