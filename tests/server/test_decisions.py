@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_secrets_are_fresh_and_hashed_with_sha256() -> None:
     assert hash_token("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-def record(**changes) -> TokenRecord:
+def record(**changes: Any) -> TokenRecord:
     base = dict(
         token_hash="h",
         worker_id=W1,
@@ -65,7 +66,13 @@ def record(**changes) -> TokenRecord:
         ),
     ],
 )
-def test_check_token(token, worker, kind, now, expected) -> None:
+def test_check_token(
+    token: TokenRecord | None,
+    worker: WorkerId,
+    kind: TokenKind,
+    now: datetime,
+    expected: TokenCheck,
+) -> None:
     assert check_token(token, worker_id=worker, kind=kind, now=now) is expected
 
 
@@ -74,12 +81,12 @@ def test_only_foreign_tokens_are_permission_errors() -> None:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "[::1]", "::1"])
-def test_loopback_hosts(host) -> None:
+def test_loopback_hosts(host: str) -> None:
     assert is_loopback_host(host)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "10.0.0.1", "example.com", ""])
-def test_non_loopback_hosts(host) -> None:
+def test_non_loopback_hosts(host: str) -> None:
     assert not is_loopback_host(host)
 
 
@@ -153,15 +160,15 @@ AGENT_ERROR = StartFailure.AGENT_ERROR
         ),
     ],
 )
-def test_outcome_of_result(result, expected) -> None:
-    args = dict(exit_code=0, timed_out=False, cancelled=False, error="") | result
+def test_outcome_of_result(result: dict[str, Any], expected: tuple[JobState, int, str]) -> None:
+    args: dict[str, Any] = dict(exit_code=0, timed_out=False, cancelled=False, error="") | result
     outcome = lifecycle.outcome_of_result(**args)
     assert (outcome.state, outcome.exit_code, outcome.reason) == expected
     if outcome.reason == "NonZeroExit":
         assert outcome.message == "exit code 3"
 
 
-def status(phase: WorkerPhase, **kw) -> WorkerStatus:
+def status(phase: WorkerPhase, **kw: Any) -> WorkerStatus:
     return WorkerStatus(W1, JobId("j-1"), phase, **kw)
 
 
@@ -201,14 +208,14 @@ def test_waiting_reason_of_status() -> None:
 
 
 def job(
-    state=JobState.RUNNING,
+    state: JobState = JobState.RUNNING,
     *,
-    attempt=1,
-    max_attempts=1,
-    timeout=None,
-    started=NOW,
-    provider="local",
-    n=1,
+    attempt: int = 1,
+    max_attempts: int = 1,
+    timeout: float | None = None,
+    started: datetime | None = NOW,
+    provider: str = "local",
+    n: int = 1,
 ) -> Job:
     spec = JobSpec(command=("x",), max_attempts=max_attempts, timeout_seconds=timeout)
     return Job(
@@ -217,11 +224,13 @@ def job(
 
 
 def _retry(j: Job, reason: str, platform_retries: int = 2) -> bool:
-    return lifecycle.should_retry(j, Failure(reason, ""), platform_retries=platform_retries)
+    return lifecycle.should_retry(j, Failure(Reason(reason), ""), platform_retries=platform_retries)
 
 
 def _disrupted(n: int) -> tuple[Attempt, ...]:
-    return tuple(Attempt(i + 1, WorkerId(f"w-{i}"), "Evicted", "", NOW, True) for i in range(n))
+    return tuple(
+        Attempt(i + 1, WorkerId(f"w-{i}"), Reason("Evicted"), "", NOW, True) for i in range(n)
+    )
 
 
 def test_provider_errors_use_the_jobs_own_attempts() -> None:
