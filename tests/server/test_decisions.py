@@ -351,3 +351,30 @@ def test_plan_dispatch_full_provider_does_not_block_another() -> None:
 
 def test_plan_dispatch_skips_jobs_of_unknown_providers() -> None:
     assert plan_dispatch(queued("gone"), active={}, capacity={"local": None}) == []
+
+
+def test_a_worker_waiting_for_quota_puts_its_job_back_in_the_queue() -> None:
+    def st(phase: WorkerPhase, reason: str | None = None) -> WorkerStatus:
+        return WorkerStatus(
+            WorkerId("w"), JobId("j"), phase, Reason(reason) if reason else None, "m"
+        )
+
+    quota = st(WorkerPhase.PENDING, "QuotaExceeded")
+    assert lifecycle.state_for_status(JobState.STARTING, quota) is JobState.QUEUED
+    assert lifecycle.state_for_status(JobState.QUEUED, quota) is None
+    assert lifecycle.state_for_status(JobState.QUEUED, st(WorkerPhase.PENDING)) is (
+        JobState.STARTING
+    )
+    assert lifecycle.state_for_status(JobState.QUEUED, st(WorkerPhase.RUNNING)) is (
+        JobState.STARTING
+    )
+    assert lifecycle.state_for_status(JobState.STARTING, st(WorkerPhase.RUNNING)) is None
+    assert lifecycle.state_for_status(JobState.QUEUED, st(WorkerPhase.FAILED, "X")) is None
+    waiting = WorkerStatus(
+        WorkerId("w"),
+        JobId("j"),
+        WorkerPhase.PENDING,
+        Reason("QuotaExceeded"),
+        "waiting for quota: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1",
+    )
+    assert lifecycle.waiting_reason_of_status(waiting) == waiting.message

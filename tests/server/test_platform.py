@@ -9,8 +9,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hodei.api import convert
 from hodei.api.messages import AssignJob, JobResult, JobStarted, ResultAck
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.domain import reasons
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job
 from hodei.domain.reasons import Reason
@@ -337,3 +339,37 @@ async def test_readiness_reports_a_closed_store() -> None:
     await store.close()
     ready, report = await readiness(store, [provider])
     assert not ready and "store: store is closed" in report
+
+
+async def test_job_waiting_for_quota_is_queued_with_the_reason_then_starts(
+    control_plane_factory,
+) -> None:
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("kubernetes", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        job = await submit(stub, "echo", "hi")
+        request = await requests.get()
+        waiting = (
+            "waiting for quota: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"
+        )
+        await provider.push(
+            WorkerStatus(
+                request.worker_id,
+                request.job_id,
+                WorkerPhase.PENDING,
+                reason=reasons.QUOTA_EXCEEDED,
+                message=waiting,
+            )
+        )
+        queued = convert.job_from_pb(await stub.GetJob(jobs_pb2.GetJobRequest(id=job.id)))
+        assert (queued.state, queued.waiting_reason) == (JobState.QUEUED, waiting)
+        assert queued.worker_id == request.worker_id  # its create keeps trying
+        await provider.push(WorkerStatus(request.worker_id, request.job_id, WorkerPhase.PENDING))
+        started = convert.job_from_pb(await stub.GetJob(jobs_pb2.GetJobRequest(id=job.id)))
+        assert started.state is JobState.STARTING
+        await scripted_agent(request)
+        done = await wait_done(stub, job.id)
+    assert (done.state, done.attempt) == (JobState.SUCCEEDED, 1)
+    assert len(provider.requests) == 1  # the queued job was not dispatched twice

@@ -339,6 +339,9 @@ class JobController:
             if job is None:
                 return
             waiting = lifecycle.waiting_reason_of_status(status)
+            moved = lifecycle.state_for_status(job.state, status)
+            if moved is not None:
+                job = await self._jobs.save(job.moved_to(moved, waiting_reason=waiting))
             if waiting is not None:
                 await self._jobs.set_waiting(job.id, waiting)
             elif status.phase is WorkerPhase.RUNNING and job.state is JobState.STARTING:

@@ -89,9 +89,28 @@ def waiting_reason_of_status(status: WorkerStatus) -> str | None:
     """What a spinner shows while the worker is not running yet; None when not waiting."""
     if status.phase is not WorkerPhase.PENDING:
         return None
+    if status.reason == reasons.QUOTA_EXCEEDED and status.message:
+        return status.message  # the provider's "waiting for quota: exceeded quota: ..."
     if status.reason and status.message:
         return f"{status.reason}: {status.message}"
     return status.reason or status.message or "waiting for the worker to start"
+
+
+def state_for_status(state: JobState, status: WorkerStatus) -> JobState | None:
+    """The state an unfinished job moves to on its current worker's status, if any.
+
+    A worker whose pod cannot be created yet for want of quota holds no place on the
+    platform: its job is QUEUED again (keeping the worker, whose create keeps trying)
+    and becomes STARTING once the pod exists."""
+    waiting_for_quota = (
+        status.phase is WorkerPhase.PENDING and status.reason == reasons.QUOTA_EXCEEDED
+    )
+    if state is JobState.STARTING and waiting_for_quota:
+        return JobState.QUEUED
+    created = status.phase in (WorkerPhase.PENDING, WorkerPhase.RUNNING)
+    if state is JobState.QUEUED and created and not waiting_for_quota:
+        return JobState.STARTING
+    return None
 
 
 def should_retry(job: Job, failure: Failure, *, platform_retries: int) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 from hodei.domain.ids import WorkerId
@@ -94,6 +95,13 @@ async def recover(
             # Cancelled before the restart; its agent may never have heard: end it now
             # (its worker is deleted) rather than let it run to completion.
             await controller.end(job.id, lifecycle.CANCELLED_OUTCOME)
+            continue
+        if job.state is JobState.QUEUED and job.worker_id is not None:
+            # It was waiting for quota to create its pod; that create died with the
+            # process. Queue it afresh: the scheduler gives it a new worker.
+            async with jobs.lock(job.id):
+                fresh = replace(job, worker_id=None, attempt=job.attempt - 1, waiting_reason=None)
+                await jobs.save(fresh)
             continue
         if job.worker_id is None or job.worker_id not in wanted:
             continue

@@ -92,7 +92,8 @@ class Scheduler:
             if self.paused:
                 continue
             plan = plan_dispatch(
-                self._jobs.queued(),
+                # A queued job that has a worker waits for its pod's create (quota).
+                [job for job in self._jobs.queued() if job.worker_id is None],
                 active=self._workers.active_counts(),
                 capacity={name: p.capacity for name, p in self._providers.items()},
             )

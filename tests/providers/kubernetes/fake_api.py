@@ -34,6 +34,7 @@ class FakePodApi:
         self.logs: dict[str, str] = {}
         self.log_gate: asyncio.Event | None = None
         self.graceful = False  # deletes mark the pod terminating instead of removing it
+        self.create_errors: list[KubernetesApiError] = []  # raised by the next creates
         self._watchers: list[asyncio.Queue[dict[str, Any] | None]] = []
 
     def _count(self, verb: str) -> None:
@@ -50,6 +51,8 @@ class FakePodApi:
 
     async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
         self._count("create")
+        if self.create_errors:
+            raise self.create_errors.pop(0)
         name = body["metadata"]["name"]
         if name in self.pods:
             raise KubernetesApiError("exists", status=409, api_reason="AlreadyExists")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from hodei.config.settings import KubernetesSettings
-from hodei.providers.base import WorkerPhase
+from hodei.providers.base import ProviderError, WorkerPhase
 from hodei.providers.kubernetes import KubernetesApiError, KubernetesProvider
+from hodei.providers.kubernetes.errors import api_error
 from hodei.providers.kubernetes.pods import pod_name
 from hodei.providers.kubernetes.provider import DELETED_BY_OTHERS
 
@@ -215,3 +217,126 @@ async def test_eviction_condition_fails_a_running_worker_as_evicted(
         "Evicted",
         "EvictionByEvictionAPI: Eviction API: evicting",
     )
+
+
+class FakeTime:
+    """The provider's clock and sleep: sleeping advances the clock, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def _error(status: int, body: dict[str, object], retry_after: float | None = None) -> Any:
+    return api_error(
+        status=status,
+        body=body,
+        verb="create",
+        resource="pods",
+        namespace="hodei-workers",
+        retry_after=retry_after,
+    )
+
+
+QUOTA = {
+    "reason": "Forbidden",
+    "message": 'pods "p" is forbidden: exceeded quota: one-pod, requested: pods=1, '
+    "used: pods=1, limited: pods=1",
+}
+
+
+@pytest.fixture
+async def timed(api: FakePodApi) -> AsyncIterator[tuple[KubernetesProvider, Recorder, FakeTime]]:
+    time = FakeTime()
+    settings = KubernetesSettings(enabled=True, pending_timeout=30.0)
+    provider = KubernetesProvider(
+        settings=settings,
+        api=api,
+        instance="test",
+        clock=time.clock,
+        sleep=time.sleep,
+        rand=lambda: 0.0,
+    )
+    recorder = Recorder()
+    await provider.start(recorder)
+    try:
+        yield provider, recorder, time
+    finally:
+        await provider.close()
+
+
+async def test_quota_exceeded_waits_with_backoff_and_says_why(
+    api: FakePodApi, timed: tuple[KubernetesProvider, Recorder, FakeTime]
+) -> None:
+    provider, recorder, time = timed
+    api.create_errors = [_error(403, QUOTA) for _ in range(3)]
+    request = worker_request()
+    status = await provider.create_worker(request)
+    assert status.phase is WorkerPhase.PENDING
+    assert api.calls["create"] == 4
+    assert time.slept == [0.25, 0.5, 1.0]
+    waiting = await recorder.wait_for(request.worker_id, WorkerPhase.PENDING, within=2)
+    assert (waiting.reason, waiting.message) == (
+        "QuotaExceeded",
+        "waiting for quota: exceeded quota: one-pod, requested: pods=1, used: pods=1, "
+        "limited: pods=1",
+    )
+
+
+async def test_quota_that_never_frees_fails_at_the_pending_timeout(
+    api: FakePodApi, timed: tuple[KubernetesProvider, Recorder, FakeTime]
+) -> None:
+    provider, _, time = timed
+    api.create_errors = [_error(403, QUOTA) for _ in range(100)]
+    with pytest.raises(KubernetesApiError) as caught:
+        await provider.create_worker(worker_request())
+    assert caught.value.reason == "QuotaExceeded"
+    assert str(caught.value) == (
+        "waiting for quota: exceeded quota: one-pod, requested: pods=1, used: pods=1, "
+        "limited: pods=1; gave up after 30s (HODEI_K8S_PENDING_TIMEOUT)"
+    )
+    assert sum(time.slept) == pytest.approx(30.0)
+
+
+async def test_throttling_is_ridden_out_honouring_retry_after(
+    api: FakePodApi, timed: tuple[KubernetesProvider, Recorder, FakeTime]
+) -> None:
+    provider, _, time = timed
+    # 20 s of 429 with Retry-After: 5, within the 30 s budget.
+    api.create_errors = [_error(429, {"reason": "TooManyRequests"}, 5.0) for _ in range(4)]
+    status = await provider.create_worker(worker_request())
+    assert status.phase is WorkerPhase.PENDING
+    assert time.slept == [5.0, 5.0, 5.0, 5.0]
+
+
+@pytest.mark.parametrize("status", [400, 422, 403])
+async def test_permanent_errors_are_one_create(
+    api: FakePodApi, timed: tuple[KubernetesProvider, Recorder, FakeTime], status: int
+) -> None:
+    provider, _, time = timed
+    api.create_errors = [_error(status, {"reason": "Invalid", "message": "no"})]
+    with pytest.raises(KubernetesApiError):
+        await provider.create_worker(worker_request())
+    assert api.calls["create"] == 1 and time.slept == []
+
+
+async def test_deleting_a_waiting_worker_stops_its_create(
+    api: FakePodApi, timed: tuple[KubernetesProvider, Recorder, FakeTime]
+) -> None:
+    provider, recorder, _ = timed
+    api.create_errors = [_error(403, QUOTA) for _ in range(100)]
+    request = worker_request()
+    creating = asyncio.create_task(provider.create_worker(request))
+    await recorder.wait_for(request.worker_id, WorkerPhase.PENDING, within=2)
+    await provider.delete_worker(request.worker_id)  # the job was cancelled
+    with pytest.raises(ProviderError):
+        await creating
+    assert api.pods == {}

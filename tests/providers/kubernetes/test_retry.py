@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hodei.providers.kubernetes.errors import KubernetesApiError
 from hodei.providers.kubernetes.ratelimit import TokenBucket
-from hodei.providers.kubernetes.retry import RetryPolicy, schedule, with_retries
+from hodei.providers.kubernetes.retry import RetryPolicy, schedule, wait_delay, with_retries
 
 
 def test_backoff_doubles_with_equal_jitter_and_caps() -> None:
@@ -106,3 +108,21 @@ async def test_token_bucket_acquire_sleeps_the_reserved_time() -> None:
     await bucket.acquire()
     await bucket.acquire()
     assert slept == [0.5]
+
+
+def test_wait_delay_backs_off_honours_retry_after_and_stops_at_the_budget() -> None:
+    policy = RetryPolicy(base=0.5, factor=2.0, cap=10.0)
+    kwargs: dict[str, Any] = {"rand": 0.0, "retry_after": None, "budget": 60.0}
+    assert [wait_delay(policy, retry=r, elapsed=0.0, **kwargs) for r in range(6)] == [
+        0.25,
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        5.0,  # the cap's fixed half
+    ]
+    # A server asking for 7 s is waited on that long.
+    assert wait_delay(policy, retry=0, rand=0.0, retry_after=7.0, elapsed=0.0, budget=60.0) == 7.0
+    # The last wait ends at the budget, so one more try happens right at its end.
+    assert wait_delay(policy, retry=0, rand=0.0, retry_after=7.0, elapsed=58.0, budget=60.0) == 2.0
+    assert wait_delay(policy, retry=9, elapsed=60.0, **kwargs) is None

@@ -289,7 +289,9 @@ class KubeClient:
         )
 
     async def create_pod(self, body: Json) -> Json:
-        """Create a pod; raises :class:`KubernetesApiError` (409 when it already exists)."""
+        """Create a pod; raises :class:`KubernetesApiError` (409 when it already exists).
+
+        Tried once: the provider decides how long a create may wait (its pending budget)."""
         data = await self._request(
             "create",
             "pods",
@@ -301,6 +303,7 @@ class KubeClient:
                     _request_timeout=REQUEST_TIMEOUT,
                 )
             ),
+            retries=False,
         )
         pod: Json = json.loads(data)
         return pod

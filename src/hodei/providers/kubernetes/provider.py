@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ from hodei.providers.base import (
     WorkerStatus,
 )
 from hodei.providers.kubernetes.diagnosis import Diagnosis, diagnose, essentials
-from hodei.providers.kubernetes.errors import KubernetesApiError
+from hodei.providers.kubernetes.errors import Cause, KubernetesApiError
 from hodei.providers.kubernetes.metrics import ProviderMetrics
 from hodei.providers.kubernetes.pods import (
     CONTAINER_NAME,
@@ -42,6 +43,7 @@ from hodei.providers.kubernetes.pods import (
     pod_name,
 )
 from hodei.providers.kubernetes.profiles import Profiles, profile_pod
+from hodei.providers.kubernetes.retry import WAIT_POLICY, RetryPolicy, wait_delay
 from hodei.providers.kubernetes.watch import PodEvent, PodSource, PodWatcher, WatchTiming
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,37 @@ def deleted_by_others(diagnosis: Diagnosis) -> Diagnosis:
     return diagnosis
 
 
+QUOTA_WAIT = "waiting for quota"
+
+
+def waiting_status(request: WorkerRequest, exc: KubernetesApiError) -> WorkerStatus:
+    """The PENDING status of a worker whose pod create waits: for quota (the job is
+    QUEUED until the pod exists) or for the API server to answer again."""
+    if exc.cause is Cause.QUOTA_EXCEEDED:
+        reason, message = reasons.QUOTA_EXCEEDED, f"{QUOTA_WAIT}: {exc}"
+    else:
+        reason, message = reasons.PROVIDER_ERROR, f"Kubernetes API busy, retrying: {exc}"
+    name = pod_name(request.worker_id)
+    return WorkerStatus(
+        request.worker_id, request.job_id, WorkerPhase.PENDING, reason, message, name=name
+    )
+
+
+def gave_up(exc: KubernetesApiError, budget: float) -> KubernetesApiError:
+    """The error a create ends with once waiting has used up the pending budget."""
+    waited = f"gave up after {budget:g}s (HODEI_K8S_PENDING_TIMEOUT)"
+    text = f"{QUOTA_WAIT}: {exc}" if exc.cause is Cause.QUOTA_EXCEEDED else str(exc)
+    return KubernetesApiError(
+        f"{text}; {waited}",
+        status=exc.status,
+        api_reason=exc.api_reason,
+        verb=exc.verb,
+        resource=exc.resource,
+        namespace=exc.namespace,
+        cause=exc.cause,
+    )
+
+
 class KubernetesProvider:
     """Implements :class:`hodei.providers.base.Provider` with pods."""
 
@@ -136,8 +169,14 @@ class KubernetesProvider:
         clock: Callable[[], float] = time.monotonic,
         watch_timing: WatchTiming | None = None,
         profiles: Profiles | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+        wait_policy: RetryPolicy = WAIT_POLICY,
     ) -> None:
         self._settings = settings
+        self._sleep = sleep
+        self._rand = rand
+        self._wait_policy = wait_policy
         self.profiles = profiles or Profiles()
         self._api = api
         self._instance = instance
@@ -229,13 +268,16 @@ class KubernetesProvider:
         self._created_at.setdefault(wid, now)
         self._pending_since.setdefault(wid, now)
         try:
-            pod = await self._api.create_pod(body)
+            pod = await self._create_waiting(request, body)
         except KubernetesApiError as exc:
             if not exc.already_exists:
                 self._forget(wid)
                 raise
             log.info("worker pod %s already exists (retried create)", pod_name(wid))
         else:
+            if pod is None:  # deleted (the job cancelled) while waiting to create it
+                self._forget(wid)
+                raise ProviderError("the worker was deleted before its pod could be created")
             self.metrics.pods_created.inc()
             slim = essentials(pod)
             if self._watcher.cache.add_if_absent(slim):
@@ -243,6 +285,42 @@ class KubernetesProvider:
         return self._last.get(wid) or WorkerStatus(
             wid, request.job_id, WorkerPhase.PENDING, name=pod_name(wid)
         )
+
+    async def _create_waiting(
+        self, request: WorkerRequest, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Create the pod, waiting out what can end by itself (see ``errors.CAUSES``):
+        throttling and outages, and an exhausted ResourceQuota, with backoff honouring
+        Retry-After, until HODEI_K8S_PENDING_TIMEOUT. While it waits, a PENDING status says
+        why. Returns ``None`` if the worker was deleted meanwhile; raises the last error
+        (its message saying how long it waited) when the budget is spent."""
+        wid = request.worker_id
+        budget = self._settings.pending_timeout
+        started = self._clock()
+        retry = 0
+        while True:
+            if wid in self._deleting:
+                return None
+            try:
+                return await self._api.create_pod(body)
+            except KubernetesApiError as exc:
+                if not exc.retryable and exc.cause is not Cause.QUOTA_EXCEEDED:
+                    raise
+                elapsed = self._clock() - started
+                delay = wait_delay(
+                    self._wait_policy,
+                    retry=retry,
+                    rand=self._rand(),
+                    retry_after=exc.retry_after,
+                    elapsed=elapsed,
+                    budget=budget,
+                )
+                if delay is None:
+                    raise gave_up(exc, budget) from None
+                self._push(waiting_status(request, exc))
+                log.info("worker pod %s: %s; trying again in %.1fs", pod_name(wid), exc, delay)
+                await self._sleep(delay)
+                retry += 1
 
     async def delete_worker(self, worker_id: WorkerId) -> None:
         """Delete the worker's pod; an absent pod is not an error."""

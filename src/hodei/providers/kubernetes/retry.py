@@ -71,3 +71,28 @@ async def with_retries(
                 on_retry(exc, delay)
             await sleep(delay)
             retry += 1
+
+
+# Creates that wait (throttling, outages, an exhausted quota) back off up to this long
+# between tries; they keep trying until the pending budget is spent, not a fixed count.
+WAIT_POLICY = RetryPolicy(base=0.5, factor=2.0, cap=10.0)
+
+
+def wait_delay(
+    policy: RetryPolicy,
+    *,
+    retry: int,
+    rand: float,
+    retry_after: float | None,
+    elapsed: float,
+    budget: float,
+) -> float | None:
+    """Seconds to wait before try ``retry + 1`` of a create that may succeed later, or
+    ``None`` when waiting would overrun ``budget`` seconds (``elapsed`` already spent).
+
+    The backoff is :meth:`RetryPolicy.delay` (Retry-After honoured, capped by the policy);
+    the last wait is shortened so one more try happens right at the end of the budget."""
+    if elapsed >= budget:
+        return None
+    delay = policy.delay(min(retry, 30), rand, retry_after)
+    return min(delay, budget - elapsed)
