@@ -235,22 +235,16 @@ class _Checker:
         return names
 
     def env(self, container: Mapping[str, Any], field: str) -> None:
-        for i, var in enumerate(self.sequence(container.get("env"), f"{field}.env")):
-            name = str(self.mapping(var, f"{field}.env[{i}]").get("name", ""))
-            if name.startswith(RESERVED_ENV_PREFIX):
-                raise self.fail(
-                    f"{field}.env[{i}].name",
-                    f"{name} is reserved for Hodei",
-                    f"names not starting with {RESERVED_ENV_PREFIX}",
-                )
-        for i, source in enumerate(self.sequence(container.get("envFrom"), f"{field}.envFrom")):
-            prefix = str(self.mapping(source, f"{field}.envFrom[{i}]").get("prefix", ""))
-            if prefix.startswith(RESERVED_ENV_PREFIX):
-                raise self.fail(
-                    f"{field}.envFrom[{i}].prefix",
-                    f"{prefix} is reserved for Hodei",
-                    f"a prefix not starting with {RESERVED_ENV_PREFIX}",
-                )
+        """No env name nor envFrom prefix may start with HODEI_ (the agent's variables)."""
+        for key, part, what in (("env", "name", "names"), ("envFrom", "prefix", "a prefix")):
+            for i, item in enumerate(self.sequence(container.get(key), f"{field}.{key}")):
+                value = str(self.mapping(item, f"{field}.{key}[{i}]").get(part, ""))
+                if value.startswith(RESERVED_ENV_PREFIX):
+                    raise self.fail(
+                        f"{field}.{key}[{i}].{part}",
+                        f"{value} is reserved for Hodei",
+                        f"{what} not starting with {RESERVED_ENV_PREFIX}",
+                    )
 
     def mounts(self, container: Mapping[str, Any], field: str, volumes: set[str]) -> None:
         mounts = self.sequence(container.get("volumeMounts"), f"{field}.volumeMounts")
@@ -581,65 +575,71 @@ def apply_profile(
     containers = [dict(c) for c in spec.get("containers") or []]
     names = [c.get("name") for c in containers]
     job = names.index(JOB_CONTAINER_NAME if JOB_CONTAINER_NAME in names else CONTAINER_NAME)
-    t_spec = template.spec if template is not None else {}
     t_job = template.job_container() if template is not None else {}
     containers[job] = _job_container(containers[job], t_job, inputs)
-    # The agent's container is the strictest Hodei runs (read-only root): the baseline.
-    baseline = containers[names.index(CONTAINER_NAME)].get("securityContext") or {}
-    if template is not None:
-        t_meta = template.metadata
-        labels = dict(metadata.get("labels") or {})
-        labels.update({str(k): str(v) for k, v in (t_meta.get("labels") or {}).items()})
-        # Hodei's own keys cannot come from a checked template; kept last all the same.
-        labels.update({k: v for k, v in (metadata.get("labels") or {}).items() if _reserved(k)})
-        metadata["labels"] = labels
-        annotations = {str(k): str(v) for k, v in (t_meta.get("annotations") or {}).items()}
-        annotations.update(metadata.get("annotations") or {})
-        if annotations:
-            metadata["annotations"] = annotations
-        for key in (
-            "nodeSelector",
-            "tolerations",
-            "affinity",
-            "topologySpreadConstraints",
-            "priorityClassName",
-            "runtimeClassName",
-        ):
-            if key in t_spec:
-                spec[key] = t_spec[key]
-        if t_spec.get("volumes"):
-            own = list(spec.get("volumes") or [])
-            clash = {v["name"] for v in own} & {v["name"] for v in t_spec["volumes"]}
-            if clash:
-                raise ValueError(
-                    f"volumes: {', '.join(sorted(clash))} is Hodei's own volume name; rename it"
-                )
-            spec["volumes"] = [*own, *t_spec["volumes"]]
-        if t_spec.get("imagePullSecrets"):
-            spec["imagePullSecrets"] = _by_name(
-                list(spec.get("imagePullSecrets") or []), list(t_spec["imagePullSecrets"])
-            )
-        if t_spec.get("securityContext"):
-            spec["securityContext"] = _security(
-                spec.get("securityContext") or {}, t_spec["securityContext"]
-            )
-        taken = {c.get("name") for c in [*containers, *(spec.get("initContainers") or [])]}
-        for kind, added in (
-            ("containers", template.sidecars()),
-            ("initContainers", list(t_spec.get("initContainers") or [])),
-        ):
-            clash = taken & {c.get("name") for c in added}
-            if clash:
-                raise ValueError(
-                    f"{kind}: {', '.join(sorted(map(str, clash)))} is a container name "
-                    "Hodei uses; rename it"
-                )
-            if added:
-                base = (
-                    containers if kind == "containers" else list(spec.get("initContainers") or [])
-                )
-                base.extend(_added_container(c, baseline) for c in added)
-                if kind == "initContainers":
-                    spec["initContainers"] = base
     spec["containers"] = containers
+    if template is not None:
+        metadata = _metadata(metadata, template.metadata)
+        spec = _pod_spec(spec, template)
     return {**pod, "metadata": metadata, "spec": spec}
+
+
+SCHEDULING_FIELDS = (
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "topologySpreadConstraints",
+    "priorityClassName",
+    "runtimeClassName",
+)
+
+
+def _metadata(metadata: JsonObject, template: Mapping[str, Any]) -> JsonObject:
+    labels = dict(metadata.get("labels") or {})
+    labels.update({str(k): str(v) for k, v in (template.get("labels") or {}).items()})
+    # Hodei's own keys cannot come from a checked template; kept last all the same.
+    labels.update({k: v for k, v in (metadata.get("labels") or {}).items() if _reserved(k)})
+    merged = {**metadata, "labels": labels}
+    annotations = {str(k): str(v) for k, v in (template.get("annotations") or {}).items()}
+    annotations.update(metadata.get("annotations") or {})
+    if annotations:
+        merged["annotations"] = annotations
+    return merged
+
+
+def _named_clash(kind: str, own: list[JsonObject], added: list[Any], what: str) -> None:
+    clash = {item.get("name") for item in own} & {item.get("name") for item in added}
+    if clash:
+        raise ValueError(f"{kind}: {', '.join(sorted(map(str, clash)))} is {what}; rename it")
+
+
+def _pod_spec(spec: JsonObject, template: PodTemplate) -> JsonObject:
+    t_spec = template.spec
+    merged = dict(spec)
+    merged.update({key: t_spec[key] for key in SCHEDULING_FIELDS if key in t_spec})
+    if t_spec.get("volumes"):
+        own = list(spec.get("volumes") or [])
+        _named_clash("volumes", own, t_spec["volumes"], "Hodei's own volume name")
+        merged["volumes"] = [*own, *t_spec["volumes"]]
+    if t_spec.get("imagePullSecrets"):
+        merged["imagePullSecrets"] = _by_name(
+            list(spec.get("imagePullSecrets") or []), list(t_spec["imagePullSecrets"])
+        )
+    if t_spec.get("securityContext"):
+        merged["securityContext"] = _security(
+            spec.get("securityContext") or {}, t_spec["securityContext"]
+        )
+    # Added containers get the agent's container's context: the strictest Hodei runs.
+    containers = list(spec["containers"])
+    inits = list(spec.get("initContainers") or [])
+    baseline = next(c for c in containers if c.get("name") == CONTAINER_NAME)["securityContext"]
+    for kind, own, added in (
+        ("containers", containers, template.sidecars()),
+        ("initContainers", inits, list(t_spec.get("initContainers") or [])),
+    ):
+        _named_clash(kind, [*containers, *inits], added, "a container name Hodei uses")
+        own.extend(_added_container(c, baseline) for c in added)
+    merged["containers"] = containers
+    if inits:
+        merged["initContainers"] = inits
+    return merged
