@@ -342,13 +342,13 @@ async def test_readiness_reports_a_closed_store() -> None:
 
 
 async def test_job_waiting_for_quota_is_queued_with_the_reason_then_starts(
-    control_plane_factory,
+    control_plane_factory: MakeControlPlane,
 ) -> None:
     requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
     provider = FakeProvider("kubernetes", on_create=requests.put_nowait)
     plane = await control_plane_factory(providers=[provider])
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         job = await submit(stub, "echo", "hi")
         request = await requests.get()
         waiting = (

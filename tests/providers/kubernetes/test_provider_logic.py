@@ -4,7 +4,7 @@ tail read only for an abnormal exit, the pending timeout, idempotent create/dele
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -235,7 +235,7 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def _error(status: int, body: dict[str, object], retry_after: float | None = None) -> Any:
+def _error(status: int, body: Mapping[str, Any], retry_after: float | None = None) -> Any:
     return api_error(
         status=status,
         body=body,
