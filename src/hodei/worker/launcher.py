@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -164,6 +165,10 @@ class _Launcher:
 
 def serve(sock: socket.socket) -> NoReturn:
     """Serve launch requests on ``sock`` until it closes and no worker is left; exits."""
+    # What is loaded now is shared with every worker; frozen, the collector of a worker
+    # never walks (and so never copies) those pages.
+    gc.collect()
+    gc.freeze()
     containment.become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the CLI
     wake_read, wake_write = os.pipe()

@@ -211,10 +211,16 @@ class Cgroups:
     def kill(self, worker_id: str) -> None:
         """SIGKILL every process left in the worker's cgroups."""
         for directory in self._own(worker_id):
+            try:
+                pids = (directory / "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            if not pids:
+                continue  # the usual case: the worker left nothing behind
             if directory.parent == self.unified and _write(directory / "cgroup.kill", "1"):
                 continue
             with contextlib.suppress(OSError):
-                for pid in (directory / "cgroup.procs").read_text().split():
+                for pid in pids:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(int(pid), signal.SIGKILL)
 
