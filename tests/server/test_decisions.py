@@ -25,7 +25,7 @@ from hodei.server.auth import (
     is_loopback_host,
     new_secret,
 )
-from hodei.server.scheduler import plan_dispatch
+from hodei.server.scheduler import plan_dispatch, slot_waiting_reason
 from hodei.store.base import TokenKind, TokenRecord
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -378,3 +378,9 @@ def test_a_worker_waiting_for_quota_puts_its_job_back_in_the_queue() -> None:
         "waiting for quota: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1",
     )
     assert lifecycle.waiting_reason_of_status(waiting) == waiting.message
+
+
+def test_slot_waiting_reason_names_the_provider_and_its_cap() -> None:
+    assert slot_waiting_reason("local", 16) == (
+        "waiting for a worker slot: all 16 local workers are busy"
+    )

@@ -183,3 +183,25 @@ async def test_unknown_provider_is_refused_naming_the_enabled_ones(
         await submit(job_client, "true", provider="nope")
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == "provider 'nope' is unknown or disabled; accepted: local"
+
+
+async def test_a_job_held_back_by_capacity_says_it_waits_for_a_slot(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    provider = FakeProvider("local", capacity=1)  # workers that never connect: slot stays taken
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        first = await submit(stub, "hang")
+        second = await submit(stub, "true")
+        views = stub.WatchJob(jobs_pb2.WatchJobRequest(id=second.id))
+        async for view in views:
+            if view.waiting_reason:
+                break
+        assert view.state == types_pb2.QUEUED
+        assert view.waiting_reason == "waiting for a worker slot: all 1 local workers are busy"
+        views.cancel()
+        stored = await plane.jobs.get(second.id)
+        assert stored is not None and stored.waiting_reason == view.waiting_reason
+        first_view = await stub.GetJob(jobs_pb2.GetJobRequest(id=first.id))
+        assert first_view.state == types_pb2.STARTING

@@ -56,6 +56,11 @@ def plan_dispatch(
     return chosen
 
 
+def slot_waiting_reason(provider: str, capacity: int | None) -> str:
+    """Why a queued job that :func:`plan_dispatch` held back still waits."""
+    return f"waiting for a worker slot: all {capacity} {provider} workers are busy"
+
+
 class Scheduler:
     """Dispatch loop: wakes on ``dispatch``, starts the jobs :func:`plan_dispatch` picks."""
 
@@ -91,14 +96,25 @@ class Scheduler:
             await self._wakeup.wait()
             if self.paused:
                 continue
-            plan = plan_dispatch(
-                # A queued job that has a worker waits for its pod's create (quota).
-                [job for job in self._jobs.queued() if job.worker_id is None],
-                active=self._workers.active_counts(),
-                capacity={name: p.capacity for name, p in self._providers.items()},
-            )
+            # A queued job that has a worker waits for its pod's create (quota).
+            queued = [job for job in self._jobs.queued() if job.worker_id is None]
+            capacity = {name: p.capacity for name, p in self._providers.items()}
+            plan = plan_dispatch(queued, active=self._workers.active_counts(), capacity=capacity)
             for job in plan:
                 await self._dispatch(job)
+            chosen = {job.id for job in plan}
+            for job in queued:
+                if job.id not in chosen and job.provider in capacity:
+                    reason = slot_waiting_reason(job.provider, capacity[job.provider])
+                    await self._hold(job, reason)
+
+    async def _hold(self, queued: Job, reason: str) -> None:
+        async with self._jobs.lock(queued.id):
+            job = await self._jobs.get(queued.id)
+            # A job that stopped waiting meanwhile (cancelled), or waits for something a
+            # provider reported (quota), keeps its state and reason.
+            if job is not None and job.state is JobState.QUEUED and not job.waiting_reason:
+                await self._jobs.set_waiting(job.id, reason)
 
     async def _dispatch(self, queued: Job) -> None:
         provider = self._providers[queued.provider or ""]

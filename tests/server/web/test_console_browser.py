@@ -173,6 +173,37 @@ async def test_workers_page_lists_the_job_worker(
     await screenshot(browser_page, "console-workers")
 
 
+async def test_job_page_says_why_a_job_waits(
+    browser_page: Any,
+    control_plane_factory: MakeControlPlane,
+    tmp_path: Path,
+) -> None:
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider], env={"HODEI_API_TOKEN": TOKEN})
+    import grpc
+
+    flag = tmp_path / "go"
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        client = job_stub(channel)
+        await submit(
+            client, "sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done", metadata=AUTH
+        )
+        queued = await submit(client, "true", metadata=AUTH)
+        await login(browser_page, plane)
+        row = browser_page.locator(f"tr[data-job='{queued.id}']")
+        await row.locator("[data-state=QUEUED]").wait_for()
+        stored = await plane.jobs.get(queued.id)
+        assert stored is not None and stored.waiting_reason
+        assert await row.locator("td.reason").inner_text() == stored.waiting_reason
+        await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{queued.id}")
+        waiting = browser_page.locator("#waiting")
+        await expect(waiting).to_have_text(f"Waiting: {stored.waiting_reason}")
+        await screenshot(browser_page, "console-job-waiting")
+        flag.touch()
+        await browser_page.locator("#job-state [data-state=SUCCEEDED]").wait_for()
+        assert await waiting.is_hidden()
+
+
 async def test_large_output_is_paged_not_loaded_whole(
     browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub
 ) -> None:
