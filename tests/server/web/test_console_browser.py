@@ -5,6 +5,7 @@ Jobs run on the local provider (real worker processes), so output arrives live.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,9 @@ async def test_workers_page_lists_the_job_worker(
     await browser_page.click("a[data-nav=workers]")
     row = browser_page.locator(f"#workers tr:has(a:text-is('{job.id}'))")
     await row.wait_for()
-    cells = await row.locator("td").all_inner_texts()
-    assert cells[2] == "local" and cells[3].startswith("pid ")
+    # The process id arrives with the worker's first status; the page follows without reload.
+    await expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^pid \d+$"))
+    assert await row.locator("td").nth(2).inner_text() == "local"
     await screenshot(browser_page, "console-workers")
 
 
