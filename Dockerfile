@@ -19,6 +19,16 @@ RUN python3 -m venv /opt/hodei \
     && /opt/hodei/bin/python -m pip wheel --no-deps --wheel-dir /tmp/dist /src \
     && /opt/hodei/bin/python -m pip install /tmp/dist/hodei-*.whl \
     && /opt/hodei/bin/python -m pip uninstall --yes pip setuptools
+# The launcher for jobs in images without Hodei: Debian's static busybox and launch.sh,
+# which a worker pod's init container copies into the job's container (see
+# deploy/kubernetes/README.md, "Worker pods").
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends busybox-static \
+    && mkdir -p /opt/hodei/launcher \
+    && cp /bin/busybox /opt/hodei/launcher/busybox \
+    && cp /src/src/hodei/worker/launcher/launch.sh /opt/hodei/launcher/launch.sh \
+    && rm -rf /var/lib/apt/lists/*
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="hodei" \

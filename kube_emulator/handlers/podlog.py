@@ -34,7 +34,12 @@ def _container(pod: dict[str, Any], requested: str | None) -> str:
 
 def _waiting_reason(pod: dict[str, Any], container: str) -> str | None:
     """Why the container has no log yet, or None when it has started."""
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+    status_of = pod.get("status") or {}
+    statuses = [
+        *(status_of.get("initContainerStatuses") or []),
+        *(status_of.get("containerStatuses") or []),
+    ]
+    for status in statuses:
         if status.get("name") == container:
             state = status.get("state") or {}
             if "waiting" in state:

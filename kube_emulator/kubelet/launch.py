@@ -107,9 +107,13 @@ def pod_launch(
     except MountError as error:
         first = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
         raise ContainerError(first, CONTAINER_CREATING, str(error)) from error
-    containers = tuple(
-        container_launch(container, context=context, volumes=volumes, directory=directory)
-        for container in (pod.get("spec") or {}).get("containers") or []
+    spec = pod.get("spec") or {}
+    containers, init_containers = (
+        tuple(
+            container_launch(container, context=context, volumes=volumes, directory=directory)
+            for container in spec.get(key) or []
+        )
+        for key in ("containers", "initContainers")
     )
     return PodLaunch(
         namespace=metadata.get("namespace", "default"),
@@ -120,6 +124,7 @@ def pod_launch(
         directory=directory,
         volumes=volumes,
         volume_files=files,
+        init_containers=init_containers,
     )
 
 

@@ -34,9 +34,11 @@ from kube_emulator.kubelet.runtime.base import (
     PodSandbox,
 )
 from kube_emulator.kubelet.status import (
+    CONTAINER_CREATING,
     DEADLINE_EXCEEDED,
     DEADLINE_MESSAGE,
     EPOCH,
+    POD_INITIALIZING,
     ContainerRecord,
     PodRecord,
     Running,
@@ -75,12 +77,20 @@ class PodWorker:
         self._sandbox: PodSandbox | None = None
         self._published: PodRecord | None = None
         spec = pod.get("spec") or {}
+        inits = spec.get("initContainers") or []
+        # Behind init containers, the containers wait with PodInitializing, as on a node.
+        first = Waiting(POD_INITIALIZING) if inits else Waiting(CONTAINER_CREATING)
         self._record = PodRecord(
             containers=tuple(
-                ContainerRecord(c["name"], c.get("image", "")) for c in spec.get("containers") or []
+                ContainerRecord(c["name"], c.get("image", ""), first)
+                for c in spec.get("containers") or []
             ),
             start_time=_now(),
             host_ip=NODE_IP,
+            init_containers=tuple(
+                ContainerRecord(c["name"], c.get("image", ""), Waiting(POD_INITIALIZING))
+                for c in inits
+            ),
         )
 
     # --- requests from the kubelet (synchronous, on the loop) ---------------------------
@@ -145,11 +155,12 @@ class PodWorker:
     async def _prepare(self, directory: Path) -> PodLaunch | None:
         """Pull check and configuration; None when stopped before the containers could start."""
         spec = self._pod.get("spec") or {}
-        missing = [c for c in spec.get("containers") or [] if not self._ctx.catalog.has(c["image"])]
+        every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        missing = [c for c in every if not self._ctx.catalog.has(c["image"])]
         if missing:
             await self._fail_pull(missing)
             return None
-        for container in spec.get("containers") or []:
+        for container in every:
             self._event(
                 "Pulled", f'Container image "{container["image"]}" already present on machine'
             )
@@ -189,6 +200,14 @@ class PodWorker:
         await self._stop.wait()
 
     def _set_waiting(self, name: str, state: Waiting) -> None:
+        inits = {c.name: c for c in self._record.init_containers}
+        if name in inits:
+            current = inits[name]
+            if current.state != state:
+                record = ContainerRecord(name, current.image, state)
+                self._record = self._record.with_init_container(record)
+                self._publish()
+            return
         current = next(c for c in self._record.containers if c.name == name)
         if current.state != state:
             self._record = self._record.with_container(ContainerRecord(name, current.image, state))
@@ -203,10 +222,17 @@ class PodWorker:
         except ImageNotPresent as missing:
             spec = self._pod.get("spec") or {}
             image = str(missing)
-            await self._fail_pull([c for c in spec.get("containers") or [] if c["image"] == image])
+            every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+            await self._fail_pull([c for c in every if c["image"] == image])
             return
         self._sandbox = sandbox
         self._record = self._record_with(sandbox_ready=True, pod_ip=NODE_IP)
+        for name, exit in sandbox.init_exits.items():
+            image = next(c.image for c in self._record.init_containers if c.name == name)
+            ended = ContainerRecord(name, image, _terminated(exit))
+            self._record = self._record.with_init_container(ended)
+            if exit.exit_code != 0:
+                self._event("Failed", f"Error: init container {name} exited {exit.exit_code}")
         waits: dict[asyncio.Future[ContainerExit], str] = {}
         for name, container in sandbox.containers.items():
             image = self._image_of(name)

@@ -20,6 +20,7 @@ from kube_emulator.kubelet.resources import qos_class
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONTAINER_CREATING = "ContainerCreating"
+POD_INITIALIZING = "PodInitializing"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
@@ -73,16 +74,36 @@ class PodRecord:
     host_ip: str = "127.0.0.1"
     failed_reason: str = ""  # pod-level, e.g. DeadlineExceeded: the phase is then Failed
     failed_message: str = ""
+    init_containers: tuple[ContainerRecord, ...] = ()
 
     def with_container(self, container: ContainerRecord) -> PodRecord:
         """A copy with ``container`` replacing the record of the same name."""
         updated = tuple(container if c.name == container.name else c for c in self.containers)
         return replace(self, containers=updated)
 
+    def with_init_container(self, container: ContainerRecord) -> PodRecord:
+        """A copy with the init container of the same name replaced."""
+        updated = tuple(container if c.name == container.name else c for c in self.init_containers)
+        return replace(self, init_containers=updated)
+
+    @property
+    def initialized(self) -> bool:
+        """Every init container has completed (true for a pod without any)."""
+        return all(
+            isinstance(c.state, Terminated) and c.state.exit_code == 0 for c in self.init_containers
+        )
+
+    @property
+    def init_failed(self) -> bool:
+        return any(
+            isinstance(c.state, Terminated) and c.state.exit_code != 0 for c in self.init_containers
+        )
+
 
 def phase(record: PodRecord) -> str:
-    """``getPhase`` for restartPolicy Never: any waiting → Pending, any running → Running."""
-    if record.failed_reason:
+    """``getPhase`` for restartPolicy Never: a failed init container → Failed, any waiting
+    → Pending, any running → Running."""
+    if record.failed_reason or record.init_failed:
         return "Failed"
     states = [c.state for c in record.containers]
     if any(isinstance(s, Waiting) for s in states):
@@ -163,6 +184,13 @@ def conditions(
     ]
     if pod_phase == "Succeeded":
         built[1]["reason"] = "PodCompleted"
+    elif not record.initialized:
+        pending = [c.name for c in record.init_containers if not _completed(c.state)]
+        built[1] |= {
+            "status": "False",
+            "reason": "ContainersNotInitialized",
+            "message": f"containers with incomplete status: [{' '.join(pending)}]",
+        }
     for kind in ("Ready", "ContainersReady"):
         if terminal_reason:
             built.append({"type": kind, "status": "False", "reason": terminal_reason})
@@ -193,6 +221,10 @@ def conditions(
     return built + others
 
 
+def _completed(state: ContainerState) -> bool:
+    return isinstance(state, Terminated) and state.exit_code == 0
+
+
 def pod_status(pod: Mapping[str, Any], record: PodRecord, now: datetime) -> dict[str, Any]:
     """The whole ``status`` the kubelet writes for ``pod`` given its ``record``."""
     spec = pod.get("spec") or {}
@@ -210,6 +242,12 @@ def pod_status(pod: Mapping[str, Any], record: PodRecord, now: datetime) -> dict
         ],
         "qosClass": qos_class(spec),
     }
+    if record.init_containers:
+        init_specs = {c["name"]: c for c in spec.get("initContainers") or []}
+        status["initContainerStatuses"] = [
+            {**container_status(init_specs.get(c.name, {}), c), "ready": _completed(c.state)}
+            for c in record.init_containers
+        ]
     if record.pod_ip:
         status["podIP"] = record.pod_ip
         status["podIPs"] = [{"ip": record.pod_ip}]

@@ -158,6 +158,16 @@ AGENT_ERROR = StartFailure.AGENT_ERROR
             dict(exit_code=0, error="[Errno 2] No such file or directory: 'nope'"),
             (JobState.FAILED, 125, "StartError"),
         ),
+        (dict(exit_code=137, oom_killed=True), (JobState.FAILED, 137, "OOMKilled")),
+        # a kill Hodei asked for stays what it was asked for
+        (
+            dict(exit_code=137, oom_killed=True, timed_out=True),
+            (JobState.TIMED_OUT, 137, "DeadlineExceeded"),
+        ),
+        (
+            dict(exit_code=137, oom_killed=True, cancelled=True),
+            (JobState.CANCELLED, 137, "Cancelled"),
+        ),
     ],
 )
 def test_outcome_of_result(result: dict[str, Any], expected: tuple[JobState, int, str]) -> None:
@@ -166,6 +176,14 @@ def test_outcome_of_result(result: dict[str, Any], expected: tuple[JobState, int
     assert (outcome.state, outcome.exit_code, outcome.reason) == expected
     if outcome.reason == "NonZeroExit":
         assert outcome.message == "exit code 3"
+
+
+def test_oom_message_names_the_jobs_limit() -> None:
+    outcome = lifecycle.outcome_of_result(
+        exit_code=137, timed_out=False, cancelled=False, error="", oom_killed=True,
+        memory_limit="300Mi",
+    )  # fmt: skip
+    assert outcome.message == "the job was killed for exceeding its memory limit (limit 300Mi)"
 
 
 def status(phase: WorkerPhase, **kw: Any) -> WorkerStatus:

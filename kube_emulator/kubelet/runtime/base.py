@@ -51,6 +51,9 @@ class PodLaunch:
     volumes: Mapping[str, Path] = field(default_factory=dict)  # emptyDir name -> directory
     # configMap/secret volume name -> (relative path -> content, file mode)
     volume_files: Mapping[str, tuple[Mapping[str, bytes], int]] = field(default_factory=dict)
+    # Run one after the other, each to its end, before ``containers`` start; the first
+    # that fails stops the pod (restartPolicy Never).
+    init_containers: tuple[ContainerLaunch, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,10 +135,17 @@ class FailedStart:
 
 
 class PodSandbox(Protocol):
-    """The running pod: its containers, and how to stop and clean it up."""
+    """The running pod: its containers, and how to stop and clean it up.
+
+    ``init_exits`` says how each init container that ran ended; when one failed,
+    ``containers`` is empty (none was started).
+    """
 
     @property
     def containers(self) -> Mapping[str, RunningContainer | FailedStart]: ...
+
+    @property
+    def init_exits(self) -> Mapping[str, ContainerExit]: ...
 
     async def stop(self, grace_seconds: float) -> None:
         """SIGTERM every container's main process, SIGKILL what is left after the grace."""

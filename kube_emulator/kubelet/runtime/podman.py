@@ -171,15 +171,21 @@ class PodmanSandbox:
         pod_name: str,
         manifest: Path,
         containers: Mapping[str, PodmanContainer | FailedStart],
+        init_exits: Mapping[str, ContainerExit] | None = None,
     ) -> None:
         self._podman = podman
         self._pod_name = pod_name
         self._manifest = manifest
         self._containers = dict(containers)
+        self._init_exits = dict(init_exits or {})
 
     @property
     def containers(self) -> Mapping[str, RunningContainer | FailedStart]:
         return self._containers
+
+    @property
+    def init_exits(self) -> Mapping[str, ContainerExit]:
+        return self._init_exits
 
     def _running(self) -> list[PodmanContainer]:
         return [
@@ -212,7 +218,7 @@ class PodmanRuntime:
         self._podman = podman
 
     async def start_pod(self, launch: PodLaunch, sink: LogSink) -> PodmanSandbox:
-        for container in launch.containers:
+        for container in (*launch.init_containers, *launch.containers):
             exists = await run_podman(self._podman, "image", "exists", container.image)
             if exists.returncode != 0:
                 raise ImageNotPresent(container.image)
@@ -221,6 +227,9 @@ class PodmanRuntime:
         manifest = self._workdir / f"{pod_name}.yaml"
         manifest.write_text(yaml.safe_dump(pod_manifest(launch), sort_keys=False))
         played = await run_podman(self._podman, "kube", "play", str(manifest))
+        init_exits = await self._init_exits(pod_name, launch, sink)
+        if any(exit.exit_code != 0 for exit in init_exits.values()):
+            return PodmanSandbox(self._podman, pod_name, manifest, {}, init_exits)
         failures = start_errors(played.stderr)
         containers: dict[str, PodmanContainer | FailedStart] = {}
         for container in launch.containers:
@@ -237,7 +246,36 @@ class PodmanRuntime:
                 containers[container.name] = PodmanContainer(
                     self._podman, name, states[0], container, sink
                 )
-        return PodmanSandbox(self._podman, pod_name, manifest, containers)
+        return PodmanSandbox(self._podman, pod_name, manifest, containers, init_exits)
+
+    async def _init_exits(
+        self, pod_name: str, launch: PodLaunch, sink: LogSink
+    ) -> dict[str, ContainerExit]:
+        """How the init containers ended: podman removes those that succeeded and keeps
+        the one that failed (``kube play`` then starts nothing more)."""
+        exits: dict[str, ContainerExit] = {}
+        for init in launch.init_containers:
+            name = podman_container_name(pod_name, init.name)
+            inspected = await run_podman(self._podman, "inspect", "--format", "json", name)
+            states: list[dict[str, Any]] = json.loads(inspected.stdout or "[]") or []
+            if not states:
+                exits[init.name] = ContainerExit(0, exit_reason(0), datetime.now(UTC))
+                continue
+            state = states[0].get("State", {})
+            code = int(state.get("ExitCode", 0))
+            logs = await run_podman(self._podman, "logs", name)
+            output = (logs.stdout + logs.stderr).encode()
+            if output:
+                sink(init.name, output)
+            exits[init.name] = ContainerExit(
+                code,
+                exit_reason(code),
+                parse_time(str(state.get("FinishedAt", ""))),
+                message=(state.get("Error") or "") if code else "",
+            )
+            if code != 0:
+                break
+        return exits
 
     async def close(self) -> None:
         """Nothing runs outside the pods, which the kubelet removes one by one."""

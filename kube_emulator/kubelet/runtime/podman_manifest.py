@@ -1,9 +1,10 @@
 """The Pod manifest handed to ``podman kube play`` for one emulated pod, built without I/O.
 
 podman runs Kubernetes Pod YAML itself, so the emulator passes the pod on nearly as
-given: image, the resolved argv and env, working directory, security contexts and
-resource limits. What changes: host networking (the container must reach servers on the
-host's 127.0.0.1, as a pod reaches its cluster), volumes become host directories the
+given: image, the resolved argv and env, working directory, security contexts,
+resource limits, init containers and a shared process namespace. What changes: host
+networking (the container must reach servers on the host's 127.0.0.1, as a pod reaches
+its cluster), volumes become host directories the
 kubelet prepared (emptyDir semantics, shared between containers), images are never
 pulled (no registry here), and the pod gets a name unique on the host.
 """
@@ -75,6 +76,12 @@ def pod_manifest(launch: PodLaunch) -> dict[str, Any]:
         "restartPolicy": "Never",
         "containers": [_container(c, volumes) for c in launch.containers],
     }
+    if launch.init_containers:
+        # podman runs them in order, each to its end, before the containers (`kube play`
+        # fails if one fails and keeps that one for inspection).
+        spec["initContainers"] = [_container(c, volumes) for c in launch.init_containers]
+    if pod_spec.get("shareProcessNamespace"):
+        spec["shareProcessNamespace"] = True
     if security:
         spec["securityContext"] = security
     if volumes:

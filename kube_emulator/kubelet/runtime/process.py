@@ -162,12 +162,18 @@ class ProcessSandbox:
     def __init__(
         self,
         containers: Mapping[str, ProcessContainer | FailedStart],
+        init_exits: Mapping[str, ContainerExit] | None = None,
     ) -> None:
         self._containers = dict(containers)
+        self._init_exits = dict(init_exits or {})
 
     @property
     def containers(self) -> Mapping[str, RunningContainer | FailedStart]:
         return self._containers
+
+    @property
+    def init_exits(self) -> Mapping[str, ContainerExit]:
+        return self._init_exits
 
     def _running(self) -> list[ProcessContainer]:
         return [
@@ -202,10 +208,17 @@ class ProcessRuntime:
         self._watcher = MemoryWatcher(interval=memory_interval)
 
     async def start_pod(self, launch: PodLaunch, sink: LogSink) -> ProcessSandbox:
+        init_exits: dict[str, ContainerExit] = {}
+        for init in launch.init_containers:
+            started = await self._start(launch, init, sink)
+            exit = started.exit if isinstance(started, FailedStart) else await started.wait()
+            init_exits[init.name] = exit
+            if exit.exit_code != 0:
+                return ProcessSandbox({}, init_exits)
         containers: dict[str, ProcessContainer | FailedStart] = {}
         for container in launch.containers:
             containers[container.name] = await self._start(launch, container, sink)
-        return ProcessSandbox(containers)
+        return ProcessSandbox(containers, init_exits)
 
     async def _start(
         self, launch: PodLaunch, container: ContainerLaunch, sink: LogSink

@@ -82,6 +82,7 @@ class JobResult:
     last_sequence: int = 0
     start_failure: StartFailure | None = None  # set with ``error``: why it could not start
     terminated: bool = False  # stopped by a signal the control plane did not send
+    oom_killed: bool = False  # the kernel's OOM killer ended it (the job's cgroup says so)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def decode_worker_message(message: worker_pb2.WorkerMessage) -> WorkerMessage:
                 s.last_sequence,
                 _START_FAILURES.get(s.start_failure),
                 terminated=s.terminated,
+                oom_killed=s.oom_killed,
             )
         if kind == "heartbeat":
             return Heartbeat()
@@ -184,6 +186,7 @@ def encode_worker_message(message: WorkerMessage) -> worker_pb2.WorkerMessage:
                     last_sequence=message.last_sequence,
                     start_failure=_START_FAILURE_PB[message.start_failure],
                     terminated=message.terminated,
+                    oom_killed=message.oom_killed,
                 )
             )
         case Heartbeat():

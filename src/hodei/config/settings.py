@@ -244,12 +244,19 @@ def load_client_settings(env: Mapping[str, str]) -> ClientSettings:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """The worker agent's three required variables and, when the provider sets them, TLS."""
+    """The worker agent's three required variables, TLS when the provider sets it, and
+    where its job runs.
+
+    ``launcher_dir`` (``HODEI_LAUNCHER_DIR``, set by the Kubernetes provider for a job in
+    its own image) is the directory shared with the launcher in the job's container;
+    unset, the agent runs the command itself.
+    """
 
     server_address: str
     worker_id: str
     token: str
     tls: ClientTls | None = None  # HODEI_TLS / HODEI_TLS_CA_FILE, set by the provider
+    launcher_dir: str | None = None
 
 
 def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
@@ -265,4 +272,11 @@ def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
         worker_id=values["HODEI_WORKER_ID"],
         token=values["HODEI_WORKER_TOKEN"],
         tls=load_client_tls(env),
+        launcher_dir=_optional(env, "HODEI_LAUNCHER_DIR", _absolute_path),
     )
+
+
+def _absolute_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError("accepted: an absolute directory path")
+    return text

@@ -160,6 +160,8 @@ class JobController:
                 error=result.error,
                 start_failure=result.start_failure,
                 timeout=job.spec.timeout_seconds,
+                oom_killed=result.oom_killed,
+                memory_limit=job.spec.resources.memory_limit,
             )
             await self._end(job, outcome, wait_for_agent=True)
 

@@ -46,16 +46,29 @@ def outcome_of_result(
     error: str,
     start_failure: reasons.StartFailure | None = None,
     timeout: float | None = None,
+    oom_killed: bool = False,
+    memory_limit: str | None = None,
 ) -> Outcome:
     """Map an agent's JobResult to the job's final state.
 
     A start error (``error`` set) FAILS the job with the reason its ``start_failure`` kind
-    names (an agent that sent no kind counts as its own failure); else cancelled beats
-    timed out beats the exit code (0 SUCCEEDED, other FAILED ``NonZeroExit``)."""
+    names (an agent that sent no kind counts as its own failure); an unrequested death the
+    job container's cgroup counted as an OOM kill (``oom_killed``) is ``OOMKilled``, as the
+    kubelet would name it, with the job's own ``memory_limit`` when it set one; else
+    cancelled beats timed out beats the exit code (0 SUCCEEDED, other FAILED
+    ``NonZeroExit``)."""
     if error:
         kind = start_failure or reasons.StartFailure.AGENT_ERROR
         code = exit_code or exitcodes.for_start_failure(kind)
         return Outcome(JobState.FAILED, code, kind.reason, error)
+    if oom_killed and not cancelled and not timed_out:
+        limit = f" (limit {memory_limit})" if memory_limit else ""
+        return Outcome(
+            JobState.FAILED,
+            exit_code or exitcodes.OOM_KILLED,
+            reasons.OOM_KILLED,
+            f"the job was killed for exceeding its memory limit{limit}",
+        )
     if cancelled:
         return Outcome(JobState.CANCELLED, exit_code, reasons.CANCELLED, "cancelled by request")
     if timed_out:

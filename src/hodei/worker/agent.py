@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from hodei.api import messages as m
@@ -28,6 +29,7 @@ from hodei.domain.logs import LogStream
 from hodei.worker.backoff import backoff_delays
 from hodei.worker.connection import Connection, ConnectionLost, Rejected
 from hodei.worker.job import RunningJob
+from hodei.worker.launched import LauncherLink
 from hodei.worker.logbuffer import (
     DEFAULT_LINGER,
     DEFAULT_MAX_BATCH_BYTES,
@@ -40,6 +42,7 @@ from hodei.worker.process import PIPE_DRAIN_TIMEOUT
 __all__ = [
     "EXIT_DELIVERED",
     "EXIT_NO_JOB",
+    "EXIT_NO_LAUNCHER",
     "EXIT_REJECTED",
     "EXIT_UNREACHABLE",
     "Agent",
@@ -54,6 +57,7 @@ EXIT_DELIVERED = 0
 EXIT_REJECTED = 3  # the control plane refused this worker's token
 EXIT_UNREACHABLE = 4  # no control plane for give_up_after seconds
 EXIT_NO_JOB = 5  # registered, but no job was assigned in time
+EXIT_NO_LAUNCHER = 6  # HODEI_LAUNCHER_DIR holds no launcher fifos to talk through
 
 
 class AgentConnection(Protocol):
@@ -123,6 +127,7 @@ class Agent:
         self._started_sent = False
         self._paused = False
         self._main_task: asyncio.Task[int] | None = None
+        self._launcher: LauncherLink | None = None
 
     @property
     def job(self) -> RunningJob | None:
@@ -140,6 +145,12 @@ class Agent:
     async def run(self) -> int:
         """Connect, reconnect, run the job; return once the result is acknowledged."""
         self._main_task = asyncio.current_task()
+        if self._settings.launcher_dir is not None:
+            try:
+                self._launcher = await LauncherLink.open(Path(self._settings.launcher_dir))
+            except OSError as exc:
+                log.error("HODEI_LAUNCHER_DIR: no launcher to talk to: %s", exc)
+                return EXIT_NO_LAUNCHER
         delays = self._options.backoff()
         lost_since = time.monotonic()
         try:
@@ -172,6 +183,8 @@ class Agent:
         finally:
             if self._job_task is not None and not self._job_task.done():
                 self._job_task.cancel()
+            if self._launcher is not None:
+                await self._launcher.close()
 
     async def _abandon(self) -> None:
         """Kill the job (if any) so that nothing outlives the agent."""
@@ -242,6 +255,7 @@ class Agent:
             kill_grace=self._options.kill_grace,
             drain_timeout=self._options.drain_timeout,
             contained=self._options.contain,
+            launcher=self._launcher,
         )
         self._job_task = asyncio.create_task(self._job.run())
 

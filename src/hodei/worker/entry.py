@@ -23,6 +23,10 @@ def run_worker(settings: WorkerSettings) -> int:
     """Run the agent to completion; the exit code is 0 once the result is delivered."""
     from hodei.worker.agent import run_agent
 
+    if settings.launcher_dir is not None:
+        from hodei.worker.launched import hide_from_job
+
+        hide_from_job()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

@@ -17,6 +17,7 @@ from typing import Literal
 from hodei.api.messages import AssignJob, JobResult, JobStarted
 from hodei.domain import exitcodes
 from hodei.domain.reasons import StartFailure
+from hodei.worker.launched import LaunchedJob, LauncherLink
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 # "cancel": the control plane asked (CancelJob); "terminate": a signal it did not send
@@ -35,6 +36,11 @@ def job_environment(base: Mapping[str, str], assignment: AssignJob) -> dict[str,
     env["HODEI_JOB_ID"] = assignment.job_id
     env.update(assignment.spec.env)
     return env
+
+
+def launched_environment(assignment: AssignJob) -> dict[str, str]:
+    """What a job in its own image gets on top of the image's env: its id and its variables."""
+    return {"HODEI_JOB_ID": assignment.job_id, **assignment.spec.env}
 
 
 def job_timeout(assignment: AssignJob) -> float | None:
@@ -56,12 +62,14 @@ class RunningJob:
         kill_grace: float = 2.0,
         drain_timeout: float = PIPE_DRAIN_TIMEOUT,
         contained: bool = False,
+        launcher: LauncherLink | None = None,
     ) -> None:
         self.assignment = assignment
         self._contained = contained
+        self._launcher = launcher
         self.started: JobStarted | None = None
         self.result: JobResult | None = None
-        self.process: JobProcess | None = None
+        self.process: JobProcess | LaunchedJob | None = None
         self._base_env = base_env
         self._sink = sink
         self._on_change = on_change
@@ -103,12 +111,9 @@ class RunningJob:
         if self._stop_reason == "terminate":  # the worker is going away before the start
             self._finish(JobResult(job_id, exit_code=exitcodes.TERMINATED, terminated=True))
             return
-        env = job_environment(self._base_env, self.assignment)
         argv = self.assignment.spec.argv()
         try:
-            self.process = await JobProcess.start(
-                argv, env=env, sink=self._sink, contained=self._contained
-            )
+            self.process = await self._start(argv)
         except StartError as exc:
             self._finish(
                 JobResult(job_id, exit_code=exc.exit_code, error=str(exc), start_failure=exc.kind)
@@ -135,8 +140,16 @@ class RunningJob:
                 timed_out=self._stopped_by("timeout"),
                 cancelled=self._stopped_by("cancel"),
                 terminated=self._stopped_by("terminate"),
+                oom_killed=isinstance(self.process, LaunchedJob) and self.process.oom_killed,
             )
         )
+
+    async def _start(self, argv: tuple[str, ...]) -> JobProcess | LaunchedJob:
+        if self._launcher is not None:
+            env = launched_environment(self.assignment)
+            return await LaunchedJob.start(self._launcher, argv, env=env, sink=self._sink)
+        env = job_environment(self._base_env, self.assignment)
+        return await JobProcess.start(argv, env=env, sink=self._sink, contained=self._contained)
 
     def _stopped_by(self, reason: StopReason) -> bool:
         return self._stop_reason == reason

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,3 +360,60 @@ async def test_events_name_their_reporter(tmp_path: Path) -> None:
             ("Started", "kubelet", "Started container main"),
         ]
     )
+
+
+async def test_init_containers_run_first_in_order_sharing_an_empty_dir(tmp_path: Path) -> None:
+    # Each container's working directory is the shared emptyDir's mountPath.
+    shared: dict[str, Any] = {
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        "workingDir": "/scratch",
+    }
+
+    def append(text: str) -> str:
+        return f"open('f', 'a').write({text!r}); print('wrote', {text!r})"
+
+    async with Node(tmp_path) as node:
+        node.create(
+            "init",
+            python("print(open('f').read())", **shared),
+            initContainers=[
+                python(append("one "), name="first", **shared),
+                python(append("two"), name="second", **shared),
+            ],
+            volumes=[{"name": "scratch", "emptyDir": {}}],
+        )
+        pod = await node.wait_for("init", phase_is("Succeeded"))
+        inits = pod["status"]["initContainerStatuses"]
+        assert [(s["name"], s["state"]["terminated"]["reason"]) for s in inits] == [
+            ("first", "Completed"),
+            ("second", "Completed"),
+        ]
+        assert all(s["ready"] for s in inits)
+        assert condition(pod, "Initialized")["status"] == "True"
+        assert node.log("init") == "one two\n"
+        assert node.log("init", "second") == "wrote two\n"
+
+
+async def test_a_failed_init_container_fails_the_pod_before_its_containers(
+    tmp_path: Path,
+) -> None:
+    async with Node(tmp_path) as node:
+        node.create(
+            "init-fails",
+            python("print('never')", name="main"),
+            initContainers=[python("raise SystemExit(3)", name="setup")],
+        )
+        waiting = await node.wait_for("init-fails", waiting_reason("PodInitializing"))
+        assert condition(waiting, "Initialized")["status"] == "False"
+        pod = await node.wait_for("init-fails", phase_is("Failed"))
+        (init,) = pod["status"]["initContainerStatuses"]
+        assert (init["state"]["terminated"]["exitCode"], init["ready"]) == (3, False)
+        assert condition(pod, "Initialized") == {
+            **condition(pod, "Initialized"),
+            "status": "False",
+            "reason": "ContainersNotInitialized",
+            "message": "containers with incomplete status: [setup]",
+        }
+        (main,) = pod["status"]["containerStatuses"]
+        assert main["state"]["waiting"]["reason"] == "PodInitializing"
+        assert node.log("init-fails") == ""

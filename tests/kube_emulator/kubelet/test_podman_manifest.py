@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from kube_emulator.kubelet.runtime.base import ContainerLaunch, PodLaunch
@@ -101,3 +102,30 @@ def test_start_errors_and_times_from_podman_output() -> None:
     }
     moment = parse_time("2026-11-27T04:53:03.880134863Z")
     assert moment.isoformat() == "2026-11-27T04:53:03.880134+00:00"
+
+
+def test_init_containers_and_a_shared_process_namespace_pass_through() -> None:
+    base = launch()
+    init = ContainerLaunch(
+        name="launcher",
+        image="hodei:latest",
+        argv=("/opt/hodei/launcher/busybox", "sh", "-c", "cp a b"),
+        env={},
+        working_dir=Path("/unused"),
+        spec={"name": "launcher", "volumeMounts": [{"name": "scratch", "mountPath": "/hodei"}]},
+    )
+    pod = {"spec": {**base.pod["spec"], "shareProcessNamespace": True}}
+    spec = pod_manifest(replace(base, pod=pod, init_containers=(init,)))["spec"]
+    assert spec["shareProcessNamespace"] is True
+    assert spec["initContainers"] == [
+        {
+            "name": "launcher",
+            "image": "hodei:latest",
+            "imagePullPolicy": "Never",
+            "command": ["/opt/hodei/launcher/busybox", "sh", "-c", "cp a b"],
+            "env": [],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/hodei"}],
+        }
+    ]
+    assert "initContainers" not in pod_manifest(base)["spec"]
+    assert "shareProcessNamespace" not in pod_manifest(base)["spec"]

@@ -412,3 +412,25 @@ def test_essentials_keep_the_diagnosis_of_a_launcher_pod() -> None:
     }
     full = launcher_pod(status)
     assert diagnose(essentials(full)) == diagnose(full)
+
+
+def test_job_container_that_could_not_start_fails_the_worker() -> None:
+    status = {
+        "phase": "Running",
+        "containerStatuses": [
+            state("worker", running={"startedAt": "x"}),
+            state(
+                "job",
+                terminated={
+                    "exitCode": 128,
+                    "reason": "StartError",
+                    "message": 'workdir "/srv/app" does not exist',
+                },
+            ),
+        ],
+    }
+    assert diagnose(launcher_pod(status)) == Diagnosis(
+        WorkerPhase.FAILED,
+        "StartError",
+        "the 'job' container could not start (StartError): workdir \"/srv/app\" does not exist",
+    )

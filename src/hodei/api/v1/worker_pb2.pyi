@@ -58,7 +58,7 @@ class LogBatch(_message.Message):
     def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.LogChunk, _Mapping]]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "exit_code", "timed_out", "cancelled", "error", "last_sequence", "terminated", "start_failure")
+    __slots__ = ("job_id", "exit_code", "timed_out", "cancelled", "error", "last_sequence", "terminated", "oom_killed", "start_failure")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class JobResult(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
+    OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
     START_FAILURE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     exit_code: int
@@ -74,8 +75,9 @@ class JobResult(_message.Message):
     error: str
     last_sequence: int
     terminated: bool
+    oom_killed: bool
     start_failure: StartFailure
-    def __init__(self, job_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., timed_out: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., error: _Optional[str] = ..., last_sequence: _Optional[int] = ..., terminated: _Optional[bool] = ..., start_failure: _Optional[_Union[StartFailure, str]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., timed_out: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., error: _Optional[str] = ..., last_sequence: _Optional[int] = ..., terminated: _Optional[bool] = ..., oom_killed: _Optional[bool] = ..., start_failure: _Optional[_Union[StartFailure, str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()

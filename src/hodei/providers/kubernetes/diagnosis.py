@@ -39,6 +39,8 @@ _IMAGE_MISSING = (
     "unauthorized",
 )
 _START_ERRORS = frozenset({"CreateContainerError", "RunContainerError"})
+# A container the runtime created but could not start ends terminated with these.
+_TERMINATED_START_ERRORS = frozenset({"StartError", "ContainerCannotRun"})
 
 # The reasons Kubernetes (1.26+) writes into a pod's DisruptionTarget condition when it
 # is about to take the pod away, and the failure reason each means for the job. All are
@@ -172,6 +174,23 @@ def _pending(pod: Mapping[str, Any]) -> Diagnosis:
     return Diagnosis(WorkerPhase.PENDING)
 
 
+def _unstartable(pod: Mapping[str, Any]) -> Diagnosis | None:
+    """A container besides the agent's that the runtime could not start."""
+    for status in _statuses(pod):
+        term = (status.get("state") or {}).get("terminated") or {}
+        if status.get("name") != AGENT_CONTAINER and term.get("reason") in (
+            _TERMINATED_START_ERRORS
+        ):
+            detail = (term.get("message") or "").strip()
+            message = f"the {status.get('name')!r} container could not start ({term['reason']})"
+            return Diagnosis(
+                WorkerPhase.FAILED,
+                reasons.START_ERROR,
+                message + (f": {detail}" if detail else ""),
+            )
+    return None
+
+
 def _init_failure(pod: Mapping[str, Any]) -> Diagnosis | None:
     """An init container (the launcher's placement) that ended in failure."""
     for status in _statuses(pod, "initContainerStatuses"):
@@ -260,11 +279,12 @@ def diagnose(pod: Mapping[str, Any]) -> Diagnosis:
         return _pending(pod)
     if phase == "Running":
         # The job's own container may have ended already; its agent still reports for it.
-        # An agent container that ended leaves nobody to report: diagnose it now.
+        # An agent container that ended leaves nobody to report: diagnose it now, as a
+        # job container that never started leaves the agent nothing to run.
         term = (_container_status(pod).get("state") or {}).get("terminated")
         if term and len(_statuses(pod)) > 1:
             return _terminated(pod, term)
-        return Diagnosis(WorkerPhase.RUNNING)
+        return _unstartable(pod) or Diagnosis(WorkerPhase.RUNNING)
     if phase == "Succeeded":
         return Diagnosis(WorkerPhase.EXITED, exit_code=0)
     if phase == "Failed":
