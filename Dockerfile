@@ -10,6 +10,15 @@ ARG PIP_CERT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
+# The launcher for jobs in images without Hodei: Debian's static busybox (and launch.sh,
+# below), which a worker pod's init container copies into the job's container (see
+# deploy/kubernetes/README.md, "Worker pods").
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends busybox-static \
+    && mkdir -p /opt/hodei/launcher \
+    && cp /bin/busybox /opt/hodei/launcher/busybox \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
@@ -19,21 +28,12 @@ RUN python3 -m venv /opt/hodei \
     && /opt/hodei/bin/python -m pip wheel --no-deps --wheel-dir /tmp/dist /src \
     && /opt/hodei/bin/python -m pip install /tmp/dist/hodei-*.whl \
     && /opt/hodei/bin/python -m pip uninstall --yes pip setuptools
-# The launcher for jobs in images without Hodei: Debian's static busybox and launch.sh,
-# which a worker pod's init container copies into the job's container (see
-# deploy/kubernetes/README.md, "Worker pods").
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install --yes --no-install-recommends busybox-static \
-    && mkdir -p /opt/hodei/launcher \
-    && cp /bin/busybox /opt/hodei/launcher/busybox \
-    && cp /src/src/hodei/worker/launcher/launch.sh /opt/hodei/launcher/launch.sh \
-    && rm -rf /var/lib/apt/lists/*
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="hodei" \
       org.opencontainers.image.description="Hodei control plane and worker agent"
 COPY --from=build /opt/hodei /opt/hodei
+COPY src/hodei/worker/launcher/launch.sh /opt/hodei/launcher/launch.sh
 # Fixed non-root identity: the manifests and the pod builder run as uid/gid 10001.
 # HOME and the working directory are /tmp, which the pods mount as an emptyDir because
 # the root filesystem is read-only there.

@@ -187,3 +187,10 @@ def test_hide_from_job_makes_the_process_non_dumpable() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["1", "True", "0"], result.stderr
+
+
+async def test_what_the_launcher_says_stays_out_of_the_jobs_output(pod: Pod) -> None:
+    # A shell reports a child killed by a signal ("Terminated"); not in the job's stderr.
+    _, record = await run(pod, command("sh", "-c", "echo err >&2; sleep 60", timeout=0.5))
+    assert record.acked_result.timed_out
+    assert record.output(STDERR) == b"err\n"

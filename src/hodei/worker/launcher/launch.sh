@@ -78,7 +78,9 @@ echo "started $$" >&3
 # Stay alive to report: a signal for the container reaches this shell, which passes the
 # command's end on; the agent signals the command's processes itself.
 trap : TERM INT HUP
-hodei_run "$path" "$@" </dev/null >&5 2>&6 3>&- 5>&- 6>&-
+# In a subshell, so that the redirections are the command's alone: what this shell itself
+# prints about the command's end goes to the container log, not into the job's stderr.
+(hodei_run "$path" "$@") </dev/null >&5 2>&6 3>&- 5>&- 6>&-
 code=$?
 exec 5>&- 6>&-
 oom=0
