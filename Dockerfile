@@ -33,7 +33,7 @@ FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="hodei" \
       org.opencontainers.image.description="Hodei control plane and worker agent"
 COPY --from=build /opt/hodei /opt/hodei
-COPY src/hodei/worker/launcher/launch.sh /opt/hodei/launcher/launch.sh
+COPY src/hodei/worker/launch.sh /opt/hodei/launcher/launch.sh
 # Fixed non-root identity: the manifests and the pod builder run as uid/gid 10001.
 # HOME and the working directory are /tmp, which the pods mount as an emptyDir because
 # the root filesystem is read-only there.

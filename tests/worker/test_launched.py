@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from hodei.api.v1 import types_pb2
+from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.config import WorkerSettings
 from hodei.worker.agent import EXIT_DELIVERED, EXIT_NO_LAUNCHER, Agent
 from hodei.worker.launched import LauncherLink, job_script
 from tests.fixtures.launcher import lay_out, running_launcher
-from tests.worker.fake_control_plane import TOKEN, WORKER_ID, Script, fake_control_plane
+from tests.worker.fake_control_plane import TOKEN, WORKER_ID, Record, Script, fake_control_plane
 from tests.worker.test_agent import OPTIONS, alive
 
 STDOUT, STDERR = types_pb2.STDOUT, types_pb2.STDERR
@@ -48,16 +48,17 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
         yield Pod(directory, image_bin, launcher)
 
 
-async def run(pod: Pod, spec: types_pb2.JobSpec, **script: bool) -> tuple[int, object]:
-    settings = WorkerSettings("unused", WORKER_ID, TOKEN, launcher_dir=str(pod.directory))
+async def run(pod: Pod, spec: types_pb2.JobSpec, **script: bool) -> tuple[int, Record]:
     async with fake_control_plane(Script(spec, **script)) as (service, address):
-        agent = Agent(
-            WorkerSettings(address, WORKER_ID, TOKEN, launcher_dir=settings.launcher_dir),
-            options=OPTIONS,
-        )
-        code = await agent.run()
+        settings = WorkerSettings(address, WORKER_ID, TOKEN, launcher_dir=str(pod.directory))
+        code = await Agent(settings, options=OPTIONS).run()
     await asyncio.wait_for(pod.launcher.wait(), 10)
     return code, service.record
+
+
+def result(record: Record) -> worker_pb2.JobResult:
+    assert record.acked_result is not None
+    return record.acked_result
 
 
 def command(*argv: str, timeout: float = 0.0, **env: str) -> types_pb2.JobSpec:
@@ -69,7 +70,7 @@ async def test_output_apart_exit_code_image_env_and_job_env(pod: Pod) -> None:
     spec = command("sh", "-c", script, "sh", "a b", "it's", JOB_VAR="job value")
     code, record = await run(pod, spec)
     assert code == EXIT_DELIVERED
-    assert record.acked_result.exit_code == 3
+    assert result(record).exit_code == 3
     lines = record.output(STDOUT).decode().splitlines()
     assert lines[0].startswith("from-image job value j-")
     assert lines[1].endswith("/workdir")  # the image's WORKDIR is the command's cwd
@@ -91,7 +92,7 @@ async def test_variables_a_shell_could_not_export_and_path_from_the_job(pod: Pod
     (other / "show-env").symlink_to("/usr/bin/env")  # a shell would drop such a name
     env = {"weird.name": "x=y z", "PATH": f"{other}:/usr/bin:/bin"}
     _, record = await run(pod, types_pb2.JobSpec(command=["show-env"], env=env))
-    assert record.acked_result.exit_code == 0
+    assert result(record).exit_code == 0
     lines = record.output(STDOUT).decode().splitlines()
     assert "weird.name=x=y z" in lines
     assert f"PATH={other}:/usr/bin:/bin" in lines
@@ -100,9 +101,9 @@ async def test_variables_a_shell_could_not_export_and_path_from_the_job(pod: Pod
 
 async def test_missing_command_is_named_with_127(pod: Pod) -> None:
     _, record = await run(pod, command("no-such-tool", "x"))
-    result = record.acked_result
-    assert result.exit_code == 127
-    assert result.error.startswith("no-such-tool: command not found in the job's image")
+    outcome = result(record)
+    assert outcome.exit_code == 127
+    assert outcome.error.startswith("no-such-tool: command not found in the job's image")
     assert pod.launcher.returncode == 127
 
 
@@ -111,16 +112,16 @@ async def test_a_file_the_user_may_not_execute_is_126_naming_the_uid(pod: Pod) -
     locked.write_text("#!/bin/sh\necho never\n")
     locked.chmod(0o600)
     _, record = await run(pod, command("locked"))
-    result = record.acked_result
-    assert result.exit_code == 126
-    assert result.error.startswith(f"{locked}: permission denied for uid {os.getuid()}")
-    assert "restricted" in result.error
+    outcome = result(record)
+    assert outcome.exit_code == 126
+    assert outcome.error.startswith(f"{locked}: permission denied for uid {os.getuid()}")
+    assert "restricted" in outcome.error
 
 
 async def test_signal_death_is_128_plus_n(pod: Pod) -> None:
     _, record = await run(pod, command("sh", "-c", "kill -TERM $$"))
-    assert record.acked_result.exit_code == 128 + signal.SIGTERM
-    assert not record.acked_result.oom_killed
+    assert result(record).exit_code == 128 + signal.SIGTERM
+    assert not result(record).oom_killed
 
 
 async def test_timeout_kills_the_whole_tree_even_a_detached_child(pod: Pod) -> None:
@@ -128,8 +129,8 @@ async def test_timeout_kills_the_whole_tree_even_a_detached_child(pod: Pod) -> N
     script = "(sleep 60 & echo $! > daemon.pid); sleep 60 & echo $!; wait"
     code, record = await run(pod, command("sh", "-c", script, timeout=0.5))
     assert code == EXIT_DELIVERED
-    result = record.acked_result
-    assert result.timed_out and not result.cancelled
+    outcome = result(record)
+    assert outcome.timed_out and not outcome.cancelled
     child = int(record.output(STDOUT))
     daemon = int((pod.directory.parent / "workdir" / "daemon.pid").read_text())
     assert not alive(child)
@@ -139,16 +140,16 @@ async def test_timeout_kills_the_whole_tree_even_a_detached_child(pod: Pod) -> N
 async def test_cancel_kills_the_tree_and_reports_cancelled(pod: Pod) -> None:
     spec = command("sh", "-c", "sleep 60 & echo $!; wait")
     _, record = await run(pod, spec, cancel_after_output=True)
-    result = record.acked_result
-    assert result.cancelled
-    assert result.exit_code == 128 + signal.SIGTERM
+    outcome = result(record)
+    assert outcome.cancelled
+    assert outcome.exit_code == 128 + signal.SIGTERM
     assert not alive(int(record.output(STDOUT)))
 
 
 async def test_a_launcher_killed_from_outside_ends_the_job_with_137(pod: Pod) -> None:
     spec = command("sh", "-c", f"kill -KILL {pod.launcher.pid}; sleep 60")
     _, record = await run(pod, spec)
-    assert record.acked_result.exit_code == 137
+    assert result(record).exit_code == 137
 
 
 async def test_launcher_leaves_when_the_agent_ends_without_a_job(pod: Pod) -> None:
@@ -185,12 +186,14 @@ def test_hide_from_job_makes_the_process_non_dumpable() -> None:
         "before = libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE\n"
         "print(before, hide_from_job(), libc.prctl(3, 0, 0, 0, 0))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.split() == ["1", "True", "0"], result.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert probe.stdout.split() == ["1", "True", "0"], probe.stderr
 
 
 async def test_what_the_launcher_says_stays_out_of_the_jobs_output(pod: Pod) -> None:
     # A shell reports a child killed by a signal ("Terminated"); not in the job's stderr.
     _, record = await run(pod, command("sh", "-c", "echo err >&2; sleep 60", timeout=0.5))
-    assert record.acked_result.timed_out
+    assert result(record).timed_out
     assert record.output(STDERR) == b"err\n"

@@ -1,7 +1,7 @@
 """A job that runs in another container of the pod, started by the launcher there.
 
 When a job names its own image, the agent does not run the command itself: the job's
-container runs ``launch.sh`` (see ``hodei/worker/launcher/launch.sh``) under a static
+container runs ``launch.sh`` (``src/hodei/worker/launch.sh``) under a static
 busybox, and the two meet in a shared directory (``HODEI_LAUNCHER_DIR``) holding four
 fifos the pod's init container made. The agent opens its ends when it starts
 (:meth:`LauncherLink.open`), writes the job's argv and env into the file ``job`` once it
