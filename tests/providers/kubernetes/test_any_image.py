@@ -33,7 +33,7 @@ from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.images import build_test_images, missing_tools
 from tests.server.helpers import logs, output, submit, wait_done
 
-WORKER_IMAGE = "hodei:anyimage"
+WORKER_IMAGE = "hodei:latest"
 _REASON = missing_tools() or (
     ""
     if shutil.which("podman")
