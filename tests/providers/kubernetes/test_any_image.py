@@ -31,6 +31,7 @@ from kube_emulator.testing import RunningEmulator
 from tests.deploy.manifests import DEPLOY
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.images import build_test_images, missing_tools
+from tests.fixtures.stubs import job_stub
 from tests.server.helpers import logs, output, submit, wait_done
 
 WORKER_IMAGE = "hodei:latest"
@@ -104,7 +105,7 @@ async def cluster(
         emulator.apply_manifest(DEPLOY / name)
     plane = await control_plane_factory(env=_plane_env(emulator))
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        yield Cluster(emulator, plane, busybox, debian, jobs_pb2_grpc.JobServiceStub(channel))
+        yield Cluster(emulator, plane, busybox, debian, job_stub(channel))
 
 
 async def _first_output(stub: jobs_pb2_grpc.JobServiceStub, job_id: str) -> bytes:
@@ -197,7 +198,7 @@ async def test_output_survives_a_control_plane_restart(
     env = {**_plane_env(cluster.emulator), "HODEI_GRPC_ADDRESS": address}
     plane = await control_plane_factory(env=env)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        stub = job_stub(channel)
         done = await asyncio.wait_for(wait_done(stub, job.id), 120)
         assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
         out = output(await logs(stub, job.id))

@@ -431,6 +431,6 @@ def test_job_container_that_could_not_start_fails_the_worker() -> None:
     }
     assert diagnose(launcher_pod(status)) == Diagnosis(
         WorkerPhase.FAILED,
-        "StartError",
+        Reason("StartError"),
         "the 'job' container could not start (StartError): workdir \"/srv/app\" does not exist",
     )
