@@ -29,7 +29,6 @@ from hodei.server.auth import (
     check_listen_address,
     is_loopback_host,
 )
-from hodei.server.background import Background
 from hodei.server.controller import JobController
 from hodei.server.events import JobEvents
 from hodei.server.jobs import JobBook
@@ -46,6 +45,7 @@ from hodei.server.worker_session import WorkerSession
 from hodei.server.workers import WorkerBook
 from hodei.store import Store, sidecar_directory, store_from_url
 from hodei.store.base import StoreError
+from hodei.supervision import Background
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -195,6 +195,7 @@ class ControlPlane:
                 settings,
                 instance=self.instance,
                 registry=self.metrics.registry,
+                loops=self.background,
                 state_dir=sidecar_directory(settings.database_url),
                 local_launcher=self._local_launcher,
             )

@@ -26,7 +26,6 @@ from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.providers.base import Provider, ProviderError, WorkerStatus
 from hodei.server import lifecycle
-from hodei.server.background import Background
 from hodei.server.jobs import JobBook, utcnow
 from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
@@ -34,6 +33,7 @@ from hodei.server.tuning import Tuning
 from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
 from hodei.store.base import StoreError
+from hodei.supervision import Background
 
 log = logging.getLogger(__name__)
 

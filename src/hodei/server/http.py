@@ -16,10 +16,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hodei.providers.base import Provider
-from hodei.server.background import Background
 from hodei.server.metrics import Metrics
 from hodei.server.web import ConsoleApi, Gate, add_console
 from hodei.store.base import Store, StoreError
+from hodei.supervision import Background
 
 
 async def readiness(

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from hodei.config.settings import ServerSettings
 from hodei.providers.base import Provider
 from hodei.providers.local import LocalProvider
+from hodei.supervision import Background
 
 if TYPE_CHECKING:
     from hodei.providers.local.launcher import Launcher
@@ -29,12 +30,14 @@ async def build_providers(
     registry: CollectorRegistry,
     state_dir: Path | None = None,
     local_launcher: Launcher | None = None,
+    loops: Background | None = None,
 ) -> list[Provider]:
     """The enabled providers, not started yet. ``instance`` names this control plane (the
     Kubernetes provider labels and selects its pods with it); ``state_dir``: the local
     provider's pid files (next to the database, so a restarted control plane finds its
     workers); ``local_launcher``: a running worker launcher for the local provider (else
-    it starts its own). What workers dial reaches providers in each request, not here."""
+    it starts its own); ``loops``: the supervision that runs providers' loops. What
+    workers dial reaches providers in each request, not here."""
     providers: list[Provider] = []
     if settings.local_enabled:
         providers.append(
@@ -53,6 +56,7 @@ async def build_providers(
                 settings.kubernetes,
                 instance=instance,
                 registry=registry,
+                loops=loops,
             )
         )
     return providers

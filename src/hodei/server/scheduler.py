@@ -16,13 +16,13 @@ from hodei.domain.reasons import PROVIDER_ERROR, Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 from hodei.providers.base import Provider, ProviderError, WorkerRequest
-from hodei.server.background import Background
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook, utcnow
 from hodei.server.metrics import Metrics
 from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
 from hodei.store.base import LogStore
+from hodei.supervision import Background
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from hodei.server.background import RESTART_BACKOFF
+from hodei.supervision import RESTART_BACKOFF
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ tail read only for an abnormal exit, the pending timeout, idempotent create/dele
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ from hodei.providers.kubernetes import KubernetesApiError, KubernetesProvider
 from hodei.providers.kubernetes.errors import api_error
 from hodei.providers.kubernetes.pods import pod_name
 from hodei.providers.kubernetes.provider import DELETED_BY_OTHERS
+from hodei.supervision import Background
+from tests.server.helpers import eventually
 
 from .fake_api import FakePodApi
 from .helpers import Recorder, worker_request
@@ -340,3 +343,36 @@ async def test_deleting_a_waiting_worker_stops_its_create(
     with pytest.raises(ProviderError):
         await creating
     assert api.pods == {}
+
+
+class Injected(RuntimeError):
+    """The exception a test injects into one of the provider's loops."""
+
+
+async def test_housekeeping_killed_by_an_exception_is_restarted_by_the_supervision(
+    api: FakePodApi,
+) -> None:
+    trips = iter([False, True])  # the first clock read of a round raises, once
+
+    def clock() -> float:
+        if next(trips, False):
+            raise Injected("clock")
+        return time.monotonic()
+
+    restarted: list[str] = []
+    loops = Background(on_restart=restarted.append, backoff=(0.05,))
+    settings = KubernetesSettings(enabled=True, pending_timeout=0.3)
+    provider = KubernetesProvider(
+        settings=settings, api=api, instance="test", clock=clock, loops=loops
+    )
+    recorder = Recorder()
+    await provider.start(recorder)
+    try:
+        await eventually(lambda: restarted == ["kubernetes-housekeeping"])
+        request = worker_request()
+        await provider.create_worker(request)  # its pending timeout needs housekeeping back
+        failed = await recorder.wait_for(request.worker_id, WorkerPhase.FAILED, within=3)
+        assert failed.reason == "PendingTimeout"
+        assert loops.down() == {}
+    finally:
+        await provider.close()

@@ -24,6 +24,7 @@ from hodei.providers.kubernetes.metrics import ProviderMetrics
 from hodei.providers.kubernetes.profiles import load_profiles
 from hodei.providers.kubernetes.provider import KubernetesProvider
 from hodei.providers.kubernetes.templates import TemplateError
+from hodei.supervision import Background
 
 __all__ = [
     "KubernetesApiError",
@@ -40,13 +41,15 @@ async def create_provider(
     *,
     instance: str,
     registry: CollectorRegistry | None = None,
+    loops: Background | None = None,
 ) -> KubernetesProvider:
     """Load the client configuration and build the provider (not yet started).
 
     Raises :class:`KubernetesConfigError` when no usable configuration is found or a pod
     profile in ``HODEI_K8S_POD_TEMPLATES_DIR`` is refused (the message names file and field).
     ``instance`` names the owning control plane (pod label and watch selector); what worker
-    pods dial comes with each :class:`~hodei.providers.base.WorkerRequest`.
+    pods dial comes with each :class:`~hodei.providers.base.WorkerRequest`. ``loops``: the
+    control plane's supervision, which runs the provider's watch and housekeeping.
     """
     try:
         profiles = load_profiles(settings.pod_templates_dir, settings)
@@ -55,5 +58,10 @@ async def create_provider(
     metrics = ProviderMetrics(registry)
     api = await KubeClient.from_settings(settings, observe=metrics.observe_request)
     return KubernetesProvider(
-        settings=settings, api=api, instance=instance, metrics=metrics, profiles=profiles
+        settings=settings,
+        api=api,
+        instance=instance,
+        metrics=metrics,
+        profiles=profiles,
+        loops=loops,
     )

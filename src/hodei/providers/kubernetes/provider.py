@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from hodei.providers.kubernetes.pods import (
 from hodei.providers.kubernetes.profiles import Profiles, profile_pod
 from hodei.providers.kubernetes.retry import WAIT_POLICY, RetryPolicy, wait_delay
 from hodei.providers.kubernetes.watch import PodEvent, PodSource, PodWatcher, WatchTiming
+from hodei.supervision import Background
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +173,14 @@ class KubernetesProvider:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         wait_policy: RetryPolicy = WAIT_POLICY,
+        loops: Background | None = None,
     ) -> None:
         self._settings = settings
         self._sleep = sleep
         self._rand = rand
         self._wait_policy = wait_policy
+        # The control plane's supervision: a loop that fails is restarted and reported.
+        self._loops = loops or Background()
         self.profiles = profiles or Profiles()
         self._api = api
         self._instance = instance
@@ -201,7 +205,7 @@ class KubernetesProvider:
         self._held: dict[WorkerId, list[WorkerStatus]] = {}
         # Pods this provider asked to delete: a deletion it did not ask for is a disruption.
         self._deleting: set[WorkerId] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def name(self) -> str:
@@ -224,10 +228,16 @@ class KubernetesProvider:
     async def start(self, listener: StatusListener) -> None:
         """List the worker pods (raising on a permission or namespace problem), then watch."""
         self._listener = listener
-        version = await self._watcher.relist()
-        self._spawn(self._watcher.run(version), "watch")
-        self._spawn(self._dispatch(), "dispatch")
-        self._spawn(self._housekeeping(), "housekeeping")
+        listed: list[str] = [await self._watcher.relist()]
+
+        async def watch() -> None:
+            # The first run goes on from the list just made; a restarted one lists again.
+            version = listed.pop() if listed else await self._watcher.relist()
+            await self._watcher.run(version)
+
+        self._supervise("kubernetes-watch", watch)
+        self._supervise("kubernetes-dispatch", self._dispatch)
+        self._supervise("kubernetes-housekeeping", self._housekeeping)
 
     async def close(self) -> None:
         tasks = list(self._tasks)
@@ -238,8 +248,13 @@ class KubernetesProvider:
                 await task
         await self._api.close()
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=f"k8s-provider-{name}")
+    def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        self._own(self._loops.supervise(name, run))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._own(self._loops.spawn(coro, name=f"kubernetes-{name}", kind="kubernetes-log-tail"))
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

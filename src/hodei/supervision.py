@@ -1,8 +1,9 @@
-"""Every background task of the control plane under one supervision, so none ends silently.
+"""Every background task under one supervision, so none ends silently.
 
 A fire-and-forget ``create_task`` can be garbage-collected mid-flight and its exception
 lost, and a loop that dies (the scheduler, the supervisor, a provider's watch) leaves the
-control plane up but doing nothing. :class:`Background` owns every task:
+control plane up but doing nothing. :class:`Background` owns every task; the control plane
+makes one and hands it to the providers too, so their loops are supervised the same way:
 
 - :meth:`Background.supervise` runs a loop that must never end: when it raises (or
   returns), the failure is logged once with its traceback, counted (``on_restart``, which

@@ -18,11 +18,10 @@ from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
-from hodei.server.background import Background
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import scripted_agent
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, submit, wait_done
+from tests.server.helpers import submit, wait_done
 
 # Long enough that /readyz is seen answering 503 while the task waits to restart.
 VISIBLE = replace(FAST, restart_backoff=(0.5,), sweep_interval=timedelta(seconds=0.05))
@@ -137,57 +136,6 @@ async def eventually_async(check, *, within: float = 5.0) -> None:  # type: igno
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
-
-
-async def test_background_restarts_with_a_growing_backoff() -> None:
-    slept: list[float] = []
-    gate = asyncio.Event()
-    counted: list[str] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        if len(slept) >= 3:  # from the third restart on, each waits for the test
-            await gate.wait()
-            gate.clear()
-
-    runs = 0
-
-    async def flaky() -> None:
-        nonlocal runs
-        runs += 1
-        raise Injected(f"run {runs}")
-
-    background = Background(on_restart=counted.append, backoff=(1, 2, 4), sleep=sleep)
-    background.supervise("flaky", flaky)
-    await eventually(lambda: len(slept) == 3)
-    assert slept == [1, 2, 4]
-    assert background.down() == {"flaky": "Injected: run 3; restarting in 4s"}
-    assert counted == ["flaky"] * 3
-    gate.set()
-    await eventually(lambda: len(slept) == 4)
-    assert slept[-1] == 4  # still failing at once: the backoff stays at its longest
-    await background.close()
-    assert background.down() == {}
-
-
-async def test_a_loop_that_returns_is_restarted_too() -> None:
-    returned = asyncio.Event()
-    seen: list[str] = []
-
-    async def quits() -> None:
-        returned.set()
-
-    async def sleep(seconds: float) -> None:
-        await asyncio.Event().wait()  # stays down: the test reads the state
-
-    background = Background(on_restart=seen.append, sleep=sleep)
-    background.supervise("quits", quits)
-    await returned.wait()
-    await eventually(lambda: bool(background.down()))
-    assert background.down() == {
-        "quits": "RuntimeError: the task returned; it must run for good; restarting in 1s"
-    }
-    await background.close()
 
 
 async def test_timeouts_stored_before_specs_were_bounded_do_not_stop_the_supervisor(
