@@ -224,3 +224,22 @@ async def test_large_output_is_paged_not_loaded_whole(
     await browser_page.locator("#log-status:has-text('End of output')").wait_for()
     assert await lines.count() == 40000
     assert await lines.last.inner_text() == f"{39999:079d}"
+
+
+async def test_job_page_lists_each_attempt_with_its_reason(
+    browser_page: Any, plane: ControlPlane, client: jobs_pb2_grpc.JobServiceStub, tmp_path: Path
+) -> None:
+    # Attempt 1 kills its own worker agent (a lost worker: the platform's doing, retried);
+    # attempt 2 finds the flag and succeeds.
+    flag = tmp_path / "first-attempt-done"
+    script = f"if [ ! -e {flag} ]; then touch {flag}; kill -9 $PPID; sleep 30; fi; echo second"
+    job = await submit(client, "sh", "-c", script, metadata=AUTH)
+    await login(browser_page, plane)
+    await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{job.id}")
+    await browser_page.locator("#job-state [data-state=SUCCEEDED]").wait_for(timeout=30_000)
+    rows = browser_page.locator("#attempts tbody tr")
+    await expect(rows).to_have_count(2)
+    first = await rows.nth(0).locator("td").all_inner_texts()
+    assert first[0] == "1" and first[4] == "WorkerLost (platform; retried)"
+    assert (await rows.nth(1).locator("td").all_inner_texts())[0] == "2"
+    await screenshot(browser_page, "console-job-attempts")

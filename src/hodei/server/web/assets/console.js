@@ -211,6 +211,7 @@ function specList(job) {
     ["Labels", Object.entries(job.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "-"],
     ["Profile", job.profile || "-"],
     ["Env", (job.env_names || []).join(", ") || "-"],
+    ["Secret env", Object.entries(job.secret_env || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "-"],
     ["Timeout", job.timeout_seconds ? `${job.timeout_seconds}s` : "-"],
     ["Provider", job.provider || "-"],
     ["Created", job.created_at || "-"],
@@ -221,8 +222,10 @@ function specList(job) {
 }
 
 function attemptsTable(job, workers) {
+  // Ended attempts come from the job; the current one from its worker record.
   const attempts = (job.attempts || []).map((a) => ({
-    number: a.number, worker: a.worker_id, reason: a.reason, message: a.message,
+    number: a.number, worker: a.worker_id, message: a.message,
+    reason: a.disruption ? `${a.reason} (platform; retried)` : a.reason,
   }));
   const known = new Set(attempts.map((a) => a.worker));
   for (const w of workers) {
