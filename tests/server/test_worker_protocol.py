@@ -30,7 +30,7 @@ from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
-from hodei.providers.base import WorkerRequest, WorkerStatus
+from hodei.providers.base import Origin, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
 from tests.fixtures.control_plane import FAST, MakeControlPlane
@@ -154,7 +154,7 @@ async def test_result_waits_for_missing_log_chunks(manual: Manual) -> None:
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     # Reconnect, re-send everything unacknowledged (and an acknowledged one again): idempotent.
     again = manual.client()
-    assert await again.register(request.worker_id, resume_token=resume) == resume
+    assert await again.register(request.worker_id, resume_token=resume) != resume  # the next one
     await again.send(LogBatch((chunk(job_id, 1, b"one\n"), chunk(job_id, 2, b"two\n"))))
     assert await again.expect(LogAck) == LogAck(JobId(job_id), 2)
     await again.send(JobResult(JobId(job_id), 0, last_sequence=2))
@@ -175,6 +175,7 @@ async def test_reconnect_while_running_gets_no_second_assignment(manual: Manual)
     await client.send(LogBatch((chunk(job_id, 1, b"a"),)))
     await client.expect(LogAck)
     await client.close()
+    await eventually(lambda: not manual.plane.workers.connected(request.worker_id), within=20)
     again = manual.client()
     await again.register(request.worker_id, resume_token=resume)
     await again.send(JobResult(JobId(job_id), 5, last_sequence=1))
@@ -338,7 +339,9 @@ async def test_nothing_is_accepted_after_the_result(manual: Manual) -> None:
     assert output(await logs(manual.stub, job_id))["STDOUT"] == b"one\n"
 
 
-async def test_an_ended_job_takes_resent_chunks_but_no_new_output(manual: Manual) -> None:
+async def test_an_ended_job_takes_no_new_output_from_a_reconnect(manual: Manual) -> None:
+    """Once the result is in and the agent's stream has ended, its worker is released: a
+    reconnect with the resume token is refused and the log stays as it was."""
     job_id, request = await manual.job("x")
     client = manual.client()
     resume = await client.register(request.worker_id, token=request.token)
@@ -347,15 +350,12 @@ async def test_an_ended_job_takes_resent_chunks_but_no_new_output(manual: Manual
     await client.expect(LogAck)
     await client.send(JobResult(JobId(job_id), 0, last_sequence=1))
     await client.expect(ResultAck)
-    # The agent did not hang up (its worker is kept for a moment) and connects again.
-    again = manual.client()
-    await again.register(request.worker_id, resume_token=resume)
-    await again.send(LogBatch((chunk(job_id, 1, b"one\n"),)))  # a resend: already durable
-    assert await again.expect(LogAck) == LogAck(JobId(job_id), 1)
-    await again.send(LogBatch((chunk(job_id, 2, b"late\n"),)))
-    ended = await ended_with(again)
-    assert ended.code is grpc.StatusCode.FAILED_PRECONDITION
-    assert ended.details == f"job {job_id} has ended; its log takes no more output"
+    await client.close()
+    await eventually(lambda: manual.plane.workers.get(request.worker_id) is None, within=20)
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, resume_token=resume)
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert info.value.details == f"worker {request.worker_id} is no longer wanted"
     assert output(await logs(manual.stub, job_id))["STDOUT"] == b"one\n"
 
 
@@ -406,3 +406,71 @@ async def test_invalid_utf8_from_a_worker_is_invalid_argument(manual: Manual) ->
                 pass
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == "started.job_id: not valid UTF-8"
+
+
+async def test_a_live_session_cannot_be_taken_over(manual: Manual) -> None:
+    """While the agent's stream is alive, neither its one-time token nor its resume token
+    opens a second stream; the live one keeps working."""
+    job_id, request = await manual.job("x")
+    agent = manual.client()
+    resume = await agent.register(request.worker_id, token=request.token)
+    await agent.expect(AssignJob)
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, resume_token=resume)
+    assert info.value.code is grpc.StatusCode.ALREADY_EXISTS
+    assert "already has a live stream" in (info.value.details or "")
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, token=request.token)
+    assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert "already used" in (info.value.details or "")
+    await agent.send(LogBatch((chunk(job_id, 1, b"still mine\n"),)))
+    assert await agent.expect(LogAck) == LogAck(JobId(job_id), 1)
+
+
+async def test_a_resume_token_is_good_for_one_reconnect_of_its_worker(manual: Manual) -> None:
+    job_id, request = await manual.job("x")
+    agent = manual.client()
+    first = await agent.register(request.worker_id, token=request.token)
+    await agent.expect(AssignJob)
+    await agent.send(JobStarted(JobId(job_id)))
+    await eventually(lambda: manual.plane.jobs.counts().get(JobState.RUNNING, 0) == 1, within=20)
+    await agent.close()  # the stream breaks
+    await eventually(lambda: not manual.plane.workers.connected(request.worker_id), within=20)
+    again = manual.client()
+    second = await again.register(request.worker_id, resume_token=first)
+    assert second not in ("", first)
+    await again.close()
+    await eventually(lambda: not manual.plane.workers.connected(request.worker_id), within=20)
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, resume_token=first)  # replayed
+    assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert "already used" in (info.value.details or "")
+    last = manual.client()
+    await last.register(request.worker_id, resume_token=second)
+    await last.send(JobResult(JobId(job_id), 0, last_sequence=0))
+    await last.expect(ResultAck)
+    assert (await wait_done(manual.stub, job_id)).state is JobState.SUCCEEDED
+
+
+async def test_a_bound_worker_registers_only_from_its_running_pods_address(manual: Manual) -> None:
+    """A provider that binds workers to an address (pods): the token alone is not enough.
+    Not Running yet: refused, retryable, token not consumed; from another address:
+    refused; from the pod's address once Running: admitted."""
+    job_id, request = await manual.job("x")
+    origins = manual.provider.origins
+    origins[request.worker_id] = Origin(bound=True, running=False, address="127.0.0.1")
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, token=request.token)
+    assert info.value.code is grpc.StatusCode.UNAVAILABLE
+    assert "not reported Running yet" in (info.value.details or "")
+    origins[request.worker_id] = Origin(bound=True, running=True, address="10.244.1.7")
+    with pytest.raises(StreamEnded) as info:
+        await manual.client().register(request.worker_id, token=request.token)
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+    assert "does not come from its pod's address" in (info.value.details or "")
+    job = await manual.plane.jobs.get(JobId(job_id))
+    assert job is not None and job.state is JobState.STARTING  # nothing was handed out
+    origins[request.worker_id] = Origin(bound=True, running=True, address="127.0.0.1")
+    agent = manual.client()
+    await agent.register(request.worker_id, token=request.token)
+    assert isinstance(await agent.expect(AssignJob), AssignJob)

@@ -49,6 +49,23 @@ class WorkerStatus:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a worker's agent may connect from, as its provider knows it now.
+
+    A pod's agent must connect from the pod's own IP while the pod is Running, as the
+    provider's watch reports them: knowing the pod's spec (its one-time token) is then not
+    enough to register as that worker. A local process is not bound (``bound`` False).
+    """
+
+    bound: bool = False
+    running: bool = False  # the worker's pod is Running
+    address: str | None = None  # the pod's IP (``status.podIP``)
+
+
+ANYWHERE = Origin()
+
+
+@dataclass(frozen=True)
 class Health:
     ok: bool
     message: str = ""
@@ -92,6 +109,12 @@ class Provider(Protocol):
 
     def status(self, worker_id: WorkerId) -> WorkerStatus | None:
         """The last known status, from the provider's cache (no I/O)."""
+        ...
+
+    async def origin(self, worker_id: WorkerId, *, wait: float) -> Origin:
+        """Where the worker's agent may connect from. A bound worker not yet reported
+        Running with an address is waited for, up to ``wait`` seconds, then returned as
+        it is (no API call: from the provider's watch)."""
         ...
 
     async def list_workers(self) -> list[WorkerStatus]:

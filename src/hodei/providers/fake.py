@@ -16,7 +16,9 @@ from typing import Any
 from hodei.domain.ids import WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
+    ANYWHERE,
     Health,
+    Origin,
     StatusListener,
     WorkerPhase,
     WorkerRequest,
@@ -45,6 +47,7 @@ class FakeProvider:
         self.health_result = Health(True)
         self.spec_error: SpecError | None = None  # raised by check_spec when set
         self.failures: list[BaseException] = []  # exceptions raised by on_create coroutines
+        self.origins: dict[WorkerId, Origin] = {}  # where agents may connect from
         self.started = False
         self.closed = False
         self._listener: StatusListener | None = None
@@ -102,6 +105,10 @@ class FakeProvider:
             await self.push(
                 WorkerStatus(worker_id, status.job_id, WorkerPhase.GONE, name=status.name)
             )
+
+    async def origin(self, worker_id: WorkerId, *, wait: float) -> Origin:
+        """``origins[worker_id]`` when a test set one, else not bound to an address."""
+        return self.origins.get(worker_id, ANYWHERE)
 
     def status(self, worker_id: WorkerId) -> WorkerStatus | None:
         return self._statuses.get(worker_id)

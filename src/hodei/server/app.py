@@ -254,6 +254,8 @@ class ControlPlane:
                 logs=self.store,
                 hub=self.hub,
                 register_deadline=self.tuning.register_deadline,
+                providers=self.providers,
+                origin_wait=self.tuning.origin_wait,
             )
 
         return _Parts(

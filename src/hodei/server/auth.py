@@ -3,8 +3,11 @@
 Clients present ``authorization: Bearer <HODEI_API_TOKEN>`` on every JobService call
 when the server has a token. Workers present a one-time registration token bound to
 their worker id (stored only as its SHA-256 hash, with a short TTL, consumed on first
-use), then a resume token for reconnects. The decisions are pure functions; the gRPC
-interceptor is the only I/O here.
+use), then a resume token for a reconnect after a broken stream (also used once: each
+resume hands out the next). Tokens alone are not enough for pods: a pod's spec can be
+read by whoever may ``get pods``, so a pod's agent must also connect from the pod's own
+IP while the pod is Running, as the provider's watch reports them (:func:`check_origin`).
+The decisions are pure functions; the gRPC interceptor is the only I/O here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import grpc
 
 from hodei.domain.ids import WorkerId
+from hodei.providers.base import Origin
 from hodei.store.base import TokenKind, TokenRecord
 
 JOB_SERVICE_PREFIX = "/hodei.v1.JobService/"
@@ -69,6 +73,46 @@ def check_token(
     if record.expires_at is not None and now >= record.expires_at:
         return TokenCheck.EXPIRED
     return TokenCheck.OK
+
+
+class OriginCheck(enum.Enum):
+    OK = "ok"
+    NOT_RUNNING = "its pod is not reported Running yet"
+    ELSEWHERE = "the connection does not come from its pod's address"
+
+
+def peer_ip(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP of a gRPC peer string (``ipv4:10.0.0.5:41234``, ``ipv6:[::1]:41234``), an
+    IPv4-mapped IPv6 address as its IPv4 form; None for other transports (unix sockets)."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return None
+    host = rest.rpartition(":")[0].strip("[]")
+    return _ip(host)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def check_origin(origin: Origin, peer: str) -> OriginCheck:
+    """Whether a registration arriving from ``peer`` (gRPC's peer string) may speak for a
+    worker whose provider reports ``origin``: a bound worker only from its pod's own IP,
+    once the pod is Running (see :class:`hodei.providers.base.Origin`)."""
+    if not origin.bound:
+        return OriginCheck.OK
+    if not origin.running or not origin.address:
+        return OriginCheck.NOT_RUNNING
+    expected = _ip(origin.address)
+    if expected is None or peer_ip(peer) != expected:
+        return OriginCheck.ELSEWHERE
+    return OriginCheck.OK
 
 
 def is_loopback_host(host: str) -> bool:

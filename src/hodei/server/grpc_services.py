@@ -223,7 +223,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
 
         async def consume() -> None:
             try:
-                await session.run(_decoded(request_iterator))
+                await session.run(_decoded(request_iterator), peer=context.peer())
             except SessionError as exc:
                 failure.append(exc)
             finally:

@@ -27,6 +27,9 @@ class Tuning:
     restart_backoff: tuple[float, ...] = RESTART_BACKOFF
     # A worker stream that has not sent Register this long after opening is closed.
     register_deadline: float = 10.0
+    # How long a registration waits for the provider's watch to report the worker's pod
+    # Running (an agent can dial before the event arrives); then it is refused, retryable.
+    origin_wait: float = 10.0
     # Period of the supervisor's checks (backstops, reconnect grace).
     tick: float = 1.0
     # Period of the sweep that deletes workers whose job is finished or unknown; a worker

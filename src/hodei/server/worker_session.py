@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from hodei.api.messages import (
@@ -43,6 +43,8 @@ from hodei.domain.ids import JobId
 from hodei.domain.logs import AttemptLog, LogChunk, LogSequenceError
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
+from hodei.providers.base import Provider
+from hodei.server.auth import OriginCheck, check_origin
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub
@@ -86,7 +88,13 @@ class WorkerSession:
         logs: LogStore,
         hub: LogHub,
         register_deadline: float,
+        providers: Mapping[str, Provider],
+        origin_wait: float,
     ) -> None:
+        """``origin_wait``: seconds a registration waits for the provider to report where
+        the worker may connect from (see :func:`hodei.server.auth.check_origin`)."""
+        self._providers = providers
+        self._origin_wait = origin_wait
         self._jobs = jobs
         self._workers = workers
         self._controller = controller
@@ -103,8 +111,11 @@ class WorkerSession:
     def _send(self, message: ServerMessage) -> None:
         self.outbox.put_nowait(message)
 
-    async def run(self, messages: AsyncIterator[WorkerMessage]) -> None:
-        """Handle the stream until the agent hangs up; raises :class:`SessionError`."""
+    async def run(self, messages: AsyncIterator[WorkerMessage], *, peer: str = "") -> None:
+        """Handle the stream until the agent hangs up; raises :class:`SessionError`.
+
+        ``peer``: where the connection comes from, as gRPC names it (``ipv4:IP:PORT``).
+        """
         try:
             async with asyncio.timeout(self._register_deadline):
                 first = await anext(messages, None)
@@ -115,7 +126,7 @@ class WorkerSession:
             ) from None
         if not isinstance(first, Register):
             raise SessionError("INVALID_ARGUMENT", "the first message must be Register")
-        record = await self._register(first)
+        record = await self._register(first, peer)
         reader = asyncio.create_task(self._read(record, messages))
         writer = asyncio.create_task(self._write(record))
         try:
@@ -165,18 +176,28 @@ class WorkerSession:
             self._hub.publish(record.job_id)
             self._send(LogAck(record.job_id, ack))
 
-    async def _register(self, register: Register) -> WorkerRecord:
+    async def _register(self, register: Register, peer: str) -> WorkerRecord:
+        """Token first (nothing consumed), then where the connection comes from, then the
+        token is consumed and the stream becomes the worker's only one."""
         try:
-            admission = await self._workers.admit(register)
+            candidate = await self._workers.check(register)
         except AuthError as exc:
-            code = "PERMISSION_DENIED" if exc.permission else "UNAUTHENTICATED"
-            raise SessionError(code, str(exc)) from None
-        record = admission.record
-        job = await self._jobs.get(record.job_id)
-        if job is None or job.worker_id != record.id:
-            raise SessionError(
-                "PERMISSION_DENIED", f"worker {record.id} no longer serves job {record.job_id}"
-            )
+            raise SessionError(exc.code, str(exc)) from None
+        record = candidate.record
+        try:
+            await self._check_origin(record, peer)
+            admission = await self._workers.admit(candidate)
+            job = await self._jobs.get(record.job_id)
+            if job is None or job.worker_id != record.id:
+                raise AuthError(
+                    f"worker {record.id} no longer serves job {record.job_id}", permission=True
+                )
+        except AuthError as exc:
+            self._workers.release(record.id)
+            raise SessionError(exc.code, str(exc)) from None
+        except BaseException:
+            self._workers.release(record.id)
+            raise
         stored = await self._log_store.last_log_sequence(record.job_id)
         self._numbering = AttemptLog.resumed(record.log_offset, stored)
         self._workers.connect(record.id, self.outbox)
@@ -190,6 +211,23 @@ class WorkerSession:
         ) or job.cancel_requested_at is not None:
             self._send(CancelJob(job.id))
         return record
+
+    async def _check_origin(self, record: WorkerRecord, peer: str) -> None:
+        provider = self._providers.get(record.provider)
+        if provider is None:
+            raise AuthError(
+                f"worker {record.id}'s provider {record.provider!r} is not enabled",
+                permission=True,
+            )
+        origin = await provider.origin(record.id, wait=self._origin_wait)
+        verdict = check_origin(origin, peer)
+        if verdict is OriginCheck.NOT_RUNNING:
+            # Its agent may simply be faster than the watch: worth a retry, unlike the rest.
+            raise AuthError(
+                f"worker {record.id} may not register yet: {verdict.value}", code="UNAVAILABLE"
+            )
+        if verdict is not OriginCheck.OK:
+            raise AuthError(f"worker {record.id} refused: {verdict.value}", permission=True)
 
     def _check_job(self, record: WorkerRecord, job_id: JobId) -> None:
         if job_id != record.job_id:

@@ -1,9 +1,12 @@
 """The worker book: worker records, their credentials and their live connections.
 
 A worker is created for one attempt of one job with a one-time token; its agent trades
-that token for a resume token at registration and may reconnect with it. While an agent
-is connected the book holds its outbox (how CancelJob reaches it); when it disconnects
-the time is noted so the supervisor can declare it lost after the grace period.
+that token for a resume token at registration and may reconnect once with it after a
+broken stream (each reconnect hands out the next resume token). A worker has at most one
+stream: while one is alive (or a registration is in progress) another is refused, so a
+live session cannot be taken over. While an agent is connected the book holds its outbox
+(how CancelJob reaches it); when it disconnects the time is noted so the supervisor can
+declare it lost after the grace period.
 """
 
 from __future__ import annotations
@@ -25,11 +28,20 @@ Outbox = asyncio.Queue[ServerMessage | None]
 
 
 class AuthError(Exception):
-    """A worker that may not connect; ``permission`` tells PERMISSION_DENIED apart."""
+    """A worker that may not connect; ``code`` is the gRPC status to end the stream with."""
 
-    def __init__(self, message: str, *, permission: bool = False) -> None:
+    def __init__(self, message: str, *, permission: bool = False, code: str = "") -> None:
         super().__init__(message)
-        self.permission = permission
+        self.code = code or ("PERMISSION_DENIED" if permission else "UNAUTHENTICATED")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A Register whose token checked out; nothing consumed yet."""
+
+    record: WorkerRecord
+    kind: TokenKind
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class WorkerBook:
         self._outboxes: dict[WorkerId, Outbox] = {}
         self._disconnected: dict[WorkerId, datetime] = {}
         self._gone: dict[WorkerId, asyncio.Event] = {}
+        self._admitting: set[WorkerId] = set()  # registrations between check and connect
 
     async def load(self) -> list[WorkerRecord]:
         records = await self._store.list_workers(active_only=True)
@@ -102,8 +115,13 @@ class WorkerBook:
     def counts_by_state(self) -> dict[tuple[str, str], int]:
         return dict(Counter((r.provider, r.state.value) for r in self._records.values()))
 
-    async def admit(self, register: Register) -> Admission:
-        """Check a Register message's credentials; raises :class:`AuthError`."""
+    async def check(self, register: Register) -> Candidate:
+        """Check a Register message's credentials, consuming nothing; raises :class:`AuthError`.
+
+        A worker whose agent has a live stream (or another registration in progress) is
+        refused with ``ALREADY_EXISTS``: a live session cannot be taken over. On success
+        the worker is reserved until :meth:`admit` or :meth:`release`.
+        """
         now = utcnow()
         if register.token:
             kind, secret = TokenKind.REGISTER, register.token
@@ -122,21 +140,36 @@ class WorkerBook:
         record = await self.fetch(register.worker_id)
         if record is None or not record.active:
             raise AuthError(f"worker {register.worker_id} is no longer wanted", permission=True)
-        if kind is TokenKind.RESUME:
-            return Admission(record, secret, first=False)
-        if not await self._tokens.use_token(digest):
-            raise AuthError("register token rejected: already used")
+        if record.id in self._outboxes or record.id in self._admitting:
+            raise AuthError(
+                f"worker {record.id} already has a live stream; a second one is refused "
+                "(a resume is accepted once that stream has ended)",
+                code="ALREADY_EXISTS",
+            )
+        self._admitting.add(record.id)
+        return Candidate(record, kind, digest)
+
+    async def admit(self, candidate: Candidate) -> Admission:
+        """Consume the candidate's token and hand out the next resume token (each resume
+        token is good for one reconnect of the same worker). Raises :class:`AuthError`
+        when the token was used meanwhile."""
+        record = candidate.record
+        if not await self._tokens.use_token(candidate.digest):
+            self.release(record.id)
+            raise AuthError(f"{candidate.kind.value} token rejected: already used")
         resume = new_secret()
         await self._tokens.add_token(
             TokenRecord(hash_token(resume), record.id, TokenKind.RESUME, None)
         )
-        return Admission(record, resume, first=True)
+        return Admission(record, resume, first=candidate.kind is TokenKind.REGISTER)
+
+    def release(self, worker_id: WorkerId) -> None:
+        """End a reservation made by :meth:`check` that did not lead to :meth:`connect`."""
+        self._admitting.discard(worker_id)
 
     def connect(self, worker_id: WorkerId, outbox: Outbox) -> None:
-        """Make ``outbox`` the worker's channel, closing an older connection's."""
-        previous = self._outboxes.get(worker_id)
-        if previous is not None and previous is not outbox:
-            previous.put_nowait(None)
+        """Make ``outbox`` the worker's channel (after :meth:`admit`)."""
+        self._admitting.discard(worker_id)
         self._outboxes[worker_id] = outbox
         self._disconnected.pop(worker_id, None)
 

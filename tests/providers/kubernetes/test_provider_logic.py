@@ -376,3 +376,15 @@ async def test_housekeeping_killed_by_an_exception_is_restarted_by_the_supervisi
         assert loops.down() == {}
     finally:
         await provider.close()
+
+
+def test_pod_origin_is_the_pods_ip_once_running() -> None:
+    from hodei.providers.base import Origin
+    from hodei.providers.kubernetes.provider import pod_origin
+
+    assert pod_origin(None) == Origin(bound=True)  # not seen by the watch yet
+    pending = {"status": {"phase": "Pending", "podIP": "10.244.1.7"}}
+    assert pod_origin(pending) == Origin(bound=True, running=False, address="10.244.1.7")
+    running = {"status": {"phase": "Running", "podIP": "10.244.1.7"}}
+    assert pod_origin(running) == Origin(bound=True, running=True, address="10.244.1.7")
+    assert pod_origin({"status": {"phase": "Running"}}) == Origin(bound=True, running=True)

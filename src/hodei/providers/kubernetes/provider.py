@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
     Health,
+    Origin,
     ProviderError,
     StatusListener,
     WorkerPhase,
@@ -96,6 +97,17 @@ def worker_status(pod: dict[str, Any], diagnosis: Diagnosis) -> WorkerStatus:
         message=diagnosis.message,
         exit_code=diagnosis.exit_code,
         name=(pod.get("metadata") or {}).get("name"),
+    )
+
+
+def pod_origin(pod: Mapping[str, Any] | None) -> Origin:
+    """Where the agent of ``pod`` may connect from: its ``status.podIP`` once the pod's
+    phase is Running (Kubernetes PodStatus)."""
+    status = (pod or {}).get("status") or {}
+    return Origin(
+        bound=True,
+        running=status.get("phase") == "Running",
+        address=status.get("podIP") or None,
     )
 
 
@@ -202,6 +214,7 @@ class KubernetesProvider:
         self._finished_since: dict[WorkerId, float] = {}
         self.finished_pod_ttl = FINISHED_POD_TTL
         self._expired: set[WorkerId] = set()
+        self._origin_waiters: dict[WorkerId, asyncio.Event] = {}  # registrations waiting
         self._held: dict[WorkerId, list[WorkerStatus]] = {}
         # Pods this provider asked to delete: a deletion it did not ask for is a disruption.
         self._deleting: set[WorkerId] = set()
@@ -359,6 +372,23 @@ class KubernetesProvider:
         pod = self._watcher.cache.get(pod_name(worker_id))
         return worker_status(pod, diagnose(pod)) if pod is not None else None
 
+    async def origin(self, worker_id: WorkerId, *, wait: float) -> Origin:
+        """The pod's IP while it is Running, from the watch cache (see :class:`Origin`).
+
+        An agent can dial before the watch has reported its pod Running: wait up to
+        ``wait`` seconds for the event rather than refuse it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            found = pod_origin(self._watcher.cache.get(pod_name(worker_id)))
+            left = deadline - loop.time()
+            if (found.running and found.address) or left <= 0:
+                return found
+            event = self._origin_waiters.setdefault(worker_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left)
+
     async def list_workers(self) -> list[WorkerStatus]:
         """Every worker pod of this instance in the cache (synced at start)."""
         return [self._current(pod) for pod in self._watcher.cache.pods()]
@@ -396,6 +426,9 @@ class KubernetesProvider:
         wid = WorkerId(labels.get(LABEL_WORKER_ID, ""))
         if not wid:
             return
+        waiting = self._origin_waiters.pop(wid, None)
+        if waiting is not None:
+            waiting.set()
         if event.type == "DELETED":
             base = self._last.get(wid) or worker_status(event.pod, diagnose(event.pod))
             self._push(replace(base, phase=WorkerPhase.GONE))

@@ -32,7 +32,9 @@ from hodei.config.settings import ClientTls
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
+    ANYWHERE,
     Health,
+    Origin,
     ProviderError,
     StatusListener,
     WorkerPhase,
@@ -246,6 +248,10 @@ class LocalProvider:
                 procfs.kill_session(record.pid)
                 await asyncio.wait({watcher}, timeout=DELETE_GRACE)
         self._forget(worker_id)
+
+    async def origin(self, worker_id: WorkerId, *, wait: float) -> Origin:
+        """Processes on this host are not bound to an address (see :class:`Origin`)."""
+        return ANYWHERE
 
     def status(self, worker_id: WorkerId) -> WorkerStatus | None:
         return self._statuses.get(worker_id)
