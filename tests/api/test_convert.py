@@ -24,10 +24,11 @@ from hodei.api.messages import (
 )
 from hodei.api.v1 import types_pb2, worker_pb2
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef, SpecError
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.reasons import Reason, StartFailure
 from hodei.domain.states import JobState
+from hodei.domain.stdio import JobInput, TerminalSize
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 T0 = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -45,7 +46,15 @@ FULL_SPEC = JobSpec(
 )
 
 
-@pytest.mark.parametrize("spec", [FULL_SPEC, JobSpec(shell="echo hi"), JobSpec(command=("true",))])
+TERMINAL_SPEC = JobSpec(
+    command=("sh",), stdin=True, tty=True, tty_size=TerminalSize(40, 120), workdir="/srv"
+)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [FULL_SPEC, TERMINAL_SPEC, JobSpec(shell="echo hi"), JobSpec(command=("true",))],
+)
 def test_spec_round_trip(spec: JobSpec) -> None:
     assert convert.spec_from_pb(convert.spec_to_pb(spec)) == spec
 
@@ -135,6 +144,10 @@ SERVER_MESSAGES = [
     CancelJob(JobId("j-1")),
     LogAck(JobId("j-1"), 5),
     ResultAck(JobId("j-1")),
+    AssignJob(JobId("j-1"), TERMINAL_SPEC),
+    JobInput(JobId("j-1"), data=b"\x00typed\xff"),
+    JobInput(JobId("j-1"), eof=True),
+    JobInput(JobId("j-1"), resize=TerminalSize(rows=50, columns=132)),
 ]
 
 
@@ -146,6 +159,22 @@ def test_worker_messages_round_trip(message: WorkerMessage) -> None:
 @pytest.mark.parametrize("message", SERVER_MESSAGES)
 def test_server_messages_round_trip(message: ServerMessage) -> None:
     assert decode_server_message(encode_server_message(message)) == message
+
+
+def test_a_spec_without_the_terminal_fields_has_no_stdin_and_no_terminal() -> None:
+    spec = convert.spec_from_pb(types_pb2.JobSpec(command=["x"]))
+    assert (spec.stdin, spec.tty, spec.tty_size, spec.workdir) == (False, False, None, None)
+
+
+def test_a_terminal_size_out_of_range_is_refused_naming_the_field() -> None:
+    wire = types_pb2.JobSpec(command=["sh"], tty=True, tty_size=types_pb2.TerminalSize(rows=0))
+    with pytest.raises(SpecError, match=r"tty_size.rows: 0; a whole number from 1 to 65535"):
+        convert.spec_from_pb(wire)
+    resize = worker_pb2.ServerMessage(
+        input=types_pb2.JobInput(job_id="j", resize=types_pb2.TerminalSize(rows=1, columns=70000))
+    )
+    with pytest.raises(ProtocolError, match=r"malformed input message: tty_size\.columns"):
+        decode_server_message(resize)
 
 
 def test_empty_or_malformed_messages_are_protocol_errors() -> None:

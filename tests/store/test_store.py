@@ -14,6 +14,7 @@ from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
+from hodei.domain.stdio import TerminalSize
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.store import MemoryStore, SqliteStore, Store, StoreError, TokenKind, TokenRecord
 from hodei.store.base import JobStore, LogStore, MetaStore, TokenStore, WorkerStore
@@ -84,6 +85,12 @@ async def test_job_round_trips_every_field(store: Store) -> None:
     shell = Job(JobId("j-s"), JobSpec(shell="echo $A"), JobState.QUEUED, T0)
     await store.save_job(shell)
     assert await store.get_job(shell.id) == shell
+    terminal = JobSpec(
+        command=("sh",), stdin=True, tty=True, tty_size=TerminalSize(30, 90), workdir="/w"
+    )
+    interactive = Job(JobId("j-t"), terminal, JobState.QUEUED, T0)
+    await store.save_job(interactive)
+    assert await store.get_job(interactive.id) == interactive
     assert await store.get_job(JobId("j-missing")) is None
 
 
@@ -228,6 +235,18 @@ def _public(cls: type) -> set[str]:
     """Public names a class defines or inherits (protocol slices included)."""
     owners = [c for c in cls.__mro__ if c.__module__.startswith("hodei.")]
     return {name for owner in owners for name in vars(owner) if not name.startswith("_")}
+
+
+def test_job_document_without_the_terminal_fields_still_reads() -> None:
+    from hodei.store.codec import job_from_json, job_to_json
+
+    older = job(4)
+    document = job_to_json(older)
+    for field in (', "stdin": false', ', "tty": false', ', "tty_size": null', ', "workdir": null'):
+        assert field in document
+        document = document.replace(field, "")
+    assert "stdin" not in document and "workdir" not in document
+    assert job_from_json(document) == older
 
 
 def test_job_document_without_waiting_reason_still_reads() -> None:

@@ -30,6 +30,7 @@ class Script:
     drop_after_batches: int | None = None  # first connection only
     drop_first_result: bool = False
     ack_logs: bool = True
+    input: tuple[types_pb2.JobInput, ...] = ()  # sent right after the assignment
 
 
 @dataclass
@@ -74,6 +75,8 @@ class FakeWorkerService(worker_pb2_grpc.WorkerServiceServicer):
         if not self.record.started:
             assign = worker_pb2.AssignJob(job_id=JOB_ID, spec=self.script.spec)
             await context.write(worker_pb2.ServerMessage(assign=assign))
+            for item in self.script.input:
+                await context.write(worker_pb2.ServerMessage(input=item))
         batches_here = 0
         after_register = True
         while True:

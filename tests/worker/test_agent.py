@@ -21,7 +21,7 @@ from hodei.worker.agent import (
     Agent,
     AgentOptions,
 )
-from tests.worker.fake_control_plane import TOKEN, WORKER_ID, Script, fake_control_plane
+from tests.worker.fake_control_plane import JOB_ID, TOKEN, WORKER_ID, Script, fake_control_plane
 
 STDOUT, STDERR = types_pb2.STDOUT, types_pb2.STDERR
 
@@ -241,3 +241,33 @@ async def test_sigterm_stops_the_job_and_reports_it_terminated_not_cancelled() -
     assert result is not None and result.terminated and not result.cancelled
     assert result.exit_code == 143  # the job's sleep ended by the SIGTERM passed on
     assert not alive(service.record.started[0].pid)
+
+
+async def test_input_sent_before_the_job_starts_reaches_its_stdin_with_eof() -> None:
+    spec = types_pb2.JobSpec(shell="cat; echo end", stdin=True)
+    lines = (b"first\n", b"second\n")
+    script = Script(
+        spec,
+        input=(
+            *(types_pb2.JobInput(job_id=JOB_ID, data=line) for line in lines),
+            types_pb2.JobInput(job_id=JOB_ID, eof=True),
+        ),
+    )
+    async with fake_control_plane(script) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    assert service.record.output(STDOUT) == b"first\nsecond\nend\n"
+    assert service.record.acked_result is not None
+    assert service.record.acked_result.exit_code == 0
+
+
+async def test_a_tty_job_sees_a_terminal_of_the_given_size() -> None:
+    spec = types_pb2.JobSpec(
+        shell="test -t 0 && test -t 1 && test -t 2 && echo tty >&2; stty size",
+        tty=True,
+        tty_size=types_pb2.TerminalSize(rows=33, columns=101),
+    )
+    async with fake_control_plane(Script(spec)) as (service, address):
+        assert await agent_for(address).run() == EXIT_DELIVERED
+    # One terminal: stderr arrives on stdout, with the terminal's CR LF line ends.
+    assert service.record.output(STDOUT) == b"tty\r\n33 101\r\n"
+    assert service.record.output(STDERR) == b""

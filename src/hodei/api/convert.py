@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from hodei.api.v1 import jobs_pb2, types_pb2
 from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
+from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef, SpecError
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
+from hodei.domain.stdio import JobInput, TerminalSize, TerminalSizeError
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "chunk_from_pb",
     "chunk_to_pb",
     "format_time",
+    "input_from_pb",
+    "input_to_pb",
     "job_from_pb",
     "job_to_pb",
     "jobs_page",
@@ -35,6 +38,8 @@ __all__ = [
     "state_to_pb",
     "stream_from_pb",
     "stream_to_pb",
+    "terminal_size_from_pb",
+    "terminal_size_to_pb",
     "worker_from_pb",
     "worker_to_pb",
 ]
@@ -96,10 +101,37 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
             name: types_pb2.SecretKeyRef(secret=ref.secret, key=ref.key)
             for name, ref in spec.secret_env.items()
         },
+        stdin=spec.stdin,
+        tty=spec.tty,
+        workdir=spec.workdir or "",
     )
     if spec.shell is not None:
         message.shell = spec.shell
+    if spec.tty_size is not None:
+        message.tty_size.CopyFrom(terminal_size_to_pb(spec.tty_size))
     return message
+
+
+def terminal_size_to_pb(size: TerminalSize) -> types_pb2.TerminalSize:
+    return types_pb2.TerminalSize(rows=size.rows, columns=size.columns)
+
+
+def terminal_size_from_pb(message: types_pb2.TerminalSize) -> TerminalSize:
+    """The domain size; raises :class:`TerminalSizeError` for 0 or more than 65535."""
+    return TerminalSize(rows=message.rows, columns=message.columns)
+
+
+def input_to_pb(item: JobInput) -> types_pb2.JobInput:
+    message = types_pb2.JobInput(job_id=item.job_id, data=item.data, eof=item.eof)
+    if item.resize is not None:
+        message.resize.CopyFrom(terminal_size_to_pb(item.resize))
+    return message
+
+
+def input_from_pb(message: types_pb2.JobInput) -> JobInput:
+    """The domain input item; raises :class:`TerminalSizeError` for a bad resize."""
+    resize = terminal_size_from_pb(message.resize) if message.HasField("resize") else None
+    return JobInput(JobId(message.job_id), message.data, message.eof, resize)
 
 
 def spec_from_pb(message: types_pb2.JobSpec) -> JobSpec:
@@ -125,6 +157,10 @@ def spec_from_pb(message: types_pb2.JobSpec) -> JobSpec:
             name: SecretKeyRef(secret=ref.secret, key=ref.key)
             for name, ref in message.secret_env.items()
         },
+        stdin=message.stdin,
+        tty=message.tty,
+        tty_size=_tty_size(message),
+        workdir=_none_if_empty(message.workdir),
     )
 
 
@@ -148,6 +184,15 @@ def attempt_from_pb(message: types_pb2.Attempt) -> Attempt:
         finished_at=parse_time(message.finished_at),
         disruption=message.disruption,
     )
+
+
+def _tty_size(message: types_pb2.JobSpec) -> TerminalSize | None:
+    if not message.HasField("tty_size"):
+        return None
+    try:
+        return terminal_size_from_pb(message.tty_size)
+    except TerminalSizeError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def job_to_pb(job: Job) -> types_pb2.Job:

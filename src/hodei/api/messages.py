@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hodei.api.convert import chunk_from_pb, chunk_to_pb, spec_from_pb, spec_to_pb
+from hodei.api.convert import (
+    chunk_from_pb,
+    chunk_to_pb,
+    input_from_pb,
+    input_to_pb,
+    spec_from_pb,
+    spec_to_pb,
+)
 from hodei.api.v1 import worker_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec
 from hodei.domain.logs import LogChunk
 from hodei.domain.reasons import StartFailure
+from hodei.domain.stdio import JobInput
 
 # JobResult.start_failure on the wire; UNSPECIFIED (0) is "none".
 _START_FAILURE_PB: dict[StartFailure | None, worker_pb2.StartFailure] = {
@@ -30,6 +38,7 @@ __all__ = [
     "AssignJob",
     "CancelJob",
     "Heartbeat",
+    "JobInput",
     "JobResult",
     "JobStarted",
     "LogAck",
@@ -122,7 +131,8 @@ class ResultAck:
     job_id: JobId
 
 
-ServerMessage = Registered | AssignJob | CancelJob | LogAck | ResultAck
+# The client's stdin and terminal resizes travel to the agent as the domain's JobInput.
+ServerMessage = Registered | AssignJob | CancelJob | LogAck | ResultAck | JobInput
 
 
 def decode_worker_message(message: worker_pb2.WorkerMessage) -> WorkerMessage:
@@ -213,6 +223,8 @@ def encode_server_message(message: ServerMessage) -> worker_pb2.ServerMessage:
             )
         case ResultAck():
             return worker_pb2.ServerMessage(result_ack=worker_pb2.ResultAck(job_id=message.job_id))
+        case JobInput():
+            return worker_pb2.ServerMessage(input=input_to_pb(message))
     raise TypeError(f"not a server message: {message!r}")  # pragma: no cover
 
 
@@ -229,4 +241,9 @@ def decode_server_message(message: worker_pb2.ServerMessage) -> ServerMessage:
         return LogAck(JobId(message.log_ack.job_id), message.log_ack.sequence)
     if kind == "result_ack":
         return ResultAck(JobId(message.result_ack.job_id))
+    if kind == "input":
+        try:
+            return input_from_pb(message.input)
+        except ValueError as exc:
+            raise ProtocolError(f"malformed input message: {exc}") from None
     raise ProtocolError("empty server message")

@@ -17,17 +17,19 @@ from hodei.api.convert import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
     chunk_from_pb,
+    input_to_pb,
     job_from_pb,
     spec_to_pb,
     state_to_pb,
     worker_from_pb,
 )
 from hodei.api.tls import TlsFileError, explain, open_channel, speaks_tls
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.config.settings import ClientTls
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
+from hodei.domain.stdio import JobInput
 from hodei.domain.workers import WorkerRecord
 
 __all__ = ["ClientError", "HodeiClient"]
@@ -157,6 +159,19 @@ class HodeiClient:
             raise await self._error(exc) from None
         finally:
             call.cancel()
+
+    async def send_input(self, items: AsyncIterator[JobInput]) -> None:
+        """Stream stdin bytes and terminal resizes to a job (``SendInput``) until ``items``
+        ends; raises :class:`ClientError` when the server refuses or is unreachable."""
+
+        async def requests() -> AsyncIterator[types_pb2.JobInput]:
+            async for item in items:
+                yield input_to_pb(item)
+
+        try:
+            await self._stub.SendInput(requests(), metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise await self._error(exc) from None
 
     async def watch(self, job_id: str) -> AsyncIterator[Job]:
         """The job now, then each change (state, waiting reason), until it ends."""

@@ -95,6 +95,23 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.add_argument("--max-attempts", type=int, default=1, help="attempts on platform failures")
     run.add_argument("--detach", action="store_true", help="print the job id and return")
+    run.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="stream this command's stdin to the job, its end included",
+    )
+    run.add_argument(
+        "-t",
+        "--tty",
+        action="store_true",
+        help="run the job on a pseudo-terminal (stdout and stderr merged); -it for a shell",
+    )
+    run.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="absolute working directory of the job on the worker (default: the worker's)",
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     run.set_defaults(func=_run)
 
@@ -206,3 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return exitcodes.INTERRUPTED
+    except BrokenPipeError:
+        # `hodei jobs list | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.BROKEN_PIPE

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -28,6 +29,7 @@ from hodei.cli.follow import (
     wait_for_end,
 )
 from hodei.cli.spinner import Spinner
+from hodei.cli.terminal import input_stream, raw_mode, terminal_size
 from hodei.config import SettingsError, load_client_settings
 from hodei.config.settings import ClientTls
 from hodei.domain import exitcodes
@@ -109,9 +111,14 @@ def spec_from_args(args: argparse.Namespace, client_env: Mapping[str, str]) -> J
     memory = _quantity(args.memory, "--memory")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout: {args.timeout} must be a number of seconds > 0")
+    if args.workdir is not None and not args.workdir.startswith("/"):
+        raise UsageError(f"--workdir: {args.workdir!r} is not an absolute path")
+    env = parse_env(args.env, client_env)
+    if args.tty:  # programs read TERM to know what the terminal understands
+        env.setdefault("TERM", client_env.get("TERM") or "xterm")
     spec = JobSpec(
         command=tuple(command),
-        env=parse_env(args.env, client_env),
+        env=env,
         image=args.image,
         resources=Resources(
             cpu_request=cpu, cpu_limit=cpu, memory_request=memory, memory_limit=memory
@@ -122,6 +129,10 @@ def spec_from_args(args: argparse.Namespace, client_env: Mapping[str, str]) -> J
         provider=args.provider,
         profile=args.profile,
         secret_env=parse_secret_env(args.secret_env),
+        stdin=args.interactive,
+        tty=args.tty,
+        tty_size=terminal_size(0, 1) if args.tty else None,
+        workdir=args.workdir,
     )
     return spec.validated()
 
@@ -208,11 +219,36 @@ async def _submit_and_follow(
             return exitcodes.SUCCESS
         spinner = Spinner(sys.stderr, enabled=sys.stderr.isatty())
         out = Output(sys.stdout.buffer, sys.stderr.buffer)
+        sender = _start_input(client, job)
+        # -it on a terminal: every key goes to the job's own terminal, ^C included.
+        raw = spec.tty and spec.stdin and os.isatty(0)
         try:
-            return await follow_job(client, job.id, out, spinner, stop)
+            with raw_mode(0) if raw else contextlib.nullcontext():
+                return await follow_job(client, job.id, out, spinner, stop)
         except ClientError as exc:
             say(f"hodei: {exc}")
             return exitcodes.HODEI_FAILURE
+        finally:
+            if sender is not None:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+
+
+def _start_input(client: HodeiClient, job: Job) -> asyncio.Task[None] | None:
+    """Stream our stdin (-i) and window size changes (-t on a terminal) to the job."""
+    stdin_fd = 0 if job.spec.stdin else None
+    resize_fd = next((fd for fd in (0, 1) if os.isatty(fd)), None) if job.spec.tty else None
+    if stdin_fd is None and resize_fd is None:
+        return None
+
+    async def send() -> None:
+        items = input_stream(job.id, stdin_fd=stdin_fd, resize_fd=resize_fd)
+        try:
+            await client.send_input(items)
+        except ClientError as exc:
+            say(f"hodei: the job's input stopped: {exc}")
+
+    return asyncio.create_task(send())
 
 
 async def run_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:

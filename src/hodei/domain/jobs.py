@@ -21,6 +21,7 @@ from hodei.domain.names import (
 from hodei.domain.quantities import QuantityError, validate_quantity
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState, transition
+from hodei.domain.stdio import TerminalSize
 
 
 class SpecError(ValueError):
@@ -143,6 +144,10 @@ class JobSpec:
     provider: str | None = None
     profile: str | None = None  # Kubernetes: the operator's pod profile; None: its default
     secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)  # Kubernetes only
+    stdin: bool = False  # the client streams stdin (hodei run -i); else the job's is empty
+    tty: bool = False  # run on a pseudo-terminal (hodei run -t); stdout and stderr merge
+    tty_size: TerminalSize | None = None  # the pseudo-terminal's first size
+    workdir: str | None = None  # absolute working directory; None: the worker's own
 
     def validated(self) -> JobSpec:
         """Return self if every field is acceptable, else raise :class:`SpecError`.
@@ -171,6 +176,12 @@ class JobSpec:
             raise SpecError(
                 f"spec: {size} bytes of command, env, labels and image; at most {MAX_SPEC_BYTES}"
             )
+        if self.workdir is not None:
+            size += _utf8_size("workdir", self.workdir)
+            if not self.workdir.startswith("/"):
+                raise SpecError(f"workdir: {_shown(self.workdir)} is not an absolute path")
+        if self.tty_size is not None and not self.tty:
+            raise SpecError("tty_size: given for a job that has no terminal (tty is false)")
         self._check_numbers()
         self.resources.validated()
         return self

@@ -82,7 +82,14 @@ def _guarded(handler: Any, message_class: Any) -> grpc.RpcMethodHandler:
             request_deserializer=parse,
             response_serializer=serialize,
         )
-    raise TypeError("client-streaming methods are not used by Hodei")  # pragma: no cover
+    if handler.stream_unary is not None:
+        # Likewise: the servicer reports Unparsable items of the request stream.
+        return grpc.stream_unary_rpc_method_handler(
+            _client_streaming(handler.stream_unary),
+            request_deserializer=parse,
+            response_serializer=serialize,
+        )
+    raise TypeError(f"unsupported gRPC method kind: {handler!r}")  # pragma: no cover
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> None:
@@ -104,6 +111,18 @@ def _unary(behaviour: Callable[..., Any]) -> Callable[..., Any]:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.problem)
         try:
             return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_for(exc, context)
+
+    return guarded
+
+
+def _client_streaming(behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    async def guarded(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behaviour(requests, context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

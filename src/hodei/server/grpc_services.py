@@ -27,11 +27,13 @@ from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, worker_pb2, worker_
 from hodei.api.wire import Unparsable
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, SpecError
+from hodei.domain.stdio import JobInput
 from hodei.server.controller import JobController, NotAccepting, UnknownProvider
 from hodei.server.events import JobEvents
 from hodei.server.grpc_guard import add_guarded
 from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub, read_logs
+from hodei.server.stdin import InputRefused, InputRelay
 from hodei.server.worker_session import SessionError, WorkerSession
 from hodei.server.workers import WorkerBook
 from hodei.store.base import LogStore
@@ -103,6 +105,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._logs = logs
         self._hub = hub
         self._events = events
+        self._input = InputRelay(jobs=jobs, workers=workers, events=events)
 
     def _pb(self, job: Job) -> types_pb2.Job:
         return convert.job_to_pb(job)
@@ -184,6 +187,26 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                     continue
                 last = changed
                 yield convert.job_to_pb(changed)
+
+    async def SendInput(
+        self,
+        request_iterator: AsyncIterator[types_pb2.JobInput | Unparsable],
+        context: grpc.aio.ServicerContext,
+    ) -> jobs_pb2.SendInputResponse:
+        async def items() -> AsyncIterator[JobInput]:
+            async for request in request_iterator:
+                if isinstance(request, Unparsable):
+                    raise InputRefused("INVALID_ARGUMENT", request.problem)
+                try:
+                    yield convert.input_from_pb(request)
+                except ValueError as exc:
+                    raise InputRefused("INVALID_ARGUMENT", str(exc)) from None
+
+        try:
+            await self._input.relay(items())
+        except InputRefused as exc:
+            await context.abort(grpc.StatusCode[exc.code], str(exc))
+        return jobs_pb2.SendInputResponse()
 
     async def ListWorkers(
         self, request: jobs_pb2.ListWorkersRequest, context: grpc.aio.ServicerContext

@@ -202,6 +202,11 @@ class WorkerBook:
     def connected(self, worker_id: WorkerId) -> bool:
         return worker_id in self._outboxes
 
+    def backlog(self, worker_id: WorkerId) -> int:
+        """Messages queued for the agent and not yet written to its stream."""
+        outbox = self._outboxes.get(worker_id)
+        return 0 if outbox is None else outbox.qsize()
+
     async def wait_disconnected(self, worker_id: WorkerId) -> None:
         """Return once the agent's stream has ended (at once if it is not connected)."""
         if worker_id not in self._outboxes:

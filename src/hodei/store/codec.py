@@ -14,6 +14,7 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Attempt, Job, JobSpec, Resources, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
+from hodei.domain.stdio import TerminalSize
 
 
 def _time(value: datetime | None) -> str | None:
@@ -45,6 +46,12 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "secret_env": {
             name: {"secret": ref.secret, "key": ref.key} for name, ref in spec.secret_env.items()
         },
+        "stdin": spec.stdin,
+        "tty": spec.tty,
+        "tty_size": None
+        if spec.tty_size is None
+        else {"rows": spec.tty_size.rows, "columns": spec.tty_size.columns},
+        "workdir": spec.workdir,
     }
 
 
@@ -65,6 +72,11 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
             name: SecretKeyRef(ref["secret"], ref["key"])
             for name, ref in (data.get("secret_env") or {}).items()
         },
+        # Jobs stored before these fields existed had neither stdin nor a terminal.
+        stdin=data.get("stdin", False),
+        tty=data.get("tty", False),
+        tty_size=TerminalSize(**data["tty_size"]) if data.get("tty_size") else None,
+        workdir=data.get("workdir"),
     )
 
 

@@ -241,6 +241,9 @@ class Agent:
                 self._buffer.ack(message.sequence)
                 if self._paused and self._buffer.has_room():
                     self._set_paused(False)
+            elif isinstance(message, m.JobInput):
+                if self._job is not None and message.job_id == self._job.assignment.job_id:
+                    self._job.feed(message)
             elif isinstance(message, m.ResultAck):
                 raise _SessionEnded()
 

@@ -18,12 +18,16 @@ from hodei.api.messages import AssignJob, JobResult, JobStarted
 from hodei.domain import exitcodes
 from hodei.domain.reasons import StartFailure
 from hodei.worker.launched import LaunchedJob, LauncherLink
+from hodei.domain.stdio import JobInput, TerminalSize
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 # "cancel": the control plane asked (CancelJob); "terminate": a signal it did not send
 # (the pod deleted or evicted, the node shutting down) - reported apart so the control
 # plane retries the job instead of ending it CANCELLED.
 StopReason = Literal["timeout", "cancel", "terminate"]
+
+# A terminal job whose client gave no size (stdin not a terminal) gets the classic VT100's.
+DEFAULT_TERMINAL_SIZE = TerminalSize(rows=24, columns=80)
 
 # The agent's own variables (its credential, the address it dials...) are not the job's.
 _PRIVATE_PREFIX = "HODEI_"
@@ -77,7 +81,17 @@ class RunningJob:
         self._drain_timeout = drain_timeout
         self._stop_reason: StopReason | None = None
         self._killer: asyncio.Task[None] | None = None
+        self._early_input: list[JobInput] = []  # arrived before the process existed
         self.finished = asyncio.Event()
+
+    def feed(self, item: JobInput) -> None:
+        """The client's stdin bytes, their end or a terminal resize, in arrival order."""
+        if self.result is not None:
+            return
+        if self.process is None:
+            self._early_input.append(item)
+        elif isinstance(self.process, JobProcess):  # a launched job takes no input
+            self.process.feed(item)
 
     def stop(self, reason: StopReason) -> None:
         """Kill the job's process group; the first reason given is the one reported."""
@@ -112,6 +126,7 @@ class RunningJob:
             self._finish(JobResult(job_id, exit_code=exitcodes.TERMINATED, terminated=True))
             return
         argv = self.assignment.spec.argv()
+        spec = self.assignment.spec
         try:
             self.process = await self._start(argv)
         except StartError as exc:
@@ -119,6 +134,10 @@ class RunningJob:
                 JobResult(job_id, exit_code=exc.exit_code, error=str(exc), start_failure=exc.kind)
             )
             return
+        if isinstance(self.process, JobProcess):
+            for item in self._early_input:
+                self.process.feed(item)
+        self._early_input.clear()
         self.started = JobStarted(job_id, self.process.pid)
         self._on_change()
         timer = None
@@ -146,10 +165,26 @@ class RunningJob:
 
     async def _start(self, argv: tuple[str, ...]) -> JobProcess | LaunchedJob:
         if self._launcher is not None:
+            spec = self.assignment.spec
+            if spec.stdin or spec.tty or spec.workdir:  # refused at submit; an old server?
+                raise StartError(
+                    "stdin, a terminal and --workdir are not available for a job in its own "
+                    "image (--image) yet",
+                    StartFailure.AGENT_ERROR,
+                )
             env = launched_environment(self.assignment)
             return await LaunchedJob.start(self._launcher, argv, env=env, sink=self._sink)
         env = job_environment(self._base_env, self.assignment)
-        return await JobProcess.start(argv, env=env, sink=self._sink, contained=self._contained)
+        spec = self.assignment.spec
+        return await JobProcess.start(
+            argv,
+            env=env,
+            sink=self._sink,
+            stdin=spec.stdin,
+            tty=(spec.tty_size or DEFAULT_TERMINAL_SIZE) if spec.tty else None,
+            cwd=spec.workdir,
+            contained=self._contained,
+        )
 
     def _stopped_by(self, reason: StopReason) -> bool:
         return self._stop_reason == reason

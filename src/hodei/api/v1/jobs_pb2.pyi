@@ -63,6 +63,10 @@ class ListWorkersRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SendInputResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class Worker(_message.Message):
     __slots__ = ("id", "job_id", "provider", "state", "name", "created_at", "reason", "message")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -72,6 +72,11 @@ class JobServiceStub:
                 request_serializer=hodei_dot_api_dot_v1_dot_jobs__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=hodei_dot_api_dot_v1_dot_jobs__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.SendInput = channel.stream_unary(
+                '/hodei.v1.JobService/SendInput',
+                request_serializer=hodei_dot_api_dot_v1_dot_types__pb2.JobInput.SerializeToString,
+                response_deserializer=hodei_dot_api_dot_v1_dot_jobs__pb2.SendInputResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -124,6 +129,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendInput(self, request_iterator, context):
+        """Stdin and terminal resizes for one job submitted with stdin or tty (every message
+        names the same job). Delivered in order once the job runs; dropped once it has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +174,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=hodei_dot_api_dot_v1_dot_jobs__pb2.ListWorkersRequest.FromString,
                     response_serializer=hodei_dot_api_dot_v1_dot_jobs__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'SendInput': grpc.stream_unary_rpc_method_handler(
+                    servicer.SendInput,
+                    request_deserializer=hodei_dot_api_dot_v1_dot_types__pb2.JobInput.FromString,
+                    response_serializer=hodei_dot_api_dot_v1_dot_jobs__pb2.SendInputResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +372,33 @@ class JobService:
             '/hodei.v1.JobService/ListWorkers',
             hodei_dot_api_dot_v1_dot_jobs__pb2.ListWorkersRequest.SerializeToString,
             hodei_dot_api_dot_v1_dot_jobs__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendInput(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/hodei.v1.JobService/SendInput',
+            hodei_dot_api_dot_v1_dot_types__pb2.JobInput.SerializeToString,
+            hodei_dot_api_dot_v1_dot_jobs__pb2.SendInputResponse.FromString,
             options,
             channel_credentials,
             insecure,

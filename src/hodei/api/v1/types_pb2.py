@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hodei/api/v1/types.proto\x12\x08hodei.v1\"a\n\tResources\x12\x13\n\x0b\x63pu_request\x18\x01 \x01(\t\x12\x11\n\tcpu_limit\x18\x02 \x01(\t\x12\x16\n\x0ememory_request\x18\x03 \x01(\t\x12\x14\n\x0cmemory_limit\x18\x04 \x01(\t\"\xf4\x03\n\x07JobSpec\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x12\n\x05shell\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\'\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1a.hodei.v1.JobSpec.EnvEntry\x12\r\n\x05image\x18\x04 \x01(\t\x12&\n\tresources\x18\x05 \x01(\x0b\x32\x13.hodei.v1.Resources\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x01\x12-\n\x06labels\x18\x07 \x03(\x0b\x32\x1d.hodei.v1.JobSpec.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\r\x12\x10\n\x08provider\x18\t \x01(\t\x12\x0f\n\x07profile\x18\x1e \x01(\t\x12\x34\n\nsecret_env\x18\x1f \x03(\x0b\x32 .hodei.v1.JobSpec.SecretEnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aH\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.hodei.v1.SecretKeyRef:\x02\x38\x01\x42\x08\n\x06_shell\"+\n\x0cSecretKeyRef\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"\xcc\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.hodei.v1.JobSpec\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.hodei.v1.JobState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nstarted_at\x18\x08 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\t \x01(\t\x12\x11\n\tworker_id\x18\n \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\r\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\x16\n\x0ewaiting_reason\x18\r \x01(\t\x12#\n\x08\x61ttempts\x18\x0e \x03(\x0b\x32\x11.hodei.v1.AttemptB\x0c\n\n_exit_code\"v\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x05 \x01(\t\x12\x12\n\ndisruption\x18\x06 \x01(\x08\"_\n\x08LogChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12#\n\x06stream\x18\x03 \x01(\x0e\x32\x13.hodei.v1.LogStream\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c*\x85\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0c\n\x08STARTING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\r\n\tCANCELLED\x10\x06\x12\r\n\tTIMED_OUT\x10\x07*?\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18hodei/api/v1/types.proto\x12\x08hodei.v1\"a\n\tResources\x12\x13\n\x0b\x63pu_request\x18\x01 \x01(\t\x12\x11\n\tcpu_limit\x18\x02 \x01(\t\x12\x16\n\x0ememory_request\x18\x03 \x01(\t\x12\x14\n\x0cmemory_limit\x18\x04 \x01(\t\"\xcb\x04\n\x07JobSpec\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x12\n\x05shell\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\'\n\x03\x65nv\x18\x03 \x03(\x0b\x32\x1a.hodei.v1.JobSpec.EnvEntry\x12\r\n\x05image\x18\x04 \x01(\t\x12&\n\tresources\x18\x05 \x01(\x0b\x32\x13.hodei.v1.Resources\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x01\x12-\n\x06labels\x18\x07 \x03(\x0b\x32\x1d.hodei.v1.JobSpec.LabelsEntry\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\r\x12\x10\n\x08provider\x18\t \x01(\t\x12\x0f\n\x07profile\x18\x1e \x01(\t\x12\x34\n\nsecret_env\x18\x1f \x03(\x0b\x32 .hodei.v1.JobSpec.SecretEnvEntry\x12\r\n\x05stdin\x18\x14 \x01(\x08\x12\x0b\n\x03tty\x18\x15 \x01(\x08\x12\x0f\n\x07workdir\x18\x16 \x01(\t\x12(\n\x08tty_size\x18\x17 \x01(\x0b\x32\x16.hodei.v1.TerminalSize\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aH\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.hodei.v1.SecretKeyRef:\x02\x38\x01\x42\x08\n\x06_shell\"+\n\x0cSecretKeyRef\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"-\n\x0cTerminalSize\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\r\"]\n\x08JobInput\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12&\n\x06resize\x18\x04 \x01(\x0b\x32\x16.hodei.v1.TerminalSize\"\xcc\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.hodei.v1.JobSpec\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.hodei.v1.JobState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nstarted_at\x18\x08 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\t \x01(\t\x12\x11\n\tworker_id\x18\n \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\r\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\x16\n\x0ewaiting_reason\x18\r \x01(\t\x12#\n\x08\x61ttempts\x18\x0e \x03(\x0b\x32\x11.hodei.v1.AttemptB\x0c\n\n_exit_code\"v\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x05 \x01(\t\x12\x12\n\ndisruption\x18\x06 \x01(\x08\"_\n\x08LogChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12#\n\x06stream\x18\x03 \x01(\x0e\x32\x13.hodei.v1.LogStream\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c*\x85\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0c\n\x08STARTING\x10\x02\x12\x0b\n\x07RUNNING\x10\x03\x12\r\n\tSUCCEEDED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05\x12\r\n\tCANCELLED\x10\x06\x12\r\n\tTIMED_OUT\x10\x07*?\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,26 +37,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_JOBSPEC_SECRETENVENTRY']._loaded_options = None
   _globals['_JOBSPEC_SECRETENVENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=1238
-  _globals['_JOBSTATE']._serialized_end=1371
-  _globals['_LOGSTREAM']._serialized_start=1373
-  _globals['_LOGSTREAM']._serialized_end=1436
+  _globals['_JOBSTATE']._serialized_start=1467
+  _globals['_JOBSTATE']._serialized_end=1600
+  _globals['_LOGSTREAM']._serialized_start=1602
+  _globals['_LOGSTREAM']._serialized_end=1665
   _globals['_RESOURCES']._serialized_start=38
   _globals['_RESOURCES']._serialized_end=135
   _globals['_JOBSPEC']._serialized_start=138
-  _globals['_JOBSPEC']._serialized_end=638
-  _globals['_JOBSPEC_ENVENTRY']._serialized_start=465
-  _globals['_JOBSPEC_ENVENTRY']._serialized_end=507
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=509
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=554
-  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_start=556
-  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_end=628
-  _globals['_SECRETKEYREF']._serialized_start=640
-  _globals['_SECRETKEYREF']._serialized_end=683
-  _globals['_JOB']._serialized_start=686
-  _globals['_JOB']._serialized_end=1018
-  _globals['_ATTEMPT']._serialized_start=1020
-  _globals['_ATTEMPT']._serialized_end=1138
-  _globals['_LOGCHUNK']._serialized_start=1140
-  _globals['_LOGCHUNK']._serialized_end=1235
+  _globals['_JOBSPEC']._serialized_end=725
+  _globals['_JOBSPEC_ENVENTRY']._serialized_start=552
+  _globals['_JOBSPEC_ENVENTRY']._serialized_end=594
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=596
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=641
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_start=643
+  _globals['_JOBSPEC_SECRETENVENTRY']._serialized_end=715
+  _globals['_SECRETKEYREF']._serialized_start=727
+  _globals['_SECRETKEYREF']._serialized_end=770
+  _globals['_TERMINALSIZE']._serialized_start=772
+  _globals['_TERMINALSIZE']._serialized_end=817
+  _globals['_JOBINPUT']._serialized_start=819
+  _globals['_JOBINPUT']._serialized_end=912
+  _globals['_JOB']._serialized_start=915
+  _globals['_JOB']._serialized_end=1247
+  _globals['_ATTEMPT']._serialized_start=1249
+  _globals['_ATTEMPT']._serialized_end=1367
+  _globals['_LOGCHUNK']._serialized_start=1369
+  _globals['_LOGCHUNK']._serialized_end=1464
 # @@protoc_insertion_point(module_scope)

@@ -48,7 +48,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_request: _Optional[str] = ..., cpu_limit: _Optional[str] = ..., memory_request: _Optional[str] = ..., memory_limit: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("command", "shell", "env", "image", "resources", "timeout_seconds", "labels", "max_attempts", "provider", "profile", "secret_env")
+    __slots__ = ("command", "shell", "env", "image", "resources", "timeout_seconds", "labels", "max_attempts", "provider", "profile", "secret_env", "stdin", "tty", "workdir", "tty_size")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,10 @@ class JobSpec(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     SECRET_ENV_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
+    WORKDIR_FIELD_NUMBER: _ClassVar[int]
+    TTY_SIZE_FIELD_NUMBER: _ClassVar[int]
     command: _containers.RepeatedScalarFieldContainer[str]
     shell: str
     env: _containers.ScalarMap[str, str]
@@ -92,7 +96,11 @@ class JobSpec(_message.Message):
     provider: str
     profile: str
     secret_env: _containers.MessageMap[str, SecretKeyRef]
-    def __init__(self, command: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., provider: _Optional[str] = ..., profile: _Optional[str] = ..., secret_env: _Optional[_Mapping[str, SecretKeyRef]] = ...) -> None: ...
+    stdin: bool
+    tty: bool
+    workdir: str
+    tty_size: TerminalSize
+    def __init__(self, command: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., provider: _Optional[str] = ..., profile: _Optional[str] = ..., secret_env: _Optional[_Mapping[str, SecretKeyRef]] = ..., stdin: _Optional[bool] = ..., tty: _Optional[bool] = ..., workdir: _Optional[str] = ..., tty_size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
 
 class SecretKeyRef(_message.Message):
     __slots__ = ("secret", "key")
@@ -101,6 +109,26 @@ class SecretKeyRef(_message.Message):
     secret: str
     key: str
     def __init__(self, secret: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class TerminalSize(_message.Message):
+    __slots__ = ("rows", "columns")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    columns: int
+    def __init__(self, rows: _Optional[int] = ..., columns: _Optional[int] = ...) -> None: ...
+
+class JobInput(_message.Message):
+    __slots__ = ("job_id", "data", "eof", "resize")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    data: bytes
+    eof: bool
+    resize: TerminalSize
+    def __init__(self, job_id: _Optional[str] = ..., data: _Optional[bytes] = ..., eof: _Optional[bool] = ..., resize: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "spec", "state", "exit_code", "reason", "message", "created_at", "started_at", "finished_at", "worker_id", "attempt", "provider", "waiting_reason", "attempts")

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from hodei.api.v1 import types_pb2 as hodei_dot_api_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hodei/api/v1/worker.proto\x12\x08hodei.v1\x1a\x18hodei/api/v1/types.proto\"\xdd\x01\n\rWorkerMessage\x12&\n\x08register\x18\x01 \x01(\x0b\x32\x12.hodei.v1.RegisterH\x00\x12\'\n\x07started\x18\x02 \x01(\x0b\x32\x14.hodei.v1.JobStartedH\x00\x12\"\n\x04logs\x18\x03 \x01(\x0b\x32\x12.hodei.v1.LogBatchH\x00\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x13.hodei.v1.JobResultH\x00\x12(\n\theartbeat\x18\x05 \x01(\x0b\x32\x13.hodei.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"B\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\")\n\nJobStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\".\n\x08LogBatch\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.hodei.v1.LogChunk\"\xd1\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x11\n\ttimed_out\x18\x03 \x01(\x08\x12\x11\n\tcancelled\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x15\n\rlast_sequence\x18\x06 \x01(\x04\x12\x12\n\nterminated\x18\x07 \x01(\x08\x12\x12\n\noom_killed\x18\x08 \x01(\x08\x12-\n\rstart_failure\x18\t \x01(\x0e\x32\x16.hodei.v1.StartFailure\"\x0b\n\tHeartbeat\"\xe1\x01\n\rServerMessage\x12*\n\nregistered\x18\x01 \x01(\x0b\x32\x14.hodei.v1.RegisteredH\x00\x12%\n\x06\x61ssign\x18\x02 \x01(\x0b\x32\x13.hodei.v1.AssignJobH\x00\x12%\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x13.hodei.v1.CancelJobH\x00\x12#\n\x07log_ack\x18\x04 \x01(\x0b\x32\x10.hodei.v1.LogAckH\x00\x12)\n\nresult_ack\x18\x05 \x01(\x0b\x32\x13.hodei.v1.ResultAckH\x00\x42\x06\n\x04\x62ody\"\"\n\nRegistered\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\"<\n\tAssignJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.hodei.v1.JobSpec\"\x1b\n\tCancelJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"*\n\x06LogAck\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"\x1b\n\tResultAck\x12\x0e\n\x06job_id\x18\x01 \x01(\t*\x93\x01\n\x0cStartFailure\x12\x1d\n\x19START_FAILURE_UNSPECIFIED\x10\x00\x12#\n\x1fSTART_FAILURE_COMMAND_NOT_FOUND\x10\x01\x12 \n\x1cSTART_FAILURE_NOT_EXECUTABLE\x10\x02\x12\x1d\n\x19START_FAILURE_AGENT_ERROR\x10\x03\x32P\n\rWorkerService\x12?\n\x07\x43onnect\x12\x17.hodei.v1.WorkerMessage\x1a\x17.hodei.v1.ServerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hodei/api/v1/worker.proto\x12\x08hodei.v1\x1a\x18hodei/api/v1/types.proto\"\xdd\x01\n\rWorkerMessage\x12&\n\x08register\x18\x01 \x01(\x0b\x32\x12.hodei.v1.RegisterH\x00\x12\'\n\x07started\x18\x02 \x01(\x0b\x32\x14.hodei.v1.JobStartedH\x00\x12\"\n\x04logs\x18\x03 \x01(\x0b\x32\x12.hodei.v1.LogBatchH\x00\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x13.hodei.v1.JobResultH\x00\x12(\n\theartbeat\x18\x05 \x01(\x0b\x32\x13.hodei.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"B\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\")\n\nJobStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\".\n\x08LogBatch\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.hodei.v1.LogChunk\"\xd1\x01\n\tJobResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x11\n\ttimed_out\x18\x03 \x01(\x08\x12\x11\n\tcancelled\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x15\n\rlast_sequence\x18\x06 \x01(\x04\x12\x12\n\nterminated\x18\x07 \x01(\x08\x12\x12\n\noom_killed\x18\x08 \x01(\x08\x12-\n\rstart_failure\x18\t \x01(\x0e\x32\x16.hodei.v1.StartFailure\"\x0b\n\tHeartbeat\"\x86\x02\n\rServerMessage\x12*\n\nregistered\x18\x01 \x01(\x0b\x32\x14.hodei.v1.RegisteredH\x00\x12%\n\x06\x61ssign\x18\x02 \x01(\x0b\x32\x13.hodei.v1.AssignJobH\x00\x12%\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x13.hodei.v1.CancelJobH\x00\x12#\n\x07log_ack\x18\x04 \x01(\x0b\x32\x10.hodei.v1.LogAckH\x00\x12)\n\nresult_ack\x18\x05 \x01(\x0b\x32\x13.hodei.v1.ResultAckH\x00\x12#\n\x05input\x18\x06 \x01(\x0b\x32\x12.hodei.v1.JobInputH\x00\x42\x06\n\x04\x62ody\"\"\n\nRegistered\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\"<\n\tAssignJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.hodei.v1.JobSpec\"\x1b\n\tCancelJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"*\n\x06LogAck\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"\x1b\n\tResultAck\x12\x0e\n\x06job_id\x18\x01 \x01(\t*\x93\x01\n\x0cStartFailure\x12\x1d\n\x19START_FAILURE_UNSPECIFIED\x10\x00\x12#\n\x1fSTART_FAILURE_COMMAND_NOT_FOUND\x10\x01\x12 \n\x1cSTART_FAILURE_NOT_EXECUTABLE\x10\x02\x12\x1d\n\x19START_FAILURE_AGENT_ERROR\x10\x03\x32P\n\rWorkerService\x12?\n\x07\x43onnect\x12\x17.hodei.v1.WorkerMessage\x1a\x17.hodei.v1.ServerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hodei.api.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STARTFAILURE']._serialized_start=1102
-  _globals['_STARTFAILURE']._serialized_end=1249
+  _globals['_STARTFAILURE']._serialized_start=1139
+  _globals['_STARTFAILURE']._serialized_end=1286
   _globals['_WORKERMESSAGE']._serialized_start=66
   _globals['_WORKERMESSAGE']._serialized_end=287
   _globals['_REGISTER']._serialized_start=289
@@ -47,17 +47,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEAT']._serialized_start=660
   _globals['_HEARTBEAT']._serialized_end=671
   _globals['_SERVERMESSAGE']._serialized_start=674
-  _globals['_SERVERMESSAGE']._serialized_end=899
-  _globals['_REGISTERED']._serialized_start=901
-  _globals['_REGISTERED']._serialized_end=935
-  _globals['_ASSIGNJOB']._serialized_start=937
-  _globals['_ASSIGNJOB']._serialized_end=997
-  _globals['_CANCELJOB']._serialized_start=999
-  _globals['_CANCELJOB']._serialized_end=1026
-  _globals['_LOGACK']._serialized_start=1028
-  _globals['_LOGACK']._serialized_end=1070
-  _globals['_RESULTACK']._serialized_start=1072
-  _globals['_RESULTACK']._serialized_end=1099
-  _globals['_WORKERSERVICE']._serialized_start=1251
-  _globals['_WORKERSERVICE']._serialized_end=1331
+  _globals['_SERVERMESSAGE']._serialized_end=936
+  _globals['_REGISTERED']._serialized_start=938
+  _globals['_REGISTERED']._serialized_end=972
+  _globals['_ASSIGNJOB']._serialized_start=974
+  _globals['_ASSIGNJOB']._serialized_end=1034
+  _globals['_CANCELJOB']._serialized_start=1036
+  _globals['_CANCELJOB']._serialized_end=1063
+  _globals['_LOGACK']._serialized_start=1065
+  _globals['_LOGACK']._serialized_end=1107
+  _globals['_RESULTACK']._serialized_start=1109
+  _globals['_RESULTACK']._serialized_end=1136
+  _globals['_WORKERSERVICE']._serialized_start=1288
+  _globals['_WORKERSERVICE']._serialized_end=1368
 # @@protoc_insertion_point(module_scope)

@@ -233,8 +233,15 @@ class KubernetesProvider:
         return len(self._watcher.cache)
 
     def check_spec(self, spec: JobSpec) -> None:
-        """Refuse a job naming a profile that does not exist (SpecError lists those that do)."""
+        """Refuse a job naming a profile that does not exist (SpecError lists those that do),
+        or asking for stdin, a terminal or a working directory in its own image, which the
+        launcher in that image does not provide."""
         self.profiles.pick(spec.profile)
+        if spec.image is not None and (spec.stdin or spec.tty or spec.workdir):
+            raise SpecError(
+                "image: -i, -t and --workdir are not available yet for a job in its own image; "
+                "run it without --image (in the worker image) to use them"
+            )
 
     # -- lifecycle -------------------------------------------------------------------
 
