@@ -8,7 +8,7 @@ some log batches or at the first result, reject the token, or cancel the job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -30,7 +30,6 @@ class Script:
     drop_after_batches: int | None = None  # first connection only
     drop_first_result: bool = False
     ack_logs: bool = True
-    input: tuple[types_pb2.JobInput, ...] = ()  # sent right after the assignment
 
 
 @dataclass
@@ -55,8 +54,9 @@ class Record:
 
 
 class FakeWorkerService(worker_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, job_input: Sequence[types_pb2.JobInput] = ()) -> None:
         self.script = script
+        self.input = tuple(job_input)  # sent right after the assignment
         self.record = Record()
         self._connections = 0
         self._dropped_result = False
@@ -75,7 +75,7 @@ class FakeWorkerService(worker_pb2_grpc.WorkerServiceServicer):
         if not self.record.started:
             assign = worker_pb2.AssignJob(job_id=JOB_ID, spec=self.script.spec)
             await context.write(worker_pb2.ServerMessage(assign=assign))
-            for item in self.script.input:
+            for item in self.input:
                 await context.write(worker_pb2.ServerMessage(input=item))
         batches_here = 0
         after_register = True
@@ -119,10 +119,13 @@ class FakeWorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
 
 @asynccontextmanager
-async def fake_control_plane(script: Script) -> AsyncIterator[tuple[FakeWorkerService, str]]:
-    """Serve the fake on 127.0.0.1:0; yields the servicer and its address."""
+async def fake_control_plane(
+    script: Script, job_input: Sequence[types_pb2.JobInput] = ()
+) -> AsyncIterator[tuple[FakeWorkerService, str]]:
+    """Serve the fake on 127.0.0.1:0 (sending ``job_input`` after the assignment);
+    yields the servicer and its address."""
     server = grpc.aio.server()
-    service = FakeWorkerService(script)
+    service = FakeWorkerService(script, job_input)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -246,14 +246,11 @@ async def test_sigterm_stops_the_job_and_reports_it_terminated_not_cancelled() -
 async def test_input_sent_before_the_job_starts_reaches_its_stdin_with_eof() -> None:
     spec = types_pb2.JobSpec(shell="cat; echo end", stdin=True)
     lines = (b"first\n", b"second\n")
-    script = Script(
-        spec,
-        input=(
-            *(types_pb2.JobInput(job_id=JOB_ID, data=line) for line in lines),
-            types_pb2.JobInput(job_id=JOB_ID, eof=True),
-        ),
-    )
-    async with fake_control_plane(script) as (service, address):
+    job_input = [
+        *(types_pb2.JobInput(job_id=JOB_ID, data=line) for line in lines),
+        types_pb2.JobInput(job_id=JOB_ID, eof=True),
+    ]
+    async with fake_control_plane(Script(spec), job_input) as (service, address):
         assert await agent_for(address).run() == EXIT_DELIVERED
     assert service.record.output(STDOUT) == b"first\nsecond\nend\n"
     assert service.record.acked_result is not None

@@ -17,8 +17,8 @@ from typing import Literal
 from hodei.api.messages import AssignJob, JobResult, JobStarted
 from hodei.domain import exitcodes
 from hodei.domain.reasons import StartFailure
-from hodei.worker.launched import LaunchedJob, LauncherLink
 from hodei.domain.stdio import JobInput, TerminalSize
+from hodei.worker.launched import LaunchedJob, LauncherLink
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, JobProcess, OutputSink, StartError
 
 # "cancel": the control plane asked (CancelJob); "terminate": a signal it did not send
@@ -126,7 +126,6 @@ class RunningJob:
             self._finish(JobResult(job_id, exit_code=exitcodes.TERMINATED, terminated=True))
             return
         argv = self.assignment.spec.argv()
-        spec = self.assignment.spec
         try:
             self.process = await self._start(argv)
         except StartError as exc:
