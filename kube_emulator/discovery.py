@@ -19,6 +19,7 @@ _SUBRESOURCE_VERBS = {
     "log": ["get"],
     "scale": ["get", "patch", "update"],
     "token": ["create"],
+    "eviction": ["create"],
 }
 
 
@@ -104,6 +105,8 @@ def _entries(rtype: ResourceType) -> list[dict[str, Any]]:
             entry.update(group="autoscaling", version="v1", kind="Scale")
         if sub == "token":
             entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
+        if sub == "eviction":  # what kubectl drain looks for before it evicts
+            entry.update(group="policy", version="v1", kind="Eviction")
         entries.append(entry)
     return entries
 

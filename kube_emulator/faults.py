@@ -1,9 +1,9 @@
 """Fault injection and request accounting, driven from tests on another thread.
 
 Tests need the API to misbehave on cue (throttling with Retry-After, 500s, dropped
-connections, closed watches, compacted history, latency) and to count what a client
-cost (requests per verb and resource). Everything here is guarded by a lock; actions
-that touch the store are marshalled onto the emulator loop.
+connections, closed watches, compacted history, latency, a node that stops reporting)
+and to count what a client cost (requests per verb and resource). Everything here is
+guarded by a lock; actions that touch the store are marshalled onto the emulator loop.
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ class Faults:
         *,
         close_watches: Callable[[], None],
         compact: Callable[[], None],
+        set_node_lost: Callable[[bool], None] = lambda lost: None,
     ) -> None:
         self._loop = loop
         self._close_watches = close_watches
         self._compact = compact
+        self._set_node_lost = set_node_lost
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
         self._latency = 0.0
@@ -107,6 +109,14 @@ class Faults:
     def compact(self) -> None:
         """Drop watch history: resuming from any earlier resourceVersion gets 410 Expired."""
         self._on_loop(self._compact)
+
+    def node_not_ready(self) -> None:
+        """The node stops reporting: NotReady (Ready Unknown), its pods phase Unknown."""
+        self._on_loop(lambda: self._set_node_lost(True))
+
+    def node_ready(self) -> None:
+        """The node reports again; what its kubelet did meanwhile becomes visible."""
+        self._on_loop(lambda: self._set_node_lost(False))
 
     def _on_loop(self, action: Callable[[], None]) -> None:
         try:

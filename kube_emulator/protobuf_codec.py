@@ -1,7 +1,7 @@
 """Decode Kubernetes protobuf request bodies into JSON-shaped objects.
 
 kubectl sends ``application/vnd.kubernetes.protobuf`` bodies for ``create namespace``,
-``create configmap|secret|serviceaccount|role|rolebinding``, ``run`` and ``auth can-i``.
+``create configmap|secret|serviceaccount|role|rolebinding|quota``, ``run`` and ``auth can-i``.
 The wire format is the 4-byte magic ``k8s\\0`` and a ``runtime.Unknown`` whose ``raw``
 field holds the object, encoded with the messages of the kind's ``generated.proto``.
 `_proto/` holds minimal copies of those messages (same field numbers); this module
@@ -46,6 +46,7 @@ MESSAGES: dict[tuple[str, str], type[Message]] = {
     ("v1", "ServiceAccount"): core_pb2.ServiceAccount,
     ("v1", "Pod"): core_pb2.Pod,
     ("v1", "Service"): core_pb2.Service,
+    ("v1", "ResourceQuota"): core_pb2.ResourceQuota,
     ("apps/v1", "Deployment"): apps_pb2.Deployment,
     ("authentication.k8s.io/v1", "TokenRequest"): authentication_pb2.TokenRequest,
     ("authentication.k8s.io/v1", "SelfSubjectReview"): authentication_pb2.SelfSubjectReview,

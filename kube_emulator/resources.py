@@ -61,8 +61,17 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         "pods",
         True,
         short_names=("po",),
-        subresources=("status", "log"),
+        subresources=("status", "log", "eviction"),
         categories=("all",),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        True,
+        short_names=("quota",),
+        subresources=("status",),
     ),
     ResourceType(
         "",
@@ -97,6 +106,15 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         short_names=("deploy",),
         subresources=("status", "scale"),
         categories=("all",),
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        short_names=("pdb",),
+        subresources=("status",),
     ),
     ResourceType(_RBAC, "v1", "Role", "roles", True),
     ResourceType(_RBAC, "v1", "RoleBinding", "rolebindings", True),
@@ -158,6 +176,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("authentication.k8s.io", "v1"),
     (_AUTHZ, "v1"),
     ("networking.k8s.io", "v1"),
+    ("policy", "v1"),
     (_RBAC, "v1"),
 )
 

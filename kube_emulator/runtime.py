@@ -77,7 +77,10 @@ class EmulatorRuntime:
         loop = asyncio.get_running_loop()
         seed(self.store)
         self.faults = Faults(
-            loop, close_watches=self.store.hub.close_all, compact=self.store.compact
+            loop,
+            close_watches=self.store.hub.close_all,
+            compact=self.store.compact,
+            set_node_lost=self.store.set_node_lost,
         )
         self.state = EmulatorState(
             store=self.store,

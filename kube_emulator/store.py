@@ -10,6 +10,7 @@ All methods run on the emulator's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,9 @@ from .watch import WatchEvent
 
 PODS = resource_type("pods")
 NAMESPACES = resource_type("namespaces")
+NODES = resource_type("nodes")
+# The taint the node lifecycle controller puts on a node that stopped reporting.
+UNREACHABLE_TAINT = {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}
 EVENTS = resource_type("events")
 
 DEFAULT_GRACE_SECONDS = 30
@@ -49,6 +53,12 @@ class Store(ObjectStore):
         self.closed = False  # set at shutdown: open log streams end
         self._purged: set[str] = set()  # uids of terminating namespaces already emptied
         self.namespace_purge_delay = 0.3  # seconds between DELETE and the controller's purge
+        # While the node is lost its kubelet cannot reach the API: what it writes for the
+        # pods bound there is held back and applied when the node is back.
+        self.node_lost = False
+        self._held_statuses: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._held_finals: set[tuple[str, str, str]] = set()
+        self._before_lost: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.add_listener(self._on_event)
 
     # --- events fan-out to the kubelet, log followers and namespace teardown -------------
@@ -56,6 +66,10 @@ class Store(ObjectStore):
     def _on_event(self, event: WatchEvent) -> None:
         if event.resource == "namespaces" and event.type == "ADDED":
             self._create_default_serviceaccount(event.obj["metadata"]["name"])
+        if event.resource == "namespaces" and event.type == "MODIFIED":
+            # Its last finalizer removed: a purged Terminating namespace can go now.
+            name = event.obj["metadata"]["name"]
+            asyncio.get_running_loop().call_soon(self._finish_namespace_if_empty, name)
         if event.resource != "pods":
             return
         name = event.obj["metadata"]["name"]
@@ -118,7 +132,11 @@ class Store(ObjectStore):
         self, namespace: str, name: str, status: dict[str, Any], *, uid: str | None = None
     ) -> dict[str, Any]:
         """Replace the pod's status (the kubelet's status manager write)."""
-        pod = dict(self._pod_for_write(namespace, name, uid))
+        current = self._pod_for_write(namespace, name, uid)
+        if self.node_lost and (current.get("spec") or {}).get("nodeName"):
+            self._held_statuses[(namespace, name, current["metadata"]["uid"])] = clone(status)
+            return clone(current)
+        pod = dict(current)
         pod["metadata"] = dict(pod["metadata"])
         pod["status"] = clone(status)
         return clone(self.replace(PODS, namespace, name, pod))
@@ -128,7 +146,83 @@ class Store(ObjectStore):
         pod = self.get(PODS, namespace, name)
         if pod is None or (uid is not None and pod["metadata"]["uid"] != uid):
             return
+        if self.node_lost and (pod.get("spec") or {}).get("nodeName"):
+            self._held_finals.add((namespace, name, pod["metadata"]["uid"]))
+            return
         self.remove(PODS, namespace, name)
+
+    # --- node loss (fault control) -----------------------------------------------------
+
+    def set_node_lost(self, lost: bool) -> None:
+        """Make the node stop reporting (``lost``) or come back.
+
+        Lost: its Ready condition turns Unknown, it gets the ``unreachable`` NoSchedule
+        taint, and every unfinished pod bound to it goes to phase ``Unknown`` (reason
+        ``NodeLost``) while its containers keep running unseen. Back: Ready again, the
+        taint lifted, and what the kubelet wrote meanwhile is applied."""
+        if lost == self.node_lost:
+            return
+        self.node_lost = lost
+        for node in self.list(NODES, None):
+            self._mark_node(node, lost)
+        if lost:
+            for pod in self.list(PODS, None):
+                node_name = (pod.get("spec") or {}).get("nodeName")
+                if node_name and (pod.get("status") or {}).get("phase") not in (
+                    "Succeeded",
+                    "Failed",
+                ):
+                    lost_pod = clone(pod)
+                    lost_pod["status"] = {
+                        **(pod.get("status") or {}),
+                        "phase": "Unknown",
+                        "reason": "NodeLost",
+                        "message": f"Node {node_name} which was running pod "
+                        f"{pod['metadata']['name']} is unresponsive",
+                    }
+                    meta = pod["metadata"]
+                    key = (meta.get("namespace", ""), meta["name"], meta["uid"])
+                    self._before_lost[key] = clone(pod.get("status") or {})
+                    self.replace(PODS, meta.get("namespace"), meta["name"], lost_pod)
+            return
+        # The kubelet reports again: its last word on each pod, or what it said before.
+        statuses = {**self._before_lost, **self._held_statuses}
+        self._before_lost, self._held_statuses = {}, {}
+        for (namespace, name, uid), status in statuses.items():
+            with contextlib.suppress(errors.ApiError):
+                self.update_pod_status(namespace, name, status, uid=uid)
+        finals, self._held_finals = self._held_finals, set()
+        for namespace, name, uid in finals:
+            self.finalize_pod_deletion(namespace, name, uid=uid)
+
+    def _mark_node(self, node: dict[str, Any], lost: bool) -> None:
+        marked = clone(node)
+        status = marked.setdefault("status", {})
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Ready":
+                condition.update(
+                    {
+                        "status": "Unknown",
+                        "reason": "NodeStatusUnknown",
+                        "message": "Kubelet stopped posting node status.",
+                    }
+                    if lost
+                    else {
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                    }
+                )
+                condition["lastTransitionTime"] = rfc3339()
+        spec = marked.setdefault("spec", {})
+        taints = [t for t in spec.get("taints") or [] if t.get("key") != UNREACHABLE_TAINT["key"]]
+        if lost:
+            taints.append(dict(UNREACHABLE_TAINT))
+        if taints:
+            spec["taints"] = taints
+        else:
+            spec.pop("taints", None)
+        self.replace(NODES, None, node["metadata"]["name"], marked)
 
     def append_pod_log(
         self,
@@ -283,7 +377,9 @@ class Store(ObjectStore):
         """Mark the namespace Terminating; its contents go shortly after, then the namespace.
 
         Like the namespace controller, the purge runs asynchronously: right after the
-        DELETE the namespace still exists (phase Terminating) and so do its objects.
+        DELETE the namespace still exists (phase Terminating) and so do its objects. While
+        ``metadata.finalizers`` remain it stays Terminating (``kubectl get ns``), and the
+        NamespaceLifecycle check refuses new objects in it; it goes once they are removed.
         """
         ns = self.require(NAMESPACES, None, name)
         if ns["metadata"].get("deletionTimestamp"):
@@ -319,8 +415,8 @@ class Store(ObjectStore):
         ns = self.get(NAMESPACES, None, name)
         if ns is None or ns["metadata"]["uid"] not in self._purged:
             return False
-        if self.list(PODS, name):
-            return False
+        if self.list(PODS, name) or ns["metadata"].get("finalizers"):
+            return False  # stays Terminating while pods or finalizers remain
         self._purged.discard(ns["metadata"]["uid"])
         self.remove(NAMESPACES, None, name)
         return True

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import admission, errors, schemas, selectors, tables
+from .. import admission, errors, quota, schemas, selectors, tables
 from ..codec import PATCH_TYPES, decode, media_type, read_object, respond, success_status
 from ..meta import clone
 from ..patch import PatchError, json_patch, merge_patch, strategic_merge
@@ -21,6 +21,16 @@ from ..state import EmulatorState
 from . import listing, podlog, reviews, subresources, watching
 
 _SERVICEACCOUNTS = resource_type("serviceaccounts")
+_QUOTAS = resource_type("resourcequotas")
+_PODS = resource_type("pods")
+
+
+def _with_quota_status(state: EmulatorState, obj: dict[str, Any]) -> dict[str, Any]:
+    """A ResourceQuota with the status its controller would have written by now."""
+    namespace = obj["metadata"].get("namespace")
+    filled = clone(obj)
+    filled["status"] = quota.status(obj, state.store.list(_PODS, namespace))
+    return filled
 
 
 def _not_found_path() -> errors.ApiError:
@@ -72,6 +82,8 @@ async def handle(
         return await subresources.scale(request, state, rtype, info)
     if info.subresource == "token":
         return await subresources.token(request, state, rtype, info)
+    if info.subresource == "eviction":
+        return await subresources.eviction(request, state, rtype, info)
     if rtype.create_only:
         if info.verb != "create":
             raise errors.method_not_allowed(info.verb)
@@ -87,7 +99,10 @@ async def handle(
 async def _get(
     request: web.Request, state: EmulatorState, rtype: ResourceType, info: RequestInfo
 ) -> web.StreamResponse:
-    return _respond_object(request, rtype, state.store.require(rtype, info.namespace, info.name))
+    obj = state.store.require(rtype, info.namespace, info.name)
+    if rtype.plural == "resourcequotas":
+        obj = _with_quota_status(state, obj)
+    return _respond_object(request, rtype, obj)
 
 
 async def _list(
@@ -98,8 +113,11 @@ async def _list(
         limit = int(request.query.get("limit") or 0)
     except ValueError as exc:
         raise errors.bad_request(f"invalid limit: {exc}") from exc
+    objects = state.store.list(rtype, info.namespace)
+    if rtype.plural == "resourcequotas":
+        objects = [_with_quota_status(state, q) for q in objects]
     items, meta = listing.page(
-        state.store.list(rtype, info.namespace),
+        objects,
         predicate=predicate,
         limit=limit,
         continue_token=request.query.get("continue"),
@@ -182,6 +200,33 @@ def _check_serviceaccount(state: EmulatorState, namespace: str, pod: dict[str, A
         )
 
 
+def _check_namespace_active(
+    state: EmulatorState, namespace: str, rtype: ResourceType, obj: dict[str, Any]
+) -> None:
+    # The NamespaceLifecycle admission plugin: nothing new in a namespace being deleted.
+    ns = state.store.get(resource_type("namespaces"), None, namespace)
+    if ns is None or not ns["metadata"].get("deletionTimestamp"):
+        return
+    name = obj["metadata"].get("name") or obj["metadata"].get("generateName", "")
+    raise errors.ApiError(
+        403,
+        "Forbidden",
+        f'{rtype.plural} "{name}" is forbidden: unable to create new content in namespace '
+        f"{namespace} because it is being terminated",
+        details={
+            "name": name,
+            "kind": rtype.plural,
+            "causes": [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ],
+        },
+    )
+
+
 async def _create(
     request: web.Request, state: EmulatorState, rtype: ResourceType, info: RequestInfo
 ) -> web.StreamResponse:
@@ -205,10 +250,15 @@ async def create_object(
     admission.validate_metadata(rtype.kind, obj, rtype.group)
     admission.prepare_create(rtype.plural, obj)
     namespace = info.namespace or obj["metadata"].get("namespace")
+    if namespace and rtype.namespaced:
+        _check_namespace_active(state, namespace, rtype, obj)
     if rtype.plural == "pods" and namespace:
         if state.store.get(resource_type("namespaces"), None, namespace) is None:
             raise errors.not_found("namespaces", namespace)
         _check_serviceaccount(state, namespace, obj)
+        quotas = state.store.list(_QUOTAS, namespace)
+        if quotas:
+            quota.admit(obj, quotas, state.store.list(_PODS, namespace))
     created = state.store.create(rtype, info.namespace, obj, dry_run=_dry_run(request))
     return _with_warnings(_respond_object(request, rtype, created, 201), warnings)
 

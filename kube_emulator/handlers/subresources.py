@@ -1,8 +1,12 @@
-"""``deployments/scale`` and ``serviceaccounts/token``: subresources with their own kinds.
+"""``deployments/scale``, ``serviceaccounts/token`` and ``pods/eviction``: subresources
+with their own kinds.
 
 ``kubectl scale`` reads and writes an ``autoscaling/v1 Scale``; ``kubectl create token``
 posts an ``authentication.k8s.io/v1 TokenRequest`` and receives a bearer token that
 authenticates as the ServiceAccount, which the emulator issues from its token table.
+``kubectl drain`` (and autoscalers) post a ``policy/v1 Eviction``: the API server marks
+the pod with a ``DisruptionTarget`` condition (reason ``EvictionByEvictionAPI``, message
+``Eviction API: evicting``), then deletes it gracefully; the answer is a Success Status.
 """
 
 from __future__ import annotations
@@ -123,5 +127,41 @@ async def token(
             },
             "status": {"token": issued, "expirationTimestamp": rfc3339(time.time() + seconds)},
         },
+        201,
+    )
+
+
+EVICTION_CONDITION = {
+    "type": "DisruptionTarget",
+    "status": "True",
+    "reason": "EvictionByEvictionAPI",
+    "message": "Eviction API: evicting",
+}
+
+
+async def eviction(
+    request: web.Request, state: EmulatorState, rtype: ResourceType, info: RequestInfo
+) -> web.StreamResponse:
+    """POST pods/NAME/eviction: DisruptionTarget condition, then a graceful delete."""
+    if info.verb != "create":
+        raise errors.method_not_allowed(info.verb)
+    assert info.namespace is not None
+    pod = state.store.require(rtype, info.namespace, info.name)
+    body = await read_object(request)
+    options = body.get("deleteOptions") or {}
+    grace = options.get("gracePeriodSeconds")
+    if not pod["metadata"].get("deletionTimestamp"):
+        marked = clone(pod)
+        conditions = [
+            c
+            for c in (marked.setdefault("status", {}).get("conditions") or [])
+            if c.get("type") != "DisruptionTarget"
+        ]
+        conditions.append({**EVICTION_CONDITION, "lastTransitionTime": rfc3339()})
+        marked["status"]["conditions"] = conditions
+        state.store.replace(rtype, info.namespace, info.name, marked)
+        state.store.delete(rtype, info.namespace, info.name, grace=grace)
+    return respond(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
         201,
     )

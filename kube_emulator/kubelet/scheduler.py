@@ -65,6 +65,7 @@ class Node:
     labels: Mapping[str, str]
     max_pods: int = 110
     taints: tuple[Taint, ...] = ()
+    unschedulable: bool = False  # cordoned (``kubectl cordon``: spec.unschedulable)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def schedule(
 ) -> Decision:
     """Decide where ``pod`` goes given the pods already on ``node``."""
     spec = pod.get("spec") or {}
+    if node.unschedulable:  # kube-scheduler's NodeUnschedulable filter comes first
+        return _unschedulable(["node(s) were unschedulable"], _NOT_HELPFUL)
     selector = spec.get("nodeSelector") or {}
     if any(node.labels.get(key) != value for key, value in selector.items()) or not (
         _affinity_matches(spec, node)

@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from kube_emulator.errors import ApiError
 from kube_emulator.kubelet.context import KubeletContext
 from kube_emulator.kubelet.scheduler import DEFAULT_SCHEDULER as SCHEDULER
-from kube_emulator.kubelet.scheduler import schedule, wants_scheduling
+from kube_emulator.kubelet.scheduler import Node, Taint, schedule, wants_scheduling
 from kube_emulator.kubelet.status import scheduled_condition, unschedulable_status
+
+NODE_RECHECK_SECONDS = 1.0
 
 
 def _order(pod: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -54,6 +57,8 @@ class SchedulingLoop:
         self._wake = asyncio.Event()
         self._epoch = 0
         self._tried: dict[str, int] = {}  # uid -> capacity epoch of its last failed attempt
+        self._seen: tuple[bool, tuple[Taint, ...]] = (False, context.node.taints)
+        self._current_node = context.node
 
     def wake(self) -> None:
         """A new pod may want placing."""
@@ -69,14 +74,36 @@ class SchedulingLoop:
 
     async def run(self) -> None:
         while True:
-            await self._wake.wait()
+            # Node changes (a cordon lifted) arrive without a pod event: look again now and
+            # then, as kube-scheduler re-queues unschedulable pods on node updates.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(NODE_RECHECK_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
             self.run_pass()
             # Yield so a burst of creations is placed in one pass, not one pass per pod.
             await asyncio.sleep(0)
 
+    def _node(self) -> Node:
+        """The node as the scheduler sees it now: cordoned or not (its spec.unschedulable)."""
+        node = self._ctx.node
+        obj = self._ctx.store.get_object("nodes", None, node.name) or {}
+        spec = obj.get("spec") or {}
+        cordoned = bool(spec.get("unschedulable"))
+        taints = tuple(
+            Taint(t.get("key", ""), t.get("value", ""), t.get("effect", "NoSchedule"))
+            for t in spec.get("taints") or []
+        )
+        if (cordoned, taints) != self._seen:
+            self._seen = (cordoned, taints)
+            self._epoch += 1  # every pending pod deserves another look
+        if not obj:
+            return node
+        return replace(node, unschedulable=cordoned, taints=taints)
+
     def run_pass(self) -> None:
         """Try every pending pod not yet tried at the current capacity, oldest first."""
+        self._current_node = self._node()
         pending = sorted((p for p in self._pods.values() if wants_scheduling(p)), key=_order)
         for pod in pending:
             uid = pod["metadata"]["uid"]
@@ -89,7 +116,7 @@ class SchedulingLoop:
         store = self._ctx.store
         metadata = pod["metadata"]
         namespace, name = metadata.get("namespace", "default"), metadata["name"]
-        decision = schedule(pod, self._ctx.node, self._pods.values())
+        decision = schedule(pod, self._current_node, self._pods.values())
         now = datetime.now(UTC)
         if decision.node_name is None:
             self._tried[uid] = self._epoch
