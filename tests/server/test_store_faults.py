@@ -164,7 +164,7 @@ async def test_a_real_full_disk_holds_the_job_and_everything_resumes_when_space_
     try:
         async with grpc.aio.insecure_channel(plane.address) as channel:
             stub = job_stub(channel)
-            big = await submit(stub, "head", "-c", "20000000", "/dev/zero")  # 20 MB on 5 MiB
+            big = await submit(stub, "head", "-c", "50000000", "/dev/zero")  # 50 MB on 5 MiB
             queued = await submit(stub, "echo", "queued")  # behind it: one worker at a time
             reports: list[tuple[int, str]] = []
 
@@ -180,7 +180,7 @@ async def test_a_real_full_disk_holds_the_job_and_everything_resumes_when_space_
             resize(small_tmpfs, 200)
             done = await wait_done(stub, big.id)
             assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
-            assert len(output(await logs(stub, big.id))["STDOUT"]) == 20_000_000
+            assert len(output(await logs(stub, big.id))["STDOUT"]) == 50_000_000
             assert (await wait_done(stub, queued.id)).state is JobState.SUCCEEDED
             assert (await readyz(plane))[0] == 200
     finally:
