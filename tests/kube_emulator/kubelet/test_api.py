@@ -8,6 +8,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -175,3 +176,27 @@ def test_kubectl_sees_the_node_and_pod_logs(emulator: RunningEmulator, namespace
     )
     logs = emulator.kubectl("logs", "-n", namespace, name, "-f", check=True)
     assert logs.stdout == "via kubectl\n"
+
+
+def test_kubectl_shows_init_containers_and_their_logs(
+    emulator: RunningEmulator, namespace: str
+) -> None:
+    name = f"init-{uuid.uuid4().hex[:6]}"
+    init = {
+        "name": "setup",
+        "image": IMAGE,
+        "command": [sys.executable, "-c", "print('set up')"],
+    }
+    body = pod_body(name, "print('main ran')", initContainers=[init])
+    emulator.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body), check=True)
+    emulator.kubectl(
+        "wait", "-n", namespace, f"pod/{name}",
+        "--for=jsonpath={.status.phase}=Succeeded", "--timeout=20s", check=True,
+    )  # fmt: skip
+    reason = emulator.kubectl(
+        "get", "pod", name, "-n", namespace,
+        "-o", "jsonpath={.status.initContainerStatuses[0].state.terminated.reason}", check=True,
+    )  # fmt: skip
+    assert reason.stdout == "Completed"
+    assert emulator.kubectl("logs", "-n", namespace, name, "-c", "setup").stdout == "set up\n"
+    assert emulator.kubectl("logs", "-n", namespace, name, "-c", "main").stdout == "main ran\n"
