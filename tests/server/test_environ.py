@@ -16,9 +16,11 @@ from tests.fixtures.stubs import job_stub
 from tests.server.helpers import submit
 
 WIPER = """
-import sys
+import os, subprocess, sys
 from hodei.server.environ import wipe_from_environ
 print(wipe_from_environ(), flush=True)
+child = subprocess.run(["sh", "-c", 'echo "[$HODEI_API_TOKEN]"'], capture_output=True, text=True)
+print(child.stdout.strip(), "HODEI_API_TOKEN" in os.environ, flush=True)
 sys.stdin.read()
 """
 
@@ -35,6 +37,9 @@ def test_wiped_values_are_gone_from_proc_environ_and_the_rest_stays() -> None:
     ) as child:
         assert child.stdout is not None and child.stdin is not None
         assert child.stdout.readline().strip() == "['HODEI_API_TOKEN']"
+        # A child started with the inherited environment has no token; this process's own
+        # settings code still reads it from os.environ.
+        assert child.stdout.readline().strip() == "[] True"
         seen = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
         child.stdin.close()
     assert token.encode() not in b"\0".join(seen)

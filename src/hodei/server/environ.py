@@ -6,7 +6,9 @@ that file shows the memory the kernel wrote the environment to at ``execve``. Lo
 jobs run as the control plane's user, so a job could read ``HODEI_API_TOKEN`` there.
 Once the settings are parsed the control plane overwrites those values in place, in
 that very memory (its bounds are fields 50-51 of ``/proc/self/stat``, see proc(5)),
-and drops them from ``os.environ``; children it starts later inherit neither.
+and unsets them at the C level, so that children started with the inherited
+environment do not get them either. Python's ``os.environ`` mapping keeps them: code of
+this process that reads its settings later still can.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ def _environ_bounds() -> tuple[int, int] | None:
 
 def wipe_from_environ(names: Iterable[str] = SECRET_VARIABLES) -> list[str]:
     """Overwrite the values of ``names`` in this process's initial environment with NULs
-    and remove them from ``os.environ``; the names wiped. Nothing to do off Linux."""
+    and unset them for children; the names wiped. Nothing to do off Linux."""
     wanted = set(names)
     for variable in wanted:
-        os.environ.pop(variable, None)
+        os.unsetenv(variable)
     bounds = _environ_bounds()
     try:
         with open("/proc/self/environ", "rb") as file:

@@ -171,6 +171,8 @@ def serve(sock: socket.socket) -> NoReturn:
     gc.freeze()
     containment.become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the CLI
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # whatever a forking CLI had set
+        signal.signal(signum, signal.SIG_DFL)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -209,7 +211,8 @@ def fork_launcher() -> tuple[int, socket.socket]:
 
     Call it before this process starts any thread (gRPC's included): a fork copies only
     the calling thread. The launcher leaves the terminal's process group and closes every
-    descriptor but its socket.
+    descriptor but its socket (its stderr too: it must not hold the caller's terminal
+    or pipe open after the caller has exited).
     """
     _warm()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -219,7 +222,7 @@ def fork_launcher() -> tuple[int, socket.socket]:
             ours.close()
             os.setsid()
             null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1):
+            for fd in (0, 1, 2):
                 os.dup2(null, fd)
             keep = theirs.fileno()
             os.closerange(3, keep)

@@ -8,7 +8,9 @@ one of those pids must be gone.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -127,3 +129,26 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(
     ignoring = "trap '' TERM; sleep 300 & wait; sleep 300"
     pids = await run(control_plane_factory, tmp_path, ignoring, "cancel")
     assert survivors(pids) == {}
+
+
+async def test_what_a_killed_worker_leaves_is_killed(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    """The agent itself dies (SIGKILL, so it cannot clean up): its job's processes fall to
+    the launcher, which kills them, and the worker's cgroup (where there is one) is emptied."""
+    provider = LocalProvider(max_workers=2, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    pid_file = tmp_path / "pids"
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "sh", "-c", script("sleep 300"), env={"P": str(pid_file)})
+        pids = await recorded(stub, job.id, pid_file)
+        [worker] = await provider.list_workers()
+        assert worker.name is not None and worker.name.startswith("pid ")
+        os.kill(int(worker.name.split()[-1]), signal.SIGKILL)
+        async with asyncio.timeout(10):
+            while survivors(pids):  # noqa: ASYNC110 - the launcher acts on SIGCHLD, in its time
+                await asyncio.sleep(0.02)
+        # A lost worker is a disruption: the job runs again on a new worker; end it.
+        await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
+        assert (await wait_done(stub, job.id)).state is JobState.CANCELLED
