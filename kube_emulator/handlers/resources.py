@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import admission, errors, quota, schemas, selectors, tables
+from .. import admission, errors, podsecurity, quota, schemas, selectors, tables
 from ..codec import PATCH_TYPES, decode, media_type, read_object, respond, success_status
 from ..meta import clone
 from ..patch import PatchError, json_patch, merge_patch, strategic_merge
@@ -253,9 +253,11 @@ async def create_object(
     if namespace and rtype.namespaced:
         _check_namespace_active(state, namespace, rtype, obj)
     if rtype.plural == "pods" and namespace:
-        if state.store.get(resource_type("namespaces"), None, namespace) is None:
+        found = state.store.get(resource_type("namespaces"), None, namespace)
+        if found is None:
             raise errors.not_found("namespaces", namespace)
         _check_serviceaccount(state, namespace, obj)
+        podsecurity.admit((found.get("metadata") or {}).get("labels") or {}, obj)
         quotas = state.store.list(_QUOTAS, namespace)
         if quotas:
             quota.admit(obj, quotas, state.store.list(_PODS, namespace))

@@ -12,8 +12,8 @@ from hodei.domain.ids import new_job_id, new_worker_id
 from hodei.domain.jobs import Resources
 from hodei.providers.base import WorkerRequest
 from hodei.providers.kubernetes import pods
+from kube_emulator.podsecurity import violations
 from tests.deploy.manifests import find
-from tests.deploy.pss import violations
 
 
 def _worker_pod_spec(**request: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import yaml
 
 from hodei.config.settings import KubernetesSettings, load_server_settings
 from hodei.providers.kubernetes import verify
-from tests.deploy import pss, readme
+from kube_emulator import podsecurity as pss
+from tests.deploy import readme
 from tests.deploy.manifests import (
     ALL_FILES,
     INSTALL_SH,

@@ -427,6 +427,14 @@ def test_hodei_labels_refused(key: str) -> None:
         ),
         ({"name": "worker", "image": "x"}, "spec.containers[0].name"),
         ({"name": "hodei-extra", "image": "x"}, "spec.containers[0].name"),
+        (
+            {"name": "proxy", "image": "x", "ports": [{"containerPort": 80, "hostPort": 80}]},
+            "spec.containers[0].ports[0].hostPort",
+        ),
+        (
+            {"name": "proxy", "image": "x", "resources": {"requests": {"cpu": "fast"}}},
+            "spec.containers[0].resources.requests.cpu",
+        ),
     ],
 )
 def test_job_container_and_sidecar_refusals(container: dict[str, Any], field: str) -> None:

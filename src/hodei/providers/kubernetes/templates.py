@@ -290,6 +290,14 @@ class _Checker:
             )
         self.env(container, field)
         self.mounts(container, field, volumes)
+        self.resources(container, field)
+        for i, port in enumerate(self.sequence(container.get("ports"), f"{field}.ports")):
+            if self.mapping(port, f"{field}.ports[{i}]").get("hostPort"):
+                raise self.fail(
+                    f"{field}.ports[{i}].hostPort",
+                    "is forbidden by Pod Security baseline and restricted",
+                    "containerPort only",
+                )
         context = self.mapping(container.get("securityContext"), f"{field}.securityContext")
         self.container_security(context, f"{field}.securityContext")
 

@@ -2,14 +2,19 @@
 
 ``violations(pod_spec)`` returns one message per rule the pod breaks, in the words of the
 Pod Security admission controller's checks (Kubernetes 1.33, "latest" version). The
-deploy tests run it on the worker pods the provider builds and on the control plane's
-pod template, since the emulator's admission is not the authority on these rules.
+emulator's admission applies it (:func:`admit`) to pods created in a namespace labelled
+``pod-security.kubernetes.io/enforce: restricted``, dry runs included, as kube-apiserver's
+PodSecurity admission does; the deploy tests also run it directly on the worker pods the
+provider builds and on the control plane's pod template. Only the ``restricted`` level is
+enforced: a namespace with another level (or none) admits every pod.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from . import errors
 
 Spec = Mapping[str, Any]
 
@@ -142,3 +147,20 @@ def violations(pod_spec: Spec) -> list[str]:
         *_seccomp(pod_spec),
         *_escalation_and_capabilities(pod_spec),
     ]
+
+
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+def admit(namespace_labels: Mapping[str, str], pod: Mapping[str, Any]) -> None:
+    """Raise the 403 kube-apiserver answers when ``pod`` breaks its namespace's enforced level."""
+    if namespace_labels.get(ENFORCE_LABEL) != "restricted":
+        return
+    broken = violations(pod.get("spec") or {})
+    if broken:
+        name = (pod.get("metadata") or {}).get("name", "")
+        message = (
+            f"pods {errors.repr_name(name)} is forbidden: violates PodSecurity "
+            f'"restricted:latest": {", ".join(broken)}'
+        )
+        raise errors.ApiError(403, "Forbidden", message, details={"name": name, "kind": "pods"})
