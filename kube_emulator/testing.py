@@ -109,14 +109,7 @@ class RunningEmulator:
         timeout: float = KUBECTL_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl (admin by default) with HOME and KUBECONFIG kept private."""
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            raise FileNotFoundError("kubectl is not installed")
-        env = dict(os.environ)
-        env.update(
-            HOME=str(self._kubectl_home), KUBECONFIG=str(kubeconfig or self.admin_kubeconfig)
-        )
-        command = [kubectl, *args]  # the cache goes under the private HOME
+        command, env = self._kubectl_command(args, kubeconfig)
         return subprocess.run(
             command,
             input=input,
@@ -126,6 +119,26 @@ class RunningEmulator:
             check=check,
             timeout=timeout,
         )
+
+    def kubectl_process(self, *args: str) -> subprocess.Popen[str]:
+        """Start the real kubectl (admin) without waiting, its stdout a text pipe: for
+        commands that follow (``logs -f``, ``get -w``) while the test changes things."""
+        command, env = self._kubectl_command(args, None)
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+
+    def _kubectl_command(
+        self, args: tuple[str, ...], kubeconfig: Path | None
+    ) -> tuple[list[str], dict[str, str]]:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            raise FileNotFoundError("kubectl is not installed")
+        env = dict(os.environ)
+        env.update(
+            HOME=str(self._kubectl_home), KUBECONFIG=str(kubeconfig or self.admin_kubeconfig)
+        )
+        return [kubectl, *args], env  # the cache goes under the private HOME
 
     def apply_manifest(self, path: Path) -> None:
         """Create or update every object of a (multi-document) YAML file, as admin."""

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,6 @@ from tests.fixtures.cli import (
     HODEI,
     Server,
     clean_env,
-    free_port,
     hodei,
     wait_for,
     worker_processes,
@@ -44,8 +44,20 @@ def test_big_binary_output_arrives_intact(tmp_path: Path) -> None:
     assert result.stdout == data.read_bytes()
 
 
+def test_server_on_port_0_reports_the_ports_it_bound(tmp_path: Path, servers: list[Server]) -> None:
+    server = Server(tmp_path)  # HODEI_GRPC_ADDRESS=127.0.0.1:0, ports from --ports-file
+    servers.append(server)
+    assert server.port > 0 and server.http_port > 0
+    ready = f"(port {server.port}), HTTP port {server.http_port}"
+    assert ready in server.log.read_text()
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/healthz") as reply:
+        assert reply.status == 200
+    assert hodei("jobs", "list", env=server.client_env).returncode == 0
+    assert server.stop() == 0
+
+
 def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
-    server = Server(tmp_path, free_port())
+    server = Server(tmp_path)
     servers.append(server)
     env = server.client_env
 
@@ -99,8 +111,8 @@ def test_unreachable_server_and_bad_settings() -> None:
 
 
 def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Server]) -> None:
-    port = free_port()
-    first = Server(tmp_path, port)
+    first = Server(tmp_path)
+    port = first.port  # the restarted server listens where the workers dial
     servers.append(first)
     env = first.client_env
     job_ids = []
@@ -133,8 +145,8 @@ def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Serve
 
 
 def test_run_stays_attached_across_a_server_restart(tmp_path: Path, servers: list[Server]) -> None:
-    port = free_port()
-    first = Server(tmp_path, port)
+    first = Server(tmp_path)
+    port = first.port
     servers.append(first)
     run = subprocess.Popen(
         [*HODEI, "run", "--", "sh", "-c", "echo before; sleep 2; echo after"],

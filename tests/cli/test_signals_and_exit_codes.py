@@ -19,12 +19,12 @@ from tests.fixtures.cli import (
     HODEI,
     Server,
     clean_env,
-    free_port,
     hodei,
     marked_processes,
     wait_for,
     worker_processes,
 )
+from tests.fixtures.waiting import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_embedded_run_stopped_by_signal_exits_128_plus_n_leaving_nothing(
 def test_run_against_a_server_stopped_by_signal_cancels_the_job(
     signum: signal.Signals, tmp_path: Path, servers: list[Server]
 ) -> None:
-    server = Server(tmp_path, free_port())
+    server = Server(tmp_path)
     servers.append(server)
     env = server.client_env
     with started_run(env) as run:
@@ -77,7 +77,7 @@ def test_run_against_a_server_stopped_by_signal_cancels_the_job(
 
 
 def test_the_exit_code_table_through_the_cli(tmp_path: Path, servers: list[Server]) -> None:
-    server = Server(tmp_path, free_port())
+    server = Server(tmp_path)
     servers.append(server)
     env = server.client_env
     not_executable = tmp_path / "data.txt"
@@ -111,7 +111,7 @@ def detach(env: dict[str, str], *argv: str) -> str:
 
 
 def test_jobs_wait_and_logs_follow_exit_as_run_would(tmp_path: Path, servers: list[Server]) -> None:
-    server = Server(tmp_path, free_port())
+    server = Server(tmp_path)
     servers.append(server)
     env = server.client_env
     failing = detach(env, "--", "sh", "-c", "sleep 1; echo out; echo err >&2; exit 4")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,12 @@ def test_hodei_alone_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: hodei") and "run" in out and "jobs" in out
+
+
+def test_ports_file_is_written_whole_as_json(tmp_path: Path) -> None:
+    from hodei.cli.server import write_ports
+
+    target = tmp_path / "ports.json"
+    write_ports(target, grpc=50051, http=9090)
+    assert json.loads(target.read_text()) == {"grpc": 50051, "http": 9090}
+    assert [p.name for p in tmp_path.iterdir()] == ["ports.json"]  # no partial file left

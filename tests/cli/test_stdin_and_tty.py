@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from ptyprocess import PtyProcess
 
-from tests.fixtures.cli import HODEI, Server, clean_env, free_port, hodei
+from tests.fixtures.cli import HODEI, Server, clean_env, hodei
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def test_stdin_is_streamed_with_its_end_only_with_i(tmp_path: Path) -> None:
 def test_a_large_stdin_arrives_intact_through_a_server(
     tmp_path: Path, servers: list[Server]
 ) -> None:
-    server = Server(tmp_path, free_port())
+    server = Server(tmp_path)
     servers.append(server)
     data = bytes(range(256)) * (12 * 4096)  # 12 MiB, every byte value
     result = run_with_stdin(["-i", "--", "sha256sum"], data, server.client_env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.certs import TlsFiles
-from tests.fixtures.cli import HODEI, clean_env, free_port, hodei, wait_for
+from tests.fixtures.cli import HODEI, clean_env, hodei, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -18,19 +19,20 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def tls_server(tmp_path: Path, tls_files: TlsFiles) -> Iterator[str]:
     """A TLS ``hodei server`` (local workers) on 127.0.0.1; yields its address."""
-    port = free_port()
     env = clean_env(
-        HODEI_GRPC_ADDRESS=f"127.0.0.1:{port}",
+        HODEI_GRPC_ADDRESS="127.0.0.1:0",
         HODEI_HTTP_ADDRESS="127.0.0.1:0",
         HODEI_DATABASE_URL=f"sqlite:///{tmp_path / 'hodei.db'}",
         **tls_files.server_env(),
     )
-    log = tmp_path / "server.log"
+    log, ports = tmp_path / "server.log", tmp_path / "server.ports"
     with open(log, "wb") as out:
-        process = subprocess.Popen([*HODEI, "server"], env=env, stderr=out)
+        process = subprocess.Popen(
+            [*HODEI, "server", "--ports-file", str(ports)], env=env, stderr=out
+        )
     try:
-        wait_for(lambda: b"hodei server ready" in log.read_bytes(), what="server ready")
-        yield f"127.0.0.1:{port}"
+        wait_for(lambda: ports.exists() or process.poll() is not None, what="server ready")
+        yield f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -32,6 +31,7 @@ from kube_emulator.testing import RunningEmulator
 from tests.deploy.manifests import DEPLOY, find
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.stubs import job_stub
+from tests.fixtures.waiting import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.podman]
 
@@ -129,13 +129,6 @@ async def test_worker_pod_from_the_image_runs_a_job_end_to_end(
     assert await _pods_gone(emulator, within=60) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _control_plane_env(kubeconfig: str, grpc_port: int, http_port: int) -> dict[str, str]:
     """What the Deployment's container gets: the ConfigMap, then its own env (Secret: a value).
 
@@ -179,7 +172,7 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
     templates = tmp_path / "pod-templates"
     templates.mkdir()
     templates.chmod(0o755)
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     env = _control_plane_env("/etc/hodei/kubeconfig", grpc_port, http_port)
     name = f"hodei-control-plane-test-{grpc_port}"
     env_args = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]

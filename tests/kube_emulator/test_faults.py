@@ -10,6 +10,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kube_emulator.testing import RunningEmulator
+from tests.fixtures.waiting import eventually
 
 from .conftest import Raw
 
@@ -58,14 +59,19 @@ async def test_close_watches_ends_open_streams(
     core = client.CoreV1Api(api)
     w = watch.Watch()
 
+    seen: list[str] = []
+
     async def consume() -> list[str]:
         async with w.stream(core.list_namespaced_pod, namespace, timeout_seconds=30) as stream:
-            return [event["type"] async for event in stream]
+            async for event in stream:
+                seen.append(event["type"])
+        return seen
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.2)  # let the watch be established before closing it
+    await core.create_namespaced_pod(namespace, POD)
+    await eventually(lambda: seen == ["ADDED"])  # the stream is open: it delivered
     await asyncio.to_thread(emulator.faults.close_watches)
-    assert await asyncio.wait_for(task, 5) == []
+    assert await asyncio.wait_for(task, 5) == ["ADDED"]
 
 
 async def test_latency_delays_requests(raw: Raw, emulator: RunningEmulator) -> None:

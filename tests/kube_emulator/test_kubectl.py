@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -277,42 +275,42 @@ def test_logs_follow_ends_when_the_container_terminates(emulator: RunningEmulato
     _ready_pod(emulator, "follow", "f")
     emulator.call(emulator.store.append_pod_log, "follow", "f", "f", b"early\n")
 
-    def finish() -> None:
-        time.sleep(0.5)
-        emulator.call(emulator.store.append_pod_log, "follow", "f", "f", b"late\n")
-        terminated = {
-            "name": "f",
-            "ready": False,
-            "restartCount": 0,
-            "image": "busybox",
-            "imageID": "",
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
-        }
-        emulator.call(
-            emulator.store.update_pod_status,
-            "follow",
-            "f",
-            {"phase": "Succeeded", "containerStatuses": [terminated]},
-        )
-
-    writer = threading.Thread(target=finish)
-    writer.start()
-    followed = ok(emulator.kubectl("logs", "-f", "f", "-n", "follow"))
-    writer.join()
-    assert followed == "early\nlate\n"
+    follower = emulator.kubectl_process("logs", "-f", "f", "-n", "follow")
+    assert follower.stdout is not None
+    assert follower.stdout.readline() == "early\n"  # following: what comes next is live
+    emulator.call(emulator.store.append_pod_log, "follow", "f", "f", b"late\n")
+    terminated = {
+        "name": "f",
+        "ready": False,
+        "restartCount": 0,
+        "image": "busybox",
+        "imageID": "",
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+    }
+    emulator.call(
+        emulator.store.update_pod_status,
+        "follow",
+        "f",
+        {"phase": "Succeeded", "containerStatuses": [terminated]},
+    )
+    rest, errors = follower.communicate(timeout=30)
+    assert follower.returncode == 0, errors
+    assert rest == "late\n"
 
 
 def test_get_watch_shows_changes_until_the_request_timeout(emulator: RunningEmulator) -> None:
     ok(emulator.kubectl("create", "namespace", "watching"))
     ok(emulator.kubectl("run", "first", "-n", "watching", "--image=busybox"))
-    creator = threading.Timer(
-        0.7, lambda: emulator.kubectl("run", "second", "-n", "watching", "--image=busybox")
+    watcher = emulator.kubectl_process(
+        "get", "pods", "-n", "watching", "-w", "--request-timeout=2s"
     )
-    creator.start()
-    watched = ok(emulator.kubectl("get", "pods", "-n", "watching", "-w", "--request-timeout=2s"))
-    creator.join()
-    names = [line.split()[0] for line in watched.splitlines()[1:]]
-    assert names[0] == "first" and "second" in names
+    assert watcher.stdout is not None
+    assert watcher.stdout.readline().split()[0] == "NAME"
+    assert watcher.stdout.readline().split()[0] == "first"  # listed: the watch follows now
+    ok(emulator.kubectl("run", "second", "-n", "watching", "--image=busybox"))
+    rest, errors = watcher.communicate(timeout=30)
+    names = [line.split()[0] for line in rest.splitlines()]
+    assert "second" in names, errors
 
 
 def test_delete_and_cluster_info(emulator: RunningEmulator) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from hodei.api import convert
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
+from tests.fixtures.waiting import eventually as eventually  # the one helper; old imports
 
 
 async def submit(
@@ -45,14 +45,6 @@ def output(chunks: list[LogChunk]) -> Mapping[str, bytes]:
     for chunk in chunks:
         out[chunk.stream.value] += chunk.data
     return out
-
-
-async def eventually(predicate: Callable[[], bool], *, within: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds (for effects the server completes in the background;
-    no event marks them, so poll briefly)."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 async def wait_state(stub: jobs_pb2_grpc.JobServiceStub, job_id: str, state: JobState) -> Job:

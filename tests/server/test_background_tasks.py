@@ -3,10 +3,9 @@ is logged once with its traceback, counted, shown on /readyz while down, and res
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import grpc
@@ -18,9 +17,11 @@ from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from tests.fixtures.clock import FakeClock
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import scripted_agent
 from tests.fixtures.stubs import job_stub
+from tests.fixtures.waiting import eventually
 from tests.server.helpers import submit, wait_done
 
 # Long enough that /readyz is seen answering 503 while the task waits to restart.
@@ -92,12 +93,12 @@ async def test_a_killed_loop_is_reported_down_and_restarted(
             reports.append(await readyz(plane))
             return reports[-1][0] == 503
 
-        await eventually_async(down)
+        await eventually(down)
         assert (
             f"task {task}: down: Injected: injected into {call}; restarting in 0.5s"
             in (reports[-1][1])
         )
-        await eventually_async(lambda: ready(plane))
+        await eventually(lambda: ready(plane))
         assert restarts(plane, task) == 1
         # Restarted, it does its work again: the job runs.
         assert (await wait_done(stub, job.id)).state is JobState.SUCCEEDED
@@ -132,17 +133,14 @@ async def ready(plane: ControlPlane) -> bool:
     return (await readyz(plane))[0] == 200
 
 
-async def eventually_async(check, *, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-
-
 async def test_timeouts_stored_before_specs_were_bounded_do_not_stop_the_supervisor(
     control_plane_factory: MakeControlPlane,
 ) -> None:
-    plane = await control_plane_factory(providers=[FakeProvider("local")], tuning=VISIBLE)
-    now = datetime.now(UTC)
+    clock = FakeClock()
+    plane = await control_plane_factory(
+        providers=[FakeProvider("local")], tuning=VISIBLE, clock=clock
+    )
+    now = clock.now()
     for number, timeout in enumerate((float("inf"), 1e300)):
         legacy = Job(
             JobId(f"j-legacy{number}"),
@@ -153,7 +151,9 @@ async def test_timeouts_stored_before_specs_were_bounded_do_not_stop_the_supervi
             provider="local",
         )
         await plane.jobs.save(legacy)
-    ticks = plane.tuning.tick
-    await asyncio.sleep(ticks * 5)  # several rounds of the supervisor's checks
+    for _ in range(5):  # several rounds of the supervisor's checks, each run to its end
+        await eventually(lambda: clock.sleeping > 0)
+        await clock.advance(plane.tuning.tick)
+    await eventually(lambda: clock.sleeping > 0)
     assert restarts(plane, "supervisor") == 0
     assert await ready(plane)

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from hodei.api.v1 import jobs_pb2, types_pb2
-from tests.fixtures.cli import Server, free_port
+from tests.fixtures.cli import Server
 from tests.fixtures.stubs import job_stub
 from tests.server.helpers import submit
 
@@ -49,7 +49,7 @@ def test_wiped_values_are_gone_from_proc_environ_and_the_rest_stays() -> None:
 @pytest.mark.slow
 async def test_a_local_job_finds_the_servers_token_nowhere(tmp_path: Path) -> None:
     token = secrets.token_hex(16)
-    server = Server(tmp_path, free_port(), HODEI_API_TOKEN=token)
+    server = Server(tmp_path, HODEI_API_TOKEN=token)
     # Every environment on the machine this job can read: the server's, the launcher's,
     # its worker's, its own.
     scan = "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c \"$0\"; env"

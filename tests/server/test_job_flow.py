@@ -19,7 +19,8 @@ from hodei.server.app import ControlPlane
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, logs, output, submit, wait_done, watch
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import logs, output, submit, wait_done, watch
 
 
 async def test_submitted_job_succeeds_with_its_output(

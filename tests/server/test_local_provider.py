@@ -16,7 +16,8 @@ from hodei.providers.local import LocalProvider
 from hodei.server.app import ControlPlane
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, logs, output, submit, wait_done
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import logs, output, submit, wait_done
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from hodei.server.events import JobEvents
 from hodei.server.loghub import LogHub, read_logs
 from hodei.store import MemoryStore
 from hodei.store.base import Store
-from tests.server.helpers import eventually
+from tests.fixtures.waiting import eventually
 
 J = JobId("j-1")
 

@@ -27,7 +27,8 @@ from tests.fixtures.certs import TlsFiles
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, submit, wait_done
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import submit, wait_done
 
 
 async def test_pending_diagnosis_becomes_waiting_reason_then_failure(

@@ -30,7 +30,8 @@ from hodei.store import SqliteStore
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, logs, output, submit, wait_done, wait_state
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import logs, output, submit, wait_done, wait_state
 
 
 async def test_jobs_survive_a_restart(control_plane_factory: MakeControlPlane) -> None:

@@ -29,7 +29,8 @@ from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.faulty_store import FaultyStore
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, logs, output, submit, wait_done, wait_state
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import logs, output, submit, wait_done, wait_state
 
 QUICK = replace(FAST, restart_backoff=(0.05, 0.1))
 

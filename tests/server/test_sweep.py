@@ -16,7 +16,8 @@ from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, submit, wait_done
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import submit, wait_done
 
 
 async def test_sweep_deletes_strays_and_keeps_live_workers(

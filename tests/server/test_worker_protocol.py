@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -33,10 +34,13 @@ from hodei.domain.states import JobState
 from hodei.providers.base import Origin, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from hodei.server.tuning import Tuning
+from tests.fixtures.clock import START, FakeClock
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
 from tests.fixtures.stubs import job_stub
-from tests.server.helpers import eventually, logs, output, submit, wait_done
+from tests.fixtures.waiting import eventually
+from tests.server.helpers import logs, output, submit, wait_done
 
 
 class Manual:
@@ -238,6 +242,36 @@ async def test_timeout_backstop_ends_silent_running_job(manual: Manual) -> None:
     done = await wait_done(manual.stub, job_id)  # FAST tuning: backstop 0.5 s after timeout
     assert (done.state, done.reason) == (JobState.TIMED_OUT, "DeadlineExceeded")
     await _until_deleted(manual, request.worker_id)
+
+
+async def test_backstop_and_its_grace_are_crossed_on_a_driven_clock(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    clock = FakeClock()
+    provider = FakeProvider("local")
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider.on_create = requests.put_nowait
+    # Production timings: a 30 s backstop after a 10 s timeout, without waiting 40 s.
+    plane = await control_plane_factory(providers=[provider], tuning=Tuning(), clock=clock)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        manual = Manual(plane, job_stub(channel))
+        job = await submit(manual.stub, "x", timeout_seconds=10)
+        request = await asyncio.wait_for(requests.get(), 5)
+        client = manual.client()
+        await client.register(request.worker_id, token=request.token)
+        await client.expect(AssignJob)
+        await client.send(JobStarted(JobId(job.id)))
+        await _until(manual, job.id, JobState.RUNNING)
+        await clock.advance(39)  # timeout + grace not reached yet
+        running = await manual.stub.GetJob(jobs_pb2.GetJobRequest(id=job.id))
+        assert running.state == types_pb2.RUNNING
+        await clock.advance(2)
+        done = await wait_done(manual.stub, job.id)
+        await client.close()
+    assert (done.state, done.reason) == (JobState.TIMED_OUT, "DeadlineExceeded")
+    assert done.message == "no result 30s after the 10s timeout; the worker was deleted"
+    # Ended by the supervisor's first check at or past timeout + grace (it ticks every 1 s).
+    assert done.finished_at == START + timedelta(seconds=40)
 
 
 async def _until(manual: Manual, job_id: str, state: JobState) -> None:

@@ -12,6 +12,7 @@ import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from hodei import __version__
 from hodei.domain import exitcodes
@@ -31,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     from hodei.cli.server import serve
 
-    return asyncio.run(serve(os.environ))
+    return asyncio.run(serve(os.environ, ports_file=args.ports_file))
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -193,6 +194,13 @@ def build_parser(command: str | None = "k8s") -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
     _add_run(subparsers)
     server = subparsers.add_parser("server", help="run the control plane in the foreground")
+    server.add_argument(
+        "--ports-file",
+        type=Path,
+        metavar="PATH",
+        help='once serving, write the bound ports as JSON {"grpc": N, "http": M} to PATH '
+        "(useful with port 0 in HODEI_GRPC_ADDRESS/HODEI_HTTP_ADDRESS)",
+    )
     server.set_defaults(func=_server)
     _add_jobs(subparsers)
     workers = subparsers.add_parser("workers", help="list workers")

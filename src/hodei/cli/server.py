@@ -3,24 +3,39 @@
 Settings come from the environment (an invalid variable, or no provider enabled, stops
 startup with exit 2 and a message naming the variable). A signal drains: no new jobs,
 running ones get ``grace`` seconds to report, then the process exits 0. Log lines go to
-stderr.
+stderr; once serving, one line names the ports bound, and ``--ports-file PATH`` also
+writes them as JSON (``{"grpc": 50051, "http": 9090}``), so a script or test can start
+the server on port 0 and learn where it listens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from hodei.config import SettingsError, load_server_settings
 
 DRAIN_GRACE = 10.0
 
 
-async def serve(env: Mapping[str, str], *, grace: float = DRAIN_GRACE) -> int:
-    """Run the control plane until SIGTERM/SIGINT; return the exit code."""
+def write_ports(path: Path, *, grpc: int, http: int) -> None:
+    """Write ``{"grpc": N, "http": M}`` to ``path`` whole: a reader never sees half a file
+    (written beside it, then renamed over it)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"grpc": grpc, "http": http}) + "\n")
+    partial.replace(path)
+
+
+async def serve(
+    env: Mapping[str, str], *, grace: float = DRAIN_GRACE, ports_file: Path | None = None
+) -> int:
+    """Run the control plane until SIGTERM/SIGINT; return the exit code. With
+    ``ports_file``, the bound ports are written there once the server is ready."""
     try:
         settings = load_server_settings(env)
     except SettingsError as exc:
@@ -55,6 +70,14 @@ async def serve(env: Mapping[str, str], *, grace: float = DRAIN_GRACE) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # After the signal handlers: whoever reads the file may signal at once.
+    if ports_file is not None:
+        try:
+            write_ports(ports_file, grpc=control_plane.grpc_port, http=control_plane.http_port)
+        except OSError as exc:
+            print(f"hodei server: cannot write --ports-file {ports_file}: {exc}", file=sys.stderr)
+            await control_plane.stop(grace=0)
+            return 1
     logging.getLogger("hodei.server").info(
         "hodei server ready: gRPC %s (port %d), HTTP port %d",
         settings.grpc_address,

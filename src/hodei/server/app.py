@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1.health import aio as health_aio
 
 from hodei.config.settings import ServerSettings
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.providers.base import Provider
 from hodei.server import grpc_services, recovery
 from hodei.server.auth import (
@@ -100,6 +101,7 @@ class ControlPlane:
         tuning: Tuning | None = None,
         serve_http: bool = True,
         local_launcher: Launcher | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``serve_http=False``: no HTTP port at all (the embedded control plane: nothing
         scrapes it, and aiohttp is not even loaded); ``local_launcher``: a worker launcher
@@ -107,6 +109,7 @@ class ControlPlane:
         self.settings = settings
         self._serve_http = serve_http
         self._local_launcher = local_launcher
+        self.clock = clock
         self.tuning = tuning or Tuning()
         self.store: Store = watched(
             store if store is not None else store_from_url(settings.database_url)
@@ -114,8 +117,10 @@ class ControlPlane:
         self.metrics = Metrics()
         self.events = JobEvents()
         self.hub = LogHub()
-        self.jobs = JobBook(self.store, self.events)
-        self.workers = WorkerBook(self.store, self.store, token_ttl=self.tuning.token_ttl)
+        self.jobs = JobBook(self.store, self.events, clock=clock)
+        self.workers = WorkerBook(
+            self.store, self.store, token_ttl=self.tuning.token_ttl, clock=clock
+        )
         self.background = Background(
             on_restart=self.metrics.count_restart,
             backoff=self.tuning.restart_backoff,
@@ -198,6 +203,7 @@ class ControlPlane:
                 loops=self.background,
                 state_dir=sidecar_directory(settings.database_url),
                 local_launcher=self._local_launcher,
+                clock=self.clock,
             )
         else:
             built = self._given_providers
@@ -218,6 +224,7 @@ class ControlPlane:
             tuning=self.tuning,
             dispatch=self.dispatch,
             platform_retries=self.settings.platform_retries,
+            clock=self.clock,
         )
         scheduler = Scheduler(
             jobs=self.jobs,
@@ -228,6 +235,7 @@ class ControlPlane:
             metrics=self.metrics,
             background=self.background,
             dispatch=self.dispatch,
+            clock=self.clock,
             server_address=server_address,
         )
         supervisor = Supervisor(
@@ -236,6 +244,7 @@ class ControlPlane:
             providers=self.providers,
             controller=controller,
             tuning=self.tuning,
+            clock=self.clock,
         )
         job_servicer = grpc_services.JobServicer(
             jobs=self.jobs,
@@ -281,6 +290,7 @@ class ControlPlane:
             workers=self.workers,
             controller=parts.controller,
             providers=self.providers,
+            now=self.clock.now(),
         )
         parts.health = grpc_services.add_services(
             self._grpc, parts.job_servicer, parts.worker_servicer

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from hodei.api.messages import CancelJob, JobResult
 from hodei.domain import reasons
+from hodei.domain.clock import Clock
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.reasons import Failure
@@ -26,7 +27,7 @@ from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
 from hodei.providers.base import Provider, ProviderError, WorkerStatus
 from hodei.server import lifecycle
-from hodei.server.jobs import JobBook, utcnow
+from hodei.server.jobs import JobBook
 from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
 from hodei.server.tuning import Tuning
@@ -70,8 +71,10 @@ class JobController:
         background: Background,
         tuning: Tuning,
         dispatch: Wakeup,
+        clock: Clock,
         platform_retries: int = 5,
     ) -> None:
+        self._clock = clock
         self._jobs = jobs
         self._workers = workers
         self._providers = providers
@@ -119,7 +122,7 @@ class JobController:
 
     async def registered(self, record: WorkerRecord) -> None:
         """The worker's agent registered for the first time: note the start latency."""
-        now = utcnow()
+        now = self._clock.now()
         await self._workers.save(record.updated(registered_at=now))
         self._metrics.worker_start_latency.labels(record.provider).observe(
             (now - record.created_at).total_seconds()
@@ -131,7 +134,7 @@ class JobController:
             job = await self._current(job_id, worker_id)
             if job is None or job.state is not JobState.STARTING:
                 return
-            now = utcnow()
+            now = self._clock.now()
             await self._jobs.save(job.moved_to(JobState.RUNNING, started_at=now))
             self._metrics.dispatch_latency.labels("RUNNING").observe(
                 (now - job.created_at).total_seconds()
@@ -145,7 +148,9 @@ class JobController:
                 return
             if job.state is JobState.STARTING and not result.error:
                 # The result overtook JobStarted (or replaced it): the job did run.
-                job = await self._jobs.save(job.moved_to(JobState.RUNNING, started_at=utcnow()))
+                job = await self._jobs.save(
+                    job.moved_to(JobState.RUNNING, started_at=self._clock.now())
+                )
             if result.terminated and job.cancel_requested_at is None:
                 # SIGTERM the control plane did not send: the platform took the worker.
                 provider = self._providers.get(job.provider or "")
@@ -186,7 +191,7 @@ class JobController:
             job,
             reason=failure.reason,
             message=failure.message,
-            at=utcnow(),
+            at=self._clock.now(),
             disruption=failure.reason in reasons.DISRUPTION_REASONS,
         )
         await self._jobs.save(
@@ -213,7 +218,7 @@ class JobController:
     async def _end(
         self, job: Job, outcome: lifecycle.Outcome, *, wait_for_agent: bool = False
     ) -> None:
-        now = utcnow()
+        now = self._clock.now()
         ended = job.moved_to(
             outcome.state,
             exit_code=outcome.exit_code,
@@ -298,7 +303,7 @@ class JobController:
                 # Stored before the agent is told and before the caller hears back: if
                 # the message is lost and the control plane restarts, recovery ends it.
                 if job.cancel_requested_at is None:
-                    job = await self._jobs.save(replace(job, cancel_requested_at=utcnow()))
+                    job = await self._jobs.save(replace(job, cancel_requested_at=self._clock.now()))
                 self._workers.send(worker_id, CancelJob(job.id))
                 return job
             await self._end(job, lifecycle.CANCELLED_OUTCOME)

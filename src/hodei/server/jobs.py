@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.domain.ids import JobId, new_job_id
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import TERMINAL_STATES, JobState
@@ -20,15 +20,12 @@ from hodei.server.events import JobEvents
 from hodei.store.base import JobStore
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class JobBook:
     """Jobs in the store, unfinished ones also in memory, with change notifications."""
 
-    def __init__(self, store: JobStore, events: JobEvents) -> None:
+    def __init__(self, store: JobStore, events: JobEvents, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = store
+        self.clock = clock
         self._events = events
         self._active: dict[JobId, Job] = {}
         self._locks: dict[JobId, asyncio.Lock] = {}
@@ -51,7 +48,7 @@ class JobBook:
             id=new_job_id(),
             spec=spec,
             state=JobState.QUEUED,
-            created_at=utcnow(),
+            created_at=self.clock.now(),
             provider=provider,
         )
         await self._store.save_job(job)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from hodei.config.settings import ServerSettings
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.providers.base import Provider
 from hodei.providers.local import LocalProvider
 from hodei.supervision import Background
@@ -31,6 +32,7 @@ async def build_providers(
     state_dir: Path | None = None,
     local_launcher: Launcher | None = None,
     loops: Background | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[Provider]:
     """The enabled providers, not started yet. ``instance`` names this control plane (the
     Kubernetes provider labels and selects its pods with it); ``state_dir``: the local
@@ -57,6 +59,7 @@ async def build_providers(
                 instance=instance,
                 registry=registry,
                 loops=loops,
+                clock=clock,
             )
         )
     return providers

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hodei.domain.ids import WorkerId
 from hodei.domain.jobs import Job
@@ -27,7 +27,7 @@ from hodei.domain.workers import WorkerPhase
 from hodei.providers.base import Provider, ProviderError, WorkerStatus
 from hodei.server import lifecycle
 from hodei.server.controller import JobController
-from hodei.server.jobs import JobBook, utcnow
+from hodei.server.jobs import JobBook
 from hodei.server.workers import WorkerBook
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,10 @@ async def recover(
     workers: WorkerBook,
     controller: JobController,
     providers: Mapping[str, Provider],
+    now: datetime,
 ) -> None:
-    """Load state, reconcile every provider's workers and settle every unfinished job."""
+    """Load state, reconcile every provider's workers and settle every unfinished job;
+    ``now`` starts the reconnect grace of workers that still exist."""
     active = await jobs.load()
     await workers.load()
     wanted = _current_workers(active)
@@ -89,7 +91,6 @@ async def recover(
         for status in statuses or ()
         if status.phase in (WorkerPhase.PENDING, WorkerPhase.RUNNING)
     }
-    now = utcnow()
     for job in active:
         if job.cancel_requested_at is not None:
             # Cancelled before the restart; its agent may never have heard: end it now
@@ -118,7 +119,7 @@ async def recover(
 
 
 async def sweep_strays(
-    *, jobs: JobBook, providers: Mapping[str, Provider], settle: timedelta
+    *, jobs: JobBook, providers: Mapping[str, Provider], settle: timedelta, now: datetime
 ) -> list[WorkerId]:
     """Delete workers whose job is unknown, or finished more than ``settle`` ago; return them.
 
@@ -126,7 +127,7 @@ async def sweep_strays(
     under way), and so are those of jobs that just ended: their release is still running.
     """
     wanted = _current_workers(jobs.active())
-    cutoff = utcnow() - settle
+    cutoff = now - settle
     swept: list[WorkerId] = []
     for name, statuses in (await _listed(providers)).items():
         for status in statuses or ():

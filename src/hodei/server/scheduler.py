@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+from hodei.domain.clock import Clock
 from hodei.domain.jobs import Job
 from hodei.domain.reasons import PROVIDER_ERROR, Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 from hodei.providers.base import Provider, ProviderError, WorkerRequest
 from hodei.server.controller import JobController
-from hodei.server.jobs import JobBook, utcnow
+from hodei.server.jobs import JobBook
 from hodei.server.metrics import Metrics
 from hodei.server.wakeup import Wakeup
 from hodei.server.workers import WorkerBook
@@ -75,6 +76,7 @@ class Scheduler:
         metrics: Metrics,
         background: Background,
         dispatch: Wakeup,
+        clock: Clock,
         server_address: str,
     ) -> None:
         self._jobs = jobs
@@ -86,6 +88,7 @@ class Scheduler:
         self._background = background
         self._server_address = server_address
         self._wakeup = dispatch
+        self._clock = clock
         self.paused = False
 
     async def run(self) -> None:
@@ -137,7 +140,7 @@ class Scheduler:
                 )
             )
             self._metrics.dispatch_latency.labels("STARTING").observe(
-                (utcnow() - job.created_at).total_seconds()
+                (self._clock.now() - job.created_at).total_seconds()
             )
 
         # Creating can be slow (an API call, a process spawn): do it beside the loop.

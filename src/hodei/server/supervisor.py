@@ -11,16 +11,16 @@ will say when it fails.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
+from hodei.domain.clock import Clock
 from hodei.domain.reasons import WORKER_LOST, Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase
 from hodei.providers.base import Provider
 from hodei.server import lifecycle
 from hodei.server.controller import JobController
-from hodei.server.jobs import JobBook, utcnow
+from hodei.server.jobs import JobBook
 from hodei.server.recovery import sweep_strays
 from hodei.server.tuning import Tuning
 from hodei.server.workers import WorkerBook
@@ -37,7 +37,9 @@ class Supervisor:
         controller: JobController,
         providers: Mapping[str, Provider],
         tuning: Tuning,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._jobs = jobs
         self._workers = workers
         self._controller = controller
@@ -45,24 +47,27 @@ class Supervisor:
         self._tuning = tuning
 
     async def run(self) -> None:
-        last_sweep = utcnow()
+        last_sweep = self._clock.now()
         while True:
-            await asyncio.sleep(self._tuning.tick)
+            await self._clock.sleep(self._tuning.tick)
             await self.check()
-            if utcnow() - last_sweep >= self._tuning.sweep_interval:
-                last_sweep = utcnow()
+            if self._clock.now() - last_sweep >= self._tuning.sweep_interval:
+                last_sweep = self._clock.now()
                 await self.sweep()
 
     async def sweep(self) -> None:
         """Delete workers whose job is finished or unknown (see :func:`sweep_strays`)."""
         await sweep_strays(
-            jobs=self._jobs, providers=self._providers, settle=self._tuning.sweep_interval
+            jobs=self._jobs,
+            providers=self._providers,
+            settle=self._tuning.sweep_interval,
+            now=self._clock.now(),
         )
 
     async def check(self) -> None:
         """One round of all backstops."""
         await self._controller.apply_held_statuses()
-        now = utcnow()
+        now = self._clock.now()
         grace = self._tuning.timeout_backstop
         for job in self._jobs.active():
             if lifecycle.backstop_due(job, now, grace=grace):

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hodei.api.messages import Register, ServerMessage
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.domain.ids import WorkerId, new_worker_id
 from hodei.domain.jobs import Job
 from hodei.domain.workers import WorkerRecord
 from hodei.server.auth import TokenCheck, check_token, hash_token, new_secret
-from hodei.server.jobs import utcnow
 from hodei.store.base import TokenKind, TokenRecord, TokenStore, WorkerStore
 
 Outbox = asyncio.Queue[ServerMessage | None]
@@ -54,7 +54,15 @@ class Admission:
 class WorkerBook:
     """Worker records (active ones in memory), tokens and connected agents."""
 
-    def __init__(self, records: WorkerStore, tokens: TokenStore, *, token_ttl: timedelta) -> None:
+    def __init__(
+        self,
+        records: WorkerStore,
+        tokens: TokenStore,
+        *,
+        token_ttl: timedelta,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._clock = clock
         self._store = records
         self._tokens = tokens
         self._token_ttl = token_ttl
@@ -76,14 +84,17 @@ class WorkerBook:
             job_id=job.id,
             provider=provider,
             attempt=job.attempt + 1,
-            created_at=utcnow(),
+            created_at=self._clock.now(),
             log_offset=log_offset,
         )
         token = new_secret()
         await self._store.save_worker(record)
         await self._tokens.add_token(
             TokenRecord(
-                hash_token(token), record.id, TokenKind.REGISTER, utcnow() + self._token_ttl
+                hash_token(token),
+                record.id,
+                TokenKind.REGISTER,
+                self._clock.now() + self._token_ttl,
             )
         )
         self._records[record.id] = record
@@ -122,7 +133,7 @@ class WorkerBook:
         refused with ``ALREADY_EXISTS``: a live session cannot be taken over. On success
         the worker is reserved until :meth:`admit` or :meth:`release`.
         """
-        now = utcnow()
+        now = self._clock.now()
         if register.token:
             kind, secret = TokenKind.REGISTER, register.token
         elif register.resume_token:
@@ -178,7 +189,7 @@ class WorkerBook:
             return  # a newer connection replaced this one
         del self._outboxes[worker_id]
         if worker_id in self._records:
-            self._disconnected[worker_id] = utcnow()
+            self._disconnected[worker_id] = self._clock.now()
         event = self._gone.pop(worker_id, None)
         if event is not None:
             event.set()

@@ -100,6 +100,11 @@ class FakePodApi:
     async def close(self) -> None:
         return None
 
+    def delivered(self) -> bool:
+        """Whether every watch event was taken by its watcher (which handles an event as
+        soon as it takes it, before awaiting anything else)."""
+        return all(queue.empty() for queue in self._watchers)
+
     def set_status(self, name: str, status: dict[str, Any]) -> None:
         pod = self._bump(self.pods[name])
         pod["status"] = status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from hodei.config.settings import KubernetesSettings
 from hodei.domain.ids import JobId, WorkerId, new_job_id, new_worker_id
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.kubernetes import KubernetesProvider, create_provider
+from tests.fixtures.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFESTS = REPO / "deploy" / "kubernetes"
@@ -135,20 +136,11 @@ class Admin:
         await self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
 
-async def poll_until(check: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
-    """Poll the cluster (an outside system with no event to await) until ``check`` holds."""
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.1)
-
-
 async def no_pods(admin: Admin, *, within: float = 20.0) -> None:
     async def empty() -> bool:
         return not await admin.pod_names()
 
-    await poll_until(empty, within=within)
+    await eventually(empty, within=within, every=0.1)
 
 
 def api_counts(emulator: Any) -> dict[tuple[str, str], int]:

@@ -135,7 +135,12 @@ async def test_relist_on_410_loses_and_duplicates_nothing(
         emulator.faults.compact()
         await recorder.wait_for(changed.worker_id, WorkerPhase.RUNNING)
         await recorder.wait_for(deleted.worker_id, WorkerPhase.GONE)
-        await asyncio.sleep(0.2)  # let any duplicate arrive before counting
+        # A later change is seen after any duplicate of the earlier ones (one ordered
+        # stream), so once it arrives, the counts below are final.
+        marker = worker_request()
+        await provider.create_worker(marker)
+        await admin.set_status(pod_name(marker.worker_id), RUNNING)
+        await recorder.wait_for(marker.worker_id, WorkerPhase.RUNNING)
         assert [s.phase for s in recorder.of(changed.worker_id)] == [WorkerPhase.RUNNING]
         assert [s.phase for s in recorder.of(deleted.worker_id)] == [WorkerPhase.GONE]
         restarts = {

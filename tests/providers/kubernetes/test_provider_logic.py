@@ -4,20 +4,22 @@ tail read only for an abnormal exit, the pending timeout, idempotent create/dele
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from hodei.config.settings import KubernetesSettings
+from hodei.domain.clock import SystemClock
 from hodei.providers.base import ProviderError, WorkerPhase
 from hodei.providers.kubernetes import KubernetesApiError, KubernetesProvider
 from hodei.providers.kubernetes.errors import api_error
 from hodei.providers.kubernetes.pods import pod_name
 from hodei.providers.kubernetes.provider import DELETED_BY_OTHERS
 from hodei.supervision import Background
-from tests.server.helpers import eventually
+from tests.fixtures.clock import START, FakeClock
+from tests.fixtures.waiting import eventually
 
 from .fake_api import FakePodApi
 from .helpers import Recorder, worker_request
@@ -37,9 +39,16 @@ def api() -> FakePodApi:
 
 
 @pytest.fixture
-async def started(api: FakePodApi) -> AsyncIterator[tuple[KubernetesProvider, Recorder]]:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def started(
+    api: FakePodApi, clock: FakeClock
+) -> AsyncIterator[tuple[KubernetesProvider, Recorder]]:
     settings = KubernetesSettings(enabled=True, pending_timeout=0.3, max_workers=7)
-    provider = KubernetesProvider(settings=settings, api=api, instance="test")
+    provider = KubernetesProvider(settings=settings, api=api, instance="test", clock=clock)
     recorder = Recorder()
     await provider.start(recorder)
     try:
@@ -86,10 +95,10 @@ async def test_abnormal_exit_carries_log_tail_before_gone(
     api.logs[name] = "connecting to 127.0.0.1:1\nerror: connection refused\n"
     api.log_gate = asyncio.Event()  # hold the log read until the pod is gone
     api.set_status(name, exited(1))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: api.calls.get("log") == 1)  # the exit is held for its log
     await provider.delete_worker(request.worker_id)
-    await asyncio.sleep(0.05)
-    assert recorder.of(request.worker_id) == []  # nothing overtakes the held exit
+    await eventually(api.delivered)  # the deletion reached the provider...
+    assert recorder.of(request.worker_id) == []  # ...and did not overtake the held exit
     api.log_gate.set()
     await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=2)
     first, second = recorder.of(request.worker_id)
@@ -101,11 +110,15 @@ async def test_abnormal_exit_carries_log_tail_before_gone(
 
 
 async def test_pending_timeout_fails_and_deletes(
-    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+    api: FakePodApi, clock: FakeClock, started: tuple[KubernetesProvider, Recorder]
 ) -> None:
     provider, recorder = started
     request = worker_request()
     await provider.create_worker(request)
+    await eventually(api.delivered)
+    await clock.advance(0.29)
+    assert recorder.of(request.worker_id) == []  # not yet: 0.3 s is the limit
+    await clock.advance(0.1)
     failed = await recorder.wait_for(request.worker_id, WorkerPhase.FAILED, within=3)
     assert failed.reason == "PendingTimeout"
     assert failed.message == ("the worker pod stayed Pending for 0.3s (HODEI_K8S_PENDING_TIMEOUT)")
@@ -115,13 +128,14 @@ async def test_pending_timeout_fails_and_deletes(
 
 
 async def test_running_pod_is_not_timed_out(
-    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+    api: FakePodApi, clock: FakeClock, started: tuple[KubernetesProvider, Recorder]
 ) -> None:
     provider, recorder = started
     request = worker_request()
     await provider.create_worker(request)
     api.set_status(pod_name(request.worker_id), RUNNING)
-    await asyncio.sleep(0.6)
+    await recorder.wait_for(request.worker_id, WorkerPhase.RUNNING, within=2)
+    await clock.advance(0.6)  # twice the pending timeout
     assert [s.phase for s in recorder.of(request.worker_id)] == [WorkerPhase.RUNNING]
 
 
@@ -155,7 +169,7 @@ async def test_list_workers_reads_the_cache(
 
 
 async def test_finished_pod_left_behind_is_removed(
-    api: FakePodApi, started: tuple[KubernetesProvider, Recorder]
+    api: FakePodApi, clock: FakeClock, started: tuple[KubernetesProvider, Recorder]
 ) -> None:
     provider, recorder = started
     provider.finished_pod_ttl = 0.2
@@ -163,7 +177,10 @@ async def test_finished_pod_left_behind_is_removed(
     await provider.create_worker(request)
     api.set_status(pod_name(request.worker_id), exited(0, "Completed"))
     await recorder.wait_for(request.worker_id, WorkerPhase.EXITED, within=2)
+    await clock.advance(0.1)
+    assert len(api.pods) == 1  # kept until the TTL has passed
     # Nobody deletes it: the provider does, once the TTL has passed.
+    await clock.advance(0.2)
     await recorder.wait_for(request.worker_id, WorkerPhase.GONE, within=3)
     assert api.pods == {}
 
@@ -223,18 +240,25 @@ async def test_eviction_condition_fails_a_running_worker_as_evicted(
 
 
 class FakeTime:
-    """The provider's clock and sleep: sleeping advances the clock, instantly."""
+    """The provider's clock (time stands still unless a create wait sleeps) and the create
+    wait's sleep (:meth:`wait`), which advances the clock instantly."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.elapsed = 1000.0
         self.slept: list[float] = []
 
-    def clock(self) -> float:
-        return self.now
+    def now(self) -> datetime:
+        return START + timedelta(seconds=self.elapsed)
+
+    def monotonic(self) -> float:
+        return self.elapsed
 
     async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # housekeeping and the watch pace in real time here
+
+    async def wait(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.now += seconds
+        self.elapsed += seconds
         await asyncio.sleep(0)
 
 
@@ -264,8 +288,8 @@ async def timed(api: FakePodApi) -> AsyncIterator[tuple[KubernetesProvider, Reco
         settings=settings,
         api=api,
         instance="test",
-        clock=time.clock,
-        sleep=time.sleep,
+        clock=time,
+        sleep=time.wait,
         rand=lambda: 0.0,
     )
     recorder = Recorder()
@@ -354,10 +378,13 @@ async def test_housekeeping_killed_by_an_exception_is_restarted_by_the_supervisi
 ) -> None:
     trips = iter([False, True])  # the first clock read of a round raises, once
 
-    def clock() -> float:
-        if next(trips, False):
-            raise Injected("clock")
-        return time.monotonic()
+    class TrippingClock(SystemClock):
+        def monotonic(self) -> float:
+            if next(trips, False):
+                raise Injected("clock")
+            return super().monotonic()
+
+    clock = TrippingClock()
 
     restarted: list[str] = []
     loops = Background(on_restart=restarted.append, backoff=(0.05,))

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from hodei.providers.kubernetes.pods import LABEL_JOB_ID
+from tests.fixtures.waiting import free_port
 
 from .helpers import MANIFESTS, NAMESPACE, Admin, no_pods
 
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.slow
 
 CONTROL_PLANE = ("hodei-system", "hodei-control-plane")
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from hodei.config.settings import KubernetesSettings
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.providers.kubernetes.client import KubeClient, load_client_config
 from hodei.providers.kubernetes.errors import (
     KubernetesApiError,
@@ -42,6 +43,7 @@ async def create_provider(
     instance: str,
     registry: CollectorRegistry | None = None,
     loops: Background | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> KubernetesProvider:
     """Load the client configuration and build the provider (not yet started).
 
@@ -64,4 +66,5 @@ async def create_provider(
         metrics=metrics,
         profiles=profiles,
         loops=loops,
+        clock=clock,
     )

@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
 from hodei.config.settings import KubernetesSettings
 from hodei.domain import reasons
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
@@ -179,16 +179,18 @@ class KubernetesProvider:
         api: PodApi,
         instance: str,
         metrics: ProviderMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         watch_timing: WatchTiming | None = None,
         profiles: Profiles | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         rand: Callable[[], float] = random.random,
         wait_policy: RetryPolicy = WAIT_POLICY,
         loops: Background | None = None,
     ) -> None:
+        """``clock`` reads time and paces housekeeping and the watch; ``sleep`` (default:
+        the clock's) paces a pod create that waits for quota or the API server."""
         self._settings = settings
-        self._sleep = sleep
+        self._sleep = sleep or clock.sleep
         self._rand = rand
         self._wait_policy = wait_policy
         # The control plane's supervision: a loop that fails is restarted and reported.
@@ -205,6 +207,8 @@ class KubernetesProvider:
             on_restart=self.metrics.watch_restarted,
             transform=essentials,
             timing=watch_timing,
+            sleep=clock.sleep,
+            clock=clock.monotonic,
         )
         self._listener: StatusListener | None = None
         self._outbox: asyncio.Queue[WorkerStatus] = asyncio.Queue()
@@ -299,7 +303,7 @@ class KubernetesProvider:
             body = profile_pod(request, self._settings, template, instance=self._instance)
         except (SpecError, ValueError) as exc:  # a profile gone since submit (restart)
             raise ProviderError(str(exc), reason=reasons.PROVIDER_ERROR) from None
-        now = self._clock()
+        now = self._clock.monotonic()
         self._created_at.setdefault(wid, now)
         self._pending_since.setdefault(wid, now)
         try:
@@ -331,7 +335,7 @@ class KubernetesProvider:
         (its message saying how long it waited) when the budget is spent."""
         wid = request.worker_id
         budget = self._settings.pending_timeout
-        started = self._clock()
+        started = self._clock.monotonic()
         retry = 0
         while True:
             if wid in self._deleting:
@@ -341,7 +345,7 @@ class KubernetesProvider:
             except KubernetesApiError as exc:
                 if not exc.retryable and exc.cause is not Cause.QUOTA_EXCEEDED:
                     raise
-                elapsed = self._clock() - started
+                elapsed = self._clock.monotonic() - started
                 delay = wait_delay(
                     self._wait_policy,
                     retry=retry,
@@ -451,13 +455,15 @@ class KubernetesProvider:
             diagnosis = deleted_by_others(diagnosis)
         status = worker_status(event.pod, diagnosis)
         if diagnosis.phase is WorkerPhase.PENDING and not deleting:
-            self._pending_since.setdefault(wid, self._clock())
+            self._pending_since.setdefault(wid, self._clock.monotonic())
         else:
             self._pending_since.pop(wid, None)
         if diagnosis.phase in (WorkerPhase.EXITED, WorkerPhase.FAILED):
-            self._finished_since.setdefault(wid, self._clock())
+            self._finished_since.setdefault(wid, self._clock.monotonic())
         if diagnosis.phase is WorkerPhase.RUNNING and wid in self._created_at:
-            self.metrics.pod_start_seconds.observe(self._clock() - self._created_at.pop(wid))
+            self.metrics.pod_start_seconds.observe(
+                self._clock.monotonic() - self._created_at.pop(wid)
+            )
         if status.reason == reasons.CONTAINER_EXITED and not deleting and wid not in self._held:
             self._held[wid] = []
             self._spawn(self._report_with_log(event.pod, status), f"log-{wid}")
@@ -524,8 +530,8 @@ class KubernetesProvider:
         timeout = self._settings.pending_timeout
         period = min(1.0, timeout / 4)
         while True:
-            await asyncio.sleep(period)
-            now = self._clock()
+            await self._clock.sleep(period)
+            now = self._clock.monotonic()
             for wid, since in list(self._pending_since.items()):
                 if now - since >= timeout:
                     await self._expire(wid)
