@@ -1,4 +1,5 @@
-"""The in-process handle and fixtures other tests build on (contract A)."""
+"""The in-process handle and fixtures other tests build on: ``kube_emulator.testing`` starts
+the emulator on a free loopback port, serving HTTPS with the kubeconfig files written."""
 
 from __future__ import annotations
 

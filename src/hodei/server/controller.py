@@ -289,7 +289,11 @@ class JobController:
         }
 
     async def cancel(self, job_id: JobId) -> Job | None:
-        """Cancel as contract C says; returns the job after the request (None: unknown)."""
+        """Cancel the job: a QUEUED one ends CANCELLED at once, a STARTING one too (its
+        worker is deleted), a RUNNING one's agent is told to kill the process group, the
+        request saved first so a restart still enforces it; a finished job is left as it
+        is (:func:`lifecycle.cancel_action`). Returns the job after the request, None
+        when it is unknown."""
         async with self._jobs.lock(job_id):
             job = await self._jobs.get(job_id)
             if job is None:

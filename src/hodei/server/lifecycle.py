@@ -2,9 +2,10 @@
 whether a platform failure earns another attempt.
 
 The control plane's I/O code asks these functions what to do and then does it, so the
-rules of contract C (final-state mapping, retry on platform failures only, provider
-diagnosis winning over a generic WorkerLost, the timeout backstop) live in one place and
-are tested without servers.
+rules of a job's life — how a result maps to a final state, retrying platform failures
+only, a provider's diagnosis winning over a generic WorkerLost, the timeout backstop,
+what a cancel takes — live in one place and are tested without servers
+(``docs/architecture.md`` summarises them).
 """
 
 from __future__ import annotations
@@ -217,7 +218,9 @@ class CancelAction(enum.Enum):
 
 
 def cancel_action(state: JobState) -> CancelAction:
-    """What cancelling a job in ``state`` takes (contract C)."""
+    """What cancelling a job in ``state`` takes: nothing once finished, ending it at once
+    while QUEUED, deleting its worker while STARTING (no process to signal yet), telling
+    its agent while RUNNING."""
     if state.terminal:
         return CancelAction.NONE
     if state is JobState.QUEUED:

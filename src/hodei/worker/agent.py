@@ -98,7 +98,10 @@ class _NoJob(Exception):
 
 
 class Agent:
-    """Runs the protocol of contract C for one worker; :meth:`run` returns the exit code."""
+    """Runs the worker protocol for one worker: register with the one-time token (then the
+    resume token on reconnects), run the assigned job, stream its numbered output and
+    deliver the result, resending whatever was not acknowledged (``docs/architecture.md``);
+    :meth:`run` returns the exit code."""
 
     def __init__(
         self,

@@ -1,6 +1,7 @@
 """Kubernetes provider: each job runs on an ephemeral worker pod, watched and diagnosed.
 
-``create_provider`` is the entry point the control plane uses (contract E); the modules
+``create_provider`` is the entry point the control plane uses (through
+:func:`hodei.server.provider_factory.build_providers`, when ``HODEI_K8S_ENABLED=1``); the modules
 inside split the work: ``client`` (the only one speaking to the API), ``errors`` (API
 failures as actionable messages), ``retry`` and ``ratelimit`` (pure backoff schedule and
 token bucket), ``pods`` (pure pod builder), ``templates`` and ``profiles``
