@@ -87,7 +87,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="environment variable; a bare NAME passes this shell's value",
     )
     run.add_argument("--label", action="append", metavar="K=V", help="label")
-    run.add_argument("--profile", help="Kubernetes: the operator's pod profile NAME")
+    run.add_argument(
+        "--profile", metavar="NAME", help="Kubernetes: the operator's pod profile NAME"
+    )
     run.add_argument(
         "--secret-env",
         action="append",
