@@ -68,7 +68,9 @@ class Faults:
         status: FaultStatus = 500,
         retry_after: int = 1,
     ) -> None:
-        """Fail the next ``count`` matching requests with 500, 429 or a dropped connection."""
+        """Fail the next ``count`` matching requests with 500 (or another 5xx), 429 with
+        Retry-After, 422 Invalid (a validation failure naming the object), or a dropped
+        connection."""
         if status not in (500, 429, "drop") and not isinstance(status, int):
             raise ValueError(f"unsupported fault status {status!r}")
         with self._lock:

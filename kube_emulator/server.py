@@ -9,12 +9,14 @@ handler picks discovery, OpenAPI or a resource handler by the parsed request inf
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import discovery, errors, openapi, requestinfo
+from . import discovery, errors, openapi, requestinfo, resources
 from .auth import impersonate
 from .codec import error_response, respond
 from .faults import Fault
@@ -28,7 +30,24 @@ STATE_KEY = web.AppKey("state", EmulatorState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _fault_response(request: web.Request, fault: Fault) -> web.StreamResponse:
+async def _invalid_fault(request: web.Request, info: RequestInfo) -> errors.ApiError:
+    """A 422 shaped as the apiserver's validation answers it, naming the object sent."""
+    name = info.name
+    if not name and request.can_read_body:
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            body = json.loads(await request.read())
+            name = str(((body or {}).get("metadata") or {}).get("name") or "")
+    kind = resources.by_plural(info.resource)
+    return errors.invalid(
+        kind.kind if kind is not None else info.resource,
+        name,
+        [("spec", "FieldValueInvalid", "Invalid value: injected fault")],
+    )
+
+
+async def _fault_response(
+    request: web.Request, info: RequestInfo, fault: Fault
+) -> web.StreamResponse:
     if fault.status == "drop":
         if request.transport is not None:
             request.transport.abort()
@@ -41,6 +60,8 @@ def _fault_response(request: web.Request, fault: Fault) -> web.StreamResponse:
             details={"retryAfterSeconds": fault.retry_after},
             headers={"Retry-After": str(fault.retry_after)},
         )
+    elif fault.status == 422:
+        error = await _invalid_fault(request, info)
     else:
         error = errors.ApiError(
             int(fault.status), "InternalError", "Internal error occurred: injected fault"
@@ -75,7 +96,7 @@ async def api_filters(request: web.Request, handler: Handler) -> web.StreamRespo
                 await asyncio.sleep(latency)
             fault = state.faults.take(info.verb, info.full_resource)
             if fault is not None:
-                return _fault_response(request, fault)
+                return await _fault_response(request, info, fault)
         user = state.authenticator.authenticate(request.headers.get("Authorization"))
         groups = request.headers.getall("Impersonate-Group", [])
         user = impersonate(user, request.headers, groups, state.authorize)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -42,6 +43,24 @@ async def test_fail_next_matches_verb_and_resource(
             await core.create_namespaced_pod(namespace, POD)
         assert failed.value.status == 500
     await core.create_namespaced_pod(namespace, POD)
+
+
+async def test_fail_next_with_422_is_a_validation_failure_naming_the_object(
+    api: client.ApiClient, emulator: RunningEmulator, namespace: str
+) -> None:
+    emulator.faults.fail_next(1, verb="create", resource="pods", status=422)
+    core = client.CoreV1Api(api)
+    with pytest.raises(ApiException) as failed:
+        await core.create_namespaced_pod(namespace, POD)
+    assert failed.value.status == 422
+    body = json.loads(failed.value.body)
+    assert (body["reason"], body["message"]) == (
+        "Invalid",
+        'Pod "p" is invalid: spec: Invalid value: injected fault',
+    )
+    assert body["details"]["causes"] == [
+        {"reason": "FieldValueInvalid", "message": "Invalid value: injected fault", "field": "spec"}
+    ]
 
 
 async def test_dropped_connection(raw: Raw, emulator: RunningEmulator, namespace: str) -> None:

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from .test_end_to_end import Make, cluster_factory
+from .conftest import Make
 
 pytestmark = pytest.mark.slow
-__all__ = ["cluster_factory"]  # the fixture, shared with the module that defines it
 
 WORKERS = "hodei-workers"
 DEFAULT = """\

@@ -25,10 +25,8 @@ from hodei.domain.states import JobState
 from tests.fixtures.relay import Relay
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
 
+from .conftest import Make
 from .helpers import NAMESPACE
-from .test_end_to_end import Make, cluster_factory
-
-__all__ = ["cluster_factory"]  # the fixture, shared with the end-to-end tests
 
 pytestmark = pytest.mark.slow
 
