@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hodei.config.settings import KubernetesSettings
 from hodei.domain.ids import JobId, WorkerId, new_job_id, new_worker_id
 from hodei.providers.base import WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.kubernetes import KubernetesProvider, create_provider
+from tests.fixtures.clock import START
 from tests.fixtures.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
@@ -149,3 +151,26 @@ def api_counts(emulator: Any) -> dict[tuple[str, str], int]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)
+
+
+class FakeTime:
+    """The provider's clock (time stands still unless a create wait sleeps) and the create
+    wait's sleep (:meth:`wait`), which advances the clock instantly."""
+
+    def __init__(self) -> None:
+        self.elapsed = 1000.0
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return START + timedelta(seconds=self.elapsed)
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # housekeeping and the watch pace in real time here
+
+    async def wait(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.elapsed += seconds
+        await asyncio.sleep(0)

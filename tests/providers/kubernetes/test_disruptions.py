@@ -6,7 +6,6 @@ with an injected clock, so the 20 s of throttling cost no wall time."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ from hodei.providers.kubernetes.client import KubeClient, load_client_config
 from hodei.providers.kubernetes.pods import LABEL_JOB_ID
 from hodei.providers.kubernetes.provider import DELETED_BY_OTHERS
 from hodei.providers.kubernetes.ratelimit import TokenBucket
+from tests.fixtures.waiting import eventually
 
 from .conftest import CONTROL_PLANE, Cluster, Make
-from .helpers import MANIFESTS, NAMESPACE, Recorder, poll_until, settings_for, worker_request
+from .helpers import MANIFESTS, NAMESPACE, FakeTime, Recorder, settings_for, worker_request
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ async def settled(cluster: Cluster, job_id: str, *, within: float = 60) -> dict[
         seen[:] = [await show(cluster, job_id)]
         return seen[0]["state"] in TERMINAL
 
-    await poll_until(ended, within=within)
+    await eventually(ended, within=within)
     return seen[0]
 
 
@@ -58,7 +58,7 @@ async def running_pod(cluster: Cluster, job_id: str) -> str:
         found[:] = [p.metadata.name for p in pods.items if p.status.phase == "Running"]
         return bool(found)
 
-    await poll_until(running, within=30)
+    await eventually(running, within=30)
     return found[0]
 
 
@@ -79,7 +79,7 @@ async def test_quota_of_one_pod_runs_three_jobs_one_after_another(cluster_factor
         waiting[:] = [v for v in views if (v["waiting_reason"] or "").startswith("waiting for")]
         return bool(waiting)
 
-    await poll_until(someone_waits_for_quota, within=30)
+    await eventually(someone_waits_for_quota, within=30)
     assert waiting[0]["state"] == "QUEUED"
     assert waiting[0]["waiting_reason"] == (
         "waiting for quota: exceeded quota: one-pod, requested: pods=1, used: pods=1, "
@@ -154,7 +154,7 @@ async def test_drained_job_runs_again_once_the_node_is_uncordoned(cluster_factor
             view = await show(cluster, job)
             return view["attempt"] == 2 and "unschedulable" in (view["waiting_reason"] or "")
 
-        await poll_until(waits_for_the_node, within=30)
+        await eventually(waits_for_the_node, within=30)
     finally:
         kubectl(cluster, "uncordon", node)
     done = await settled(cluster, job)
@@ -170,22 +170,6 @@ async def test_invalid_pod_is_one_create_and_a_clear_failure(cluster_factory: Ma
     assert code == 125, err
     assert "as invalid: HTTP 422" in err and "spec: Invalid value: injected fault" in err
     assert cluster.emulator.request_counts().get(("create", "pods")) == 1
-
-
-class FakeTime:
-    """A clock that sleeping advances at once."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 async def test_twenty_seconds_of_429_are_ridden_out(kube_emulator_factory: Any) -> None:
@@ -205,8 +189,8 @@ async def test_twenty_seconds_of_429_are_ridden_out(kube_emulator_factory: Any) 
         settings=settings,
         api=api,
         instance="test",
-        clock=time.clock,
-        sleep=time.sleep,
+        clock=time,
+        sleep=time.wait,
         rand=lambda: 0.0,
     )
     await provider.start(Recorder())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,11 +17,11 @@ from hodei.providers.kubernetes.errors import api_error
 from hodei.providers.kubernetes.pods import pod_name
 from hodei.providers.kubernetes.provider import DELETED_BY_OTHERS
 from hodei.supervision import Background
-from tests.fixtures.clock import START, FakeClock
+from tests.fixtures.clock import FakeClock
 from tests.fixtures.waiting import eventually
 
 from .fake_api import FakePodApi
-from .helpers import Recorder, worker_request
+from .helpers import FakeTime, Recorder, worker_request
 
 RUNNING = {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}
 
@@ -237,29 +236,6 @@ async def test_eviction_condition_fails_a_running_worker_as_evicted(
         "Evicted",
         "EvictionByEvictionAPI: Eviction API: evicting",
     )
-
-
-class FakeTime:
-    """The provider's clock (time stands still unless a create wait sleeps) and the create
-    wait's sleep (:meth:`wait`), which advances the clock instantly."""
-
-    def __init__(self) -> None:
-        self.elapsed = 1000.0
-        self.slept: list[float] = []
-
-    def now(self) -> datetime:
-        return START + timedelta(seconds=self.elapsed)
-
-    def monotonic(self) -> float:
-        return self.elapsed
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)  # housekeeping and the watch pace in real time here
-
-    async def wait(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.elapsed += seconds
-        await asyncio.sleep(0)
 
 
 def _error(status: int, body: Mapping[str, Any], retry_after: float | None = None) -> Any:
