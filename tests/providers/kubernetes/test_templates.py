@@ -545,3 +545,22 @@ def test_resource_quantities_checked_offline() -> None:
     error = refused(doc)
     assert error.field == "spec.containers[0].resources.limits.memory"
     assert "128Mi" in error.accepted
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field", "words"),
+    [
+        ({"labels": {"team": "data science"}}, "metadata.labels.team", "not a label value"),
+        ({"labels": {"-team": "a"}}, "metadata.labels.-team", "not a label key"),
+        ({"annotations": {"a b": "x"}}, "metadata.annotations.a b", "not an annotation key"),
+    ],
+)
+def test_labels_and_annotations_follow_kubernetes_rules(
+    metadata: dict[str, Any], field: str, words: str
+) -> None:
+    error = refused(manifest(**metadata))
+    assert error.field == field
+    assert words in error.problem
+    assert error.accepted.startswith("a Kubernetes label key") or error.accepted.startswith(
+        "a Kubernetes label value"
+    )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hodei.domain.jobs import RESERVED_ENV_PREFIX, Resources, SecretKeyRef
+from hodei.domain.names import NameRuleError, check_label_key, check_label_value
 from hodei.domain.quantities import ACCEPTED_FORMS, QuantityError, validate_quantity
 from hodei.providers.kubernetes.pods import (
     CONTAINER_NAME,
@@ -191,6 +192,7 @@ class _Checker:
         metadata = self.mapping(manifest.get("metadata"), "metadata")
         self.only(metadata, "metadata", METADATA_FIELDS)
         self.labels(self.mapping(metadata.get("labels"), "metadata.labels"))
+        self.annotations(self.mapping(metadata.get("annotations"), "metadata.annotations"))
         spec = self.mapping(manifest.get("spec"), "spec")
         self.only(spec, "spec", POD_SPEC_FIELDS, **HODEI_POD_FIELDS)
         self.pod_security(self.mapping(spec.get("securityContext"), "spec.securityContext"))
@@ -218,6 +220,27 @@ class _Checker:
                     f"any other key than {', '.join(sorted(RESERVED_LABEL_KEYS))} "
                     f"and {RESERVED_LABEL_PREFIX}*",
                 )
+            for check, text, what in (
+                (check_label_key, str(key), "key"),
+                (check_label_value, str(labels[key]), "value"),
+            ):
+                try:
+                    check(text)
+                except NameRuleError as exc:
+                    problem = f"{text!r} is not a label {what}"
+                    raise self.fail(
+                        f"metadata.labels.{key}", problem, str(exc).removeprefix("accepted: ")
+                    ) from None
+
+    def annotations(self, annotations: Mapping[str, Any]) -> None:
+        for key in annotations:
+            try:
+                check_label_key(str(key))  # annotation keys follow the label key rule
+            except NameRuleError as exc:
+                problem = f"{key!r} is not an annotation key"
+                raise self.fail(
+                    f"metadata.annotations.{key}", problem, str(exc).removeprefix("accepted: ")
+                ) from None
 
     def volumes(self, volumes: list[Any]) -> set[str]:
         names = set()
