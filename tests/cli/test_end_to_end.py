@@ -76,6 +76,7 @@ def test_server_mode_commands(tmp_path: Path, servers: list[Server]) -> None:
     assert job["exit_code"] == 0 and job["finished_at"]
 
     listed = hodei("jobs", "list", "-o", "json", env=env)
+    assert listed.returncode == 0, listed.stderr
     assert {job_id} <= {j["id"] for j in json.loads(listed.stdout)}
     table = hodei("jobs", "list", env=env)
     assert b"STATE" in table.stdout and job_id.encode() in table.stdout

@@ -1,7 +1,8 @@
 """``hodei jobs list|show|logs|wait|cancel`` and ``hodei workers list``: read and act on a server.
 
-They talk to ``HODEI_SERVER`` (default ``127.0.0.1:50051``, where ``hodei server``
-listens). Tables for people; ``-o json`` for machines. Any failure prints one line on
+They talk to ``HODEI_SERVER``; without it they read the default job store in place,
+where embedded ``hodei run`` records its jobs (:mod:`hodei.cli.history`). Tables for
+people; ``-o json`` for machines. Any failure prints one line on
 stderr and exits 125 (:data:`hodei.domain.exitcodes.HODEI_FAILURE`).
 """
 
@@ -25,6 +26,7 @@ from hodei.cli.follow import (
     say,
     wait_for_end,
 )
+from hodei.cli.history import HistoryReader, history_store
 from hodei.config import SettingsError, load_client_settings
 from hodei.domain import exitcodes
 from hodei.domain.jobs import Job
@@ -40,40 +42,42 @@ __all__ = [
     "workers_list",
 ]
 
-DEFAULT_SERVER = "127.0.0.1:50051"
-
-Command = Callable[[HodeiClient, argparse.Namespace], Awaitable[int]]
+# A control plane, or (without HODEI_SERVER) the job store read in place.
+Source = HodeiClient | HistoryReader
+Command = Callable[[Source, argparse.Namespace], Awaitable[int]]
 
 
 async def with_client(command: Command, args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    """Run ``command`` with a client of HODEI_SERVER; errors become one line on stderr."""
+    """Run ``command`` against HODEI_SERVER or, unset, the default job store (where
+    embedded runs are recorded); errors become one line on stderr and exit 125."""
     try:
         settings = load_client_settings(env)
-    except SettingsError as exc:
-        print(f"hodei: {exc}", file=sys.stderr)
+        source: Source
+        if settings.server is None:
+            found = history_store(env)
+            if found is None:
+                say("hodei: HODEI_DATABASE_URL keeps no jobs (in memory); set HODEI_SERVER")
+                return exitcodes.HODEI_FAILURE
+            source = HistoryReader(*found)
+        else:
+            source = HodeiClient(
+                settings.server,
+                api_token=settings.api_token,
+                env_name="HODEI_SERVER",
+                tls=settings.tls,
+            )
+        async with source:
+            return await command(source, args)
+    except (SettingsError, ClientError) as exc:
+        say(f"hodei: {exc}")
         return exitcodes.HODEI_FAILURE
-    address = settings.server or DEFAULT_SERVER
-    env_name = "HODEI_SERVER" if settings.server else "HODEI_SERVER unset, default"
-    try:
-        client = HodeiClient(
-            address, api_token=settings.api_token, env_name=env_name, tls=settings.tls
-        )
-    except ClientError as exc:
-        print(f"hodei: {exc}", file=sys.stderr)
-        return exitcodes.HODEI_FAILURE
-    async with client:
-        try:
-            return await command(client, args)
-        except ClientError as exc:
-            print(f"hodei: {exc}", file=sys.stderr)
-            return exitcodes.HODEI_FAILURE
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def jobs_list(client: HodeiClient, args: argparse.Namespace) -> int:
+async def jobs_list(client: Source, args: argparse.Namespace) -> int:
     """``hodei jobs list [--state S]... [--limit N]``, newest first."""
     states = [JobState(s) for s in args.state or ()]
     jobs = await client.list_jobs(states, limit=args.limit)
@@ -84,7 +88,7 @@ async def jobs_list(client: HodeiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def jobs_show(client: HodeiClient, args: argparse.Namespace) -> int:
+async def jobs_show(client: Source, args: argparse.Namespace) -> int:
     """``hodei jobs show ID``: every field of one job."""
     job = await client.get(args.id)
     print(
@@ -93,7 +97,7 @@ async def jobs_show(client: HodeiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def jobs_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
+async def jobs_cancel(client: Source, args: argparse.Namespace) -> int:
     """``hodei jobs cancel ID``: the job as the server left it (a running job ends shortly)."""
     job = await client.cancel(args.id)
     if args.output == "json":
@@ -105,7 +109,7 @@ async def jobs_cancel(client: HodeiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def jobs_logs(client: HodeiClient, args: argparse.Namespace) -> int:
+async def jobs_logs(client: Source, args: argparse.Namespace) -> int:
     """The job's stdout to stdout and stderr to stderr, exactly as stored.
 
     With ``-f`` it follows the job until it ends (across control-plane restarts) and
@@ -130,7 +134,7 @@ def _finished(job: Job) -> int:
     return exit_code_for(job)
 
 
-async def jobs_wait(client: HodeiClient, args: argparse.Namespace) -> int:
+async def jobs_wait(client: Source, args: argparse.Namespace) -> int:
     """``hodei jobs wait ID...``: block until every job has ended; one line per job on
     stdout (``ID STATE EXIT``) and the exit code ``hodei run`` would give the last one."""
     for job_id in args.ids:
@@ -149,7 +153,7 @@ async def jobs_wait(client: HodeiClient, args: argparse.Namespace) -> int:
     return _finished(jobs[-1])
 
 
-async def workers_list(client: HodeiClient, args: argparse.Namespace) -> int:
+async def workers_list(client: Source, args: argparse.Namespace) -> int:
     """``hodei workers list``: active workers with provider, state, process or pod, age."""
     workers = await client.list_workers()
     if args.output == "json":

@@ -3,7 +3,8 @@
 It listens on loopback ports chosen by the kernel, keeps its SQLite file in a temporary
 directory that is removed afterwards, and runs jobs with the local provider (Kubernetes
 too when the environment enables it). On the way out it removes every worker it
-created, so nothing it started outlives the command.
+created, so nothing it started outlives the command, and copies the finished job into
+the default store (:mod:`hodei.cli.history`), where ``hodei jobs`` finds it later.
 
 It is what a new user meets first, so it starts lean: no HTTP server (nothing scrapes
 an embedded control plane), and the local provider's worker launcher is forked from
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from hodei.config import ServerSettings, load_server_settings
 
 if TYPE_CHECKING:
+    from hodei.cli.history import Archive
     from hodei.providers.local.launcher import Launcher
 
 STOP_GRACE = 2.0
@@ -61,6 +63,25 @@ def forked_launcher() -> Launcher | None:
     return Launcher.adopt(pid, sock)
 
 
+async def _keep_history(store: Archive, env: Mapping[str, str]) -> None:
+    """Copy the finished jobs into the default store, where ``hodei jobs`` finds them."""
+    from hodei.cli.follow import say
+    from hodei.cli.history import history_store, record_jobs
+
+    try:
+        found = history_store(env)
+        if found is None:
+            return
+        history, _ = found
+        await history.open()
+        try:
+            await record_jobs(store, history)
+        finally:
+            await history.close()
+    except Exception as exc:  # the job has run; losing its record must not fail the command
+        say(f"hodei: the job was not recorded in the job store ({exc})")
+
+
 @contextlib.asynccontextmanager
 async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
     """Run a control plane for the duration of the block; yields its gRPC address."""
@@ -93,6 +114,7 @@ async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
             for provider in control_plane.providers.values():
                 for worker in await provider.list_workers():
                     await provider.delete_worker(worker.worker_id)
+            await _keep_history(control_plane.store, settings_env)
             await control_plane.stop(grace=STOP_GRACE)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -14,19 +14,20 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, BinaryIO, Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, BinaryIO, Final, Protocol, TypeVar
 
-from hodei.cli.client import ClientError, HodeiClient
+from hodei.cli.client import ClientError
 from hodei.domain import exitcodes
 from hodei.domain.jobs import Job
-from hodei.domain.logs import LogStream
+from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 
 __all__ = [
     "RECONNECT_FOR",
     "STOP_SIGNALS",
     "ControlPlaneLink",
+    "JobReader",
     "Output",
     "StopSignals",
     "copy_logs",
@@ -62,6 +63,20 @@ def outcome_note(job: Job) -> str | None:
         return None
     detail = f"{job.reason}: {job.message}" if job.message else (job.reason or "")
     return f"hodei: job {job.id} {job.state.value}" + (f" ({detail})" if detail else "")
+
+
+class JobReader(Protocol):
+    """What following a job needs: a control plane's client, or the job store itself."""
+
+    address: str
+
+    async def get(self, job_id: str) -> Job: ...
+
+    def logs(
+        self, job_id: str, *, follow: bool = False, from_sequence: int = 0
+    ) -> AsyncIterator[LogChunk]: ...
+
+    def watch(self, job_id: str) -> AsyncIterator[Job]: ...
 
 
 class StopSignals:
@@ -198,7 +213,7 @@ class Output:
 
 
 async def copy_logs(
-    client: HodeiClient,
+    client: JobReader,
     job_id: str,
     out: Output,
     *,
@@ -222,7 +237,7 @@ async def copy_logs(
 
 
 async def wait_for_end(
-    client: HodeiClient,
+    client: JobReader,
     job_id: str,
     *,
     link: ControlPlaneLink,

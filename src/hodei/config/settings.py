@@ -224,6 +224,12 @@ def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
     )
 
 
+def load_database_url(env: Mapping[str, str]) -> str | None:
+    """``HODEI_DATABASE_URL`` alone (None: the default SQLite file), for commands that
+    read the store without being a control plane."""
+    return _optional(env, "HODEI_DATABASE_URL", parsers.database_url)
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """The CLI's variables: where the control plane is and how to authenticate."""
