@@ -157,3 +157,37 @@ async def test_timeouts_stored_before_specs_were_bounded_do_not_stop_the_supervi
     await eventually(lambda: clock.sleeping > 0)
     assert restarts(plane, "supervisor") == 0
     assert await ready(plane)
+
+
+async def test_an_infinite_timeout_stored_earlier_fails_its_kubernetes_job_and_frees_the_slot(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    from hodei.config.settings import KubernetesSettings
+    from hodei.providers.kubernetes import KubernetesProvider
+    from tests.providers.kubernetes.fake_api import FakePodApi
+
+    api = FakePodApi()
+    provider = KubernetesProvider(
+        settings=KubernetesSettings(enabled=True, max_workers=1), api=api, instance="test"
+    )
+    plane = await control_plane_factory(providers=[provider])
+    legacy = Job(
+        JobId("j-legacyinf"),
+        JobSpec(command=("true",), timeout_seconds=float("inf")),  # accepted before bounds
+        JobState.QUEUED,
+        datetime.now(UTC),
+        provider="kubernetes",
+    )
+    await plane.jobs.save(legacy)
+    plane.dispatch.set()
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        failed = await wait_done(stub, legacy.id)
+        assert (failed.state, failed.reason) == (JobState.FAILED, "ProviderError")
+        assert failed.message == (
+            "creating the worker failed: OverflowError: cannot convert float infinity to integer"
+        )
+        assert restarts(plane, "create-worker") == 1
+        # Its slot is free again: the next job gets a pod (max_workers=1).
+        await submit(stub, "true")
+        await eventually(lambda: len(api.pods) == 1)
