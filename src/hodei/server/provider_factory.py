@@ -48,6 +48,7 @@ async def build_providers(
                 state_dir=state_dir,
                 agent_tls=settings.worker_tls,
                 launcher=local_launcher,
+                loops=loops,
             )
         )
     if settings.kubernetes.enabled:

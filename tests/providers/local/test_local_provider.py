@@ -14,6 +14,8 @@ from hodei.api.v1 import types_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.providers.base import ProviderError, WorkerPhase, WorkerRequest, WorkerStatus
 from hodei.providers.local import LocalProvider, procfs
+from hodei.providers.local.cgroups import Cgroups
+from hodei.supervision import Background
 from tests.worker.fake_control_plane import JOB_ID, TOKEN, WORKER_ID, Script, fake_control_plane
 
 pytestmark = pytest.mark.slow
@@ -170,4 +172,34 @@ async def test_a_command_that_cannot_start_is_a_provider_error(tmp_path: Path) -
     with pytest.raises(ProviderError, match="/nonexistent/hodei"):
         await local.create_worker(request("127.0.0.1:1"))
     assert local.status(WorkerId(WORKER_ID)) is None
+    await local.close()
+
+
+class BrokenCgroups(Cgroups):
+    """Fails the cleanup that follows a worker's exit: its watcher dies with an exception."""
+
+    def kill(self, worker_id: str) -> None:
+        raise OSError("injected: cgroup.procs unreadable")
+
+
+async def test_a_watcher_killed_by_an_exception_settles_its_worker(tmp_path: Path) -> None:
+    statuses = Statuses()
+    counted: list[str] = []
+    local = LocalProvider(
+        max_workers=1,
+        state_dir=tmp_path,
+        command=[sys.executable, "-m", "hodei.worker.launcher"],
+        cgroups=BrokenCgroups(),
+        loops=Background(on_restart=counted.append),
+    )
+    await local.start(statuses)
+    async with fake_control_plane(Script(types_pb2.JobSpec(shell="true"))) as (_, address):
+        await local.create_worker(request(address))
+        failed = await statuses.wait_for(WorkerPhase.FAILED)
+    assert (failed.reason, failed.worker_id) == ("WorkerLost", WORKER_ID)
+    assert failed.message is not None and failed.message.endswith(
+        "failed: OSError: injected: cgroup.procs unreadable"
+    )
+    assert counted == ["local-worker-watch"]
+    await local.delete_worker(WorkerId(WORKER_ID))
     await local.close()

@@ -25,10 +25,12 @@ import secrets
 import shutil
 import signal
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hodei.config.settings import ClientTls
+from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import JobSpec, SpecError
 from hodei.providers.base import (
@@ -45,6 +47,7 @@ from hodei.providers.local import procfs
 from hodei.providers.local.cgroups import Cgroups
 from hodei.providers.local.launcher import Launcher, LauncherError, default_launcher_command
 from hodei.providers.local.pidfiles import PidFiles, WorkerProcess
+from hodei.supervision import Background
 
 __all__ = ["LocalProvider", "hodei_variables_removed"]
 
@@ -91,8 +94,11 @@ class LocalProvider:
         agent_tls: ClientTls | None = None,
         launcher: Launcher | None = None,
         cgroups: Cgroups | None = None,
+        loops: Background | None = None,
     ) -> None:
         self._max_workers = max_workers
+        # The control plane's supervision: a watcher that fails settles its worker.
+        self._loops = loops or Background()
         self._agent_tls = _agent_tls_env(agent_tls)
         self._own_state_dir = state_dir is None
         self._state_dir = state_dir or Path(tempfile.mkdtemp(prefix="hodei-local-"))
@@ -106,7 +112,7 @@ class LocalProvider:
         self._statuses: dict[WorkerId, WorkerStatus] = {}
         self._processes: dict[WorkerId, WorkerProcess] = {}
         self._deleting: set[WorkerId] = set()
-        self._watchers: dict[WorkerId, asyncio.Task[None]] = {}
+        self._watchers: dict[WorkerId, asyncio.Task[Any]] = {}
 
     @property
     def name(self) -> str:
@@ -163,7 +169,7 @@ class LocalProvider:
                 continue
             self._processes[worker_id] = record
             self._statuses[worker_id] = self._running(record)
-            self._watchers[worker_id] = asyncio.create_task(self._watch_adopted(record))
+            self._watch(record, self._watch_adopted(record))
 
     async def close(self) -> None:
         """Stop watching; worker processes keep running (a next control plane adopts them).
@@ -217,9 +223,7 @@ class LocalProvider:
         self._processes[request.worker_id] = record
         status = self._running(record)
         self._statuses[request.worker_id] = status
-        self._watchers[request.worker_id] = asyncio.create_task(
-            self._watch_launched(record, launcher)
-        )
+        self._watch(record, self._watch_launched(record, launcher))
         return status
 
     def _ready_launcher(self) -> Launcher:
@@ -272,6 +276,28 @@ class LocalProvider:
             job_id=JobId(record.job_id),
             phase=WorkerPhase.RUNNING,
             name=f"pid {record.pid}",
+        )
+
+    def _watch(self, record: WorkerProcess, watching: Coroutine[Any, Any, None]) -> None:
+        """Follow the worker process until it exits; if following it fails, the worker
+        is reported FAILED (WorkerLost), so its job is settled rather than left waiting."""
+        worker_id = WorkerId(record.worker_id)
+
+        async def lost(error: BaseException) -> None:
+            status = WorkerStatus(
+                worker_id,
+                JobId(record.job_id),
+                WorkerPhase.FAILED,
+                reason=reasons.WORKER_LOST,
+                message=f"watching worker process {record.pid} failed: "
+                f"{type(error).__name__}: {error}",
+                name=f"pid {record.pid}",
+            )
+            self._statuses[worker_id] = status
+            await self._notify(status)
+
+        self._watchers[worker_id] = self._loops.spawn(
+            watching, name=f"local-watch-{worker_id}", kind="local-worker-watch", on_failure=lost
         )
 
     async def _watch_launched(self, record: WorkerProcess, launcher: Launcher) -> None:
