@@ -26,6 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
+
 log = logging.getLogger(__name__)
 
 # Seconds between a loop's failure and its restart, growing while it keeps failing.
@@ -47,13 +49,13 @@ class Background:
         on_restart: Callable[[str], None] = _nothing,
         backoff: Sequence[float] = RESTART_BACKOFF,
         expected: tuple[type[BaseException], ...] = (),
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_restart = on_restart
         self._backoff = tuple(backoff) or RESTART_BACKOFF
         self._expected = expected
-        self._sleep = sleep
+        self._clock = clock
         self._down: dict[str, str] = {}
 
     def down(self) -> dict[str, str]:
@@ -95,23 +97,22 @@ class Background:
                     self._failed(kind, again, " while handling that failure")
 
     async def _keep_running(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        loop = asyncio.get_running_loop()
         failures = 0
         while True:
-            started = loop.time()
+            started = self._clock.monotonic()
             try:
                 await run()
                 error: BaseException = RuntimeError("the task returned; it must run for good")
             except Exception as exc:
                 error = exc
-            if loop.time() - started > self._backoff[-1]:
+            if self._clock.monotonic() - started > self._backoff[-1]:
                 failures = 0  # it ran well for a while: this is a new failure, not a streak
             delay = self._backoff[min(failures, len(self._backoff) - 1)]
             failures += 1
             self._failed(name, error, f"; restarting in {delay:g}s")
             self._down[name] = f"{type(error).__name__}: {error}; restarting in {delay:g}s"
             try:
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
             finally:
                 self._down.pop(name, None)
 

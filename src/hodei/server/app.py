@@ -125,6 +125,7 @@ class ControlPlane:
             on_restart=self.metrics.count_restart,
             backoff=self.tuning.restart_backoff,
             expected=(StoreError,),
+            clock=clock,
         )
         self.dispatch = Wakeup()
         self._given_providers = list(providers) if providers is not None else None
