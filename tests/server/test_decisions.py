@@ -29,7 +29,7 @@ from hodei.server.auth import (
     new_secret,
     peer_ip,
 )
-from hodei.server.scheduler import plan_dispatch, slot_waiting_reason
+from hodei.server.scheduler import plan_dispatch
 from hodei.store.base import TokenKind, TokenRecord
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -403,7 +403,7 @@ def test_a_worker_waiting_for_quota_puts_its_job_back_in_the_queue() -> None:
 
 
 def test_slot_waiting_reason_names_the_provider_and_its_cap() -> None:
-    assert slot_waiting_reason("local", 16) == (
+    assert lifecycle.slot_waiting_reason("local", 16) == (
         "waiting for a worker slot: all 16 local workers are busy"
     )
 

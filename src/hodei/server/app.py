@@ -112,7 +112,7 @@ class ControlPlane:
         self.clock = clock
         self.tuning = tuning or Tuning()
         self.store: Store = watched(
-            store if store is not None else store_from_url(settings.database_url)
+            store if store is not None else store_from_url(settings.database_url), clock=clock
         )
         self.metrics = Metrics()
         self.events = JobEvents()

@@ -356,7 +356,7 @@ class JobController:
             if waiting is not None:
                 await self._jobs.set_waiting(job.id, waiting)
             elif status.phase is WorkerPhase.RUNNING and job.state is JobState.STARTING:
-                await self._jobs.set_waiting(job.id, "worker started; waiting for its agent")
+                await self._jobs.set_waiting(job.id, lifecycle.AGENT_STARTING)
             failure = lifecycle.failure_of_status(status)
             if failure is not None:
                 await self._fail_locked(job, failure)

@@ -99,6 +99,17 @@ def failure_of_status(status: WorkerStatus) -> Failure | None:
     return None
 
 
+# Why an unfinished job waits (Job.waiting_reason), as people read it. Every text the
+# control plane puts there comes from this block.
+CREATING_WORKER = "creating the worker"
+AGENT_STARTING = "worker started; waiting for its agent"
+
+
+def slot_waiting_reason(provider: str, capacity: int | None) -> str:
+    """Why a queued job that the scheduler held back (its provider is full) still waits."""
+    return f"waiting for a worker slot: all {capacity} {provider} workers are busy"
+
+
 def waiting_reason_of_status(status: WorkerStatus) -> str | None:
     """What a spinner shows while the worker is not running yet; None when not waiting."""
     if status.phase is not WorkerPhase.PENDING:

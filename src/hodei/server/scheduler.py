@@ -17,6 +17,7 @@ from hodei.domain.reasons import PROVIDER_ERROR, Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
 from hodei.providers.base import Provider, ProviderError, WorkerRequest
+from hodei.server import lifecycle
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook
 from hodei.server.metrics import Metrics
@@ -55,11 +56,6 @@ def plan_dispatch(
             free[name] = slots - 1
             chosen.append(job)
     return chosen
-
-
-def slot_waiting_reason(provider: str, capacity: int | None) -> str:
-    """Why a queued job that :func:`plan_dispatch` held back still waits."""
-    return f"waiting for a worker slot: all {capacity} {provider} workers are busy"
 
 
 class Scheduler:
@@ -108,7 +104,7 @@ class Scheduler:
             chosen = {job.id for job in plan}
             for job in queued:
                 if job.id not in chosen and job.provider in capacity:
-                    reason = slot_waiting_reason(job.provider, capacity[job.provider])
+                    reason = lifecycle.slot_waiting_reason(job.provider, capacity[job.provider])
                     await self._hold(job, reason)
 
     async def _hold(self, queued: Job, reason: str) -> None:
@@ -136,7 +132,7 @@ class Scheduler:
                     worker_id=record.id,
                     reason=None,
                     message=None,
-                    waiting_reason="creating the worker",
+                    waiting_reason=lifecycle.CREATING_WORKER,
                 )
             )
             self._metrics.dispatch_latency.labels("STARTING").observe(

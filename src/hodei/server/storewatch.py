@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.server.faultlog import FaultLog
 from hodei.store.base import Store, StoreError
 
@@ -45,6 +46,7 @@ class _Watched:
         return call
 
 
-def watched(store: Store, faults: FaultLog | None = None) -> Store:
-    """``store`` with its faults logged by ``faults`` (one line per second per kind)."""
-    return cast(Store, _Watched(store, faults or FaultLog(log)))
+def watched(store: Store, faults: FaultLog | None = None, *, clock: Clock = SYSTEM_CLOCK) -> Store:
+    """``store`` with its faults logged by ``faults`` (default: one line per second per
+    kind, timed by ``clock``)."""
+    return cast(Store, _Watched(store, faults or FaultLog(log, clock=clock.monotonic)))
