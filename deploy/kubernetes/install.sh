@@ -3,7 +3,8 @@
 #
 # Applies namespace.yaml, rbac.yaml, network-policy.yaml and configmap.yaml in that
 # order, creates the pod profiles ConfigMap (pod-templates.yaml) when it does not exist
-# (and, with --with-control-plane, the API token Secret and control-plane.yaml).
+# (and, with --with-control-plane, the API token Secret, a CA and server certificate
+# for TLS with the CA's ConfigMap for worker pods, and control-plane.yaml).
 # Every step is idempotent: a second run changes nothing. Uses kubectl's current
 # context unless --context is given; KUBECTL names another kubectl binary.
 set -euo pipefail
@@ -18,10 +19,20 @@ readonly CONTROL_PLANE_MANIFEST=control-plane.yaml
 readonly POD_TEMPLATES_MANIFEST=pod-templates.yaml
 readonly POD_TEMPLATES=hodei-pod-templates
 readonly TOKEN_SECRET=hodei-api-token
+# The control plane's TLS material (keys tls.crt, tls.key, ca.crt, as cert-manager writes
+# them) and the CA worker pods verify it with: created when missing, never overwritten.
+readonly TLS_SECRET=hodei-tls
+readonly CA_CONFIGMAP=hodei-ca
+readonly SERVICE=hodei-control-plane
+readonly CERT_DAYS=825
+readonly CA_DAYS=3650
+readonly POLICY_MANIFEST=network-policy.yaml
+readonly DEFAULT_MONITORING_NS=monitoring
 readonly CONTROL_PLANE_USER="system:serviceaccount:${SYSTEM_NS}:hodei-control-plane"
 KUBECTL="${KUBECTL:-kubectl}"
 
 with_control_plane=0
+monitoring_ns="$DEFAULT_MONITORING_NS"
 dry_run=0
 uninstall=0
 kubectl_args=()
@@ -29,14 +40,20 @@ context_name=""
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") [--with-control-plane] [--dry-run] [--uninstall] [--context NAME]
+Usage: $(basename "$0") [--with-control-plane] [--monitoring-namespace NAME] [--dry-run]
+                  [--uninstall] [--context NAME]
 
 Install Hodei's Kubernetes objects (namespaces, RBAC, network policies, provider
 ConfigMap) into the cluster of kubectl's current context, then verify them.
 
-  --with-control-plane  also run the control plane in the cluster: create the Secret
-                        ${TOKEN_SECRET} (only when missing, never overwritten) and
-                        apply ${CONTROL_PLANE_MANIFEST}
+  --with-control-plane  also run the control plane in the cluster: create the Secrets
+                        ${TOKEN_SECRET} and ${TLS_SECRET} (a new CA and a certificate
+                        for the Service's DNS names, made with openssl) and the
+                        ConfigMap ${CA_CONFIGMAP} in ${WORKERS_NS} (only when missing,
+                        never overwritten), then apply ${CONTROL_PLANE_MANIFEST}
+  --monitoring-namespace NAME
+                        the namespace whose pods may read /metrics on port 9090
+                        (default: ${DEFAULT_MONITORING_NS})
   --dry-run             show what would be applied or deleted; change nothing
   --uninstall           delete everything this script installs (both namespaces)
   --context NAME        use this kubeconfig context instead of the current one
@@ -66,6 +83,12 @@ parse_args() {
         shift
         ;;
       --context=*) context_name="${1#--context=}" ;;
+      --monitoring-namespace)
+        (($# > 1)) || die "--monitoring-namespace needs a namespace name"
+        monitoring_ns="$2"
+        shift
+        ;;
+      --monitoring-namespace=*) monitoring_ns="${1#--monitoring-namespace=}" ;;
       -h | --help)
         usage
         exit 0
@@ -77,6 +100,8 @@ parse_args() {
   if [[ -n "$context_name" ]]; then
     kubectl_args+=(--context "$context_name")
   fi
+  [[ "$monitoring_ns" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] ||
+    die "--monitoring-namespace '${monitoring_ns}' is not a namespace name (a DNS-1123 label, e.g. monitoring)"
 }
 
 check_kubectl() {
@@ -127,6 +152,14 @@ apply_file() {
   fi
 }
 
+apply_policies() {
+  # network-policy.yaml, with the monitoring namespace allowed to reach port 9090.
+  local flags=()
+  ((dry_run)) && flags+=(--dry-run=client)
+  sed "s/kubernetes.io\/metadata.name: ${DEFAULT_MONITORING_NS}\$/kubernetes.io\/metadata.name: ${monitoring_ns}/" \
+    "${HERE}/${POLICY_MANIFEST}" | k apply ${flags[@]+"${flags[@]}"} -f -
+}
+
 new_token() {
   # 32 random bytes as hex: no characters a shell or a header could mangle.
   od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
@@ -155,6 +188,67 @@ ensure_token_secret() {
   rm -rf "$tmp"
 }
 
+exists() {
+  # exists KIND/NAME NAMESPACE: whether the object is there (dies when it cannot tell).
+  local found
+  found="$(k get "$1" -n "$2" --ignore-not-found -o name)" || die "cannot read $1 in $2"
+  [[ -n "$found" ]]
+}
+
+make_certificates() {
+  # make_certificates DIR: a CA and a server certificate for the Service's DNS names.
+  local dir="$1" svc="${SERVICE}.${SYSTEM_NS}"
+  command -v openssl >/dev/null 2>&1 ||
+    die "openssl not found; install it, or create the Secret ${TLS_SECRET} yourself (README: cert-manager)"
+  (
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "${dir}/ca.key" -out "${dir}/ca.crt" -days "$CA_DAYS" -subj "/CN=Hodei CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "${dir}/tls.key" -out "${dir}/tls.csr" -subj "/CN=${svc}.svc"
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=serverAuth" \
+      "subjectAltName=DNS:${SERVICE},DNS:${svc},DNS:${svc}.svc,DNS:${svc}.svc.cluster.local" \
+      >"${dir}/server.ext"
+    openssl x509 -req -in "${dir}/tls.csr" -CA "${dir}/ca.crt" -CAkey "${dir}/ca.key" \
+      -CAcreateserial -days "$CERT_DAYS" -extfile "${dir}/server.ext" -out "${dir}/tls.crt"
+  ) >/dev/null 2>&1 || die "openssl could not make the certificates"
+}
+
+ensure_tls() {
+  # The Secret first (the control plane mounts it), then the CA's ConfigMap for workers,
+  # taken from the Secret so an existing (e.g. cert-manager's) CA is the one shared.
+  local tmp
+  tmp="$(mktemp -d)"
+  chmod 700 "$tmp"
+  if exists "secret/${TLS_SECRET}" "$SYSTEM_NS"; then
+    log "secret/${TLS_SECRET} exists (kept as it is)"
+  elif ((dry_run)); then
+    log "secret/${TLS_SECRET} created (dry run)"
+  else
+    make_certificates "$tmp"
+    k create secret generic "$TLS_SECRET" -n "$SYSTEM_NS" --type=kubernetes.io/tls \
+      --from-file=tls.crt="${tmp}/tls.crt" --from-file=tls.key="${tmp}/tls.key" \
+      --from-file=ca.crt="${tmp}/ca.crt" || { rm -rf "$tmp"; die "could not create secret ${TLS_SECRET}"; }
+  fi
+  if exists "configmap/${CA_CONFIGMAP}" "$WORKERS_NS"; then
+    log "configmap/${CA_CONFIGMAP} exists in ${WORKERS_NS} (kept as it is)"
+  elif ((dry_run)); then
+    log "configmap/${CA_CONFIGMAP} created in ${WORKERS_NS} (dry run)"
+  else
+    k get secret "$TLS_SECRET" -n "$SYSTEM_NS" -o 'jsonpath={.data.ca\.crt}' |
+      base64 -d >"${tmp}/ca-from-secret.crt" ||
+      { rm -rf "$tmp"; die "cannot read ca.crt of secret ${TLS_SECRET}"; }
+    [[ -s "${tmp}/ca-from-secret.crt" ]] ||
+      { rm -rf "$tmp"; die "secret ${TLS_SECRET} has no ca.crt: add the CA that signs its tls.crt"; }
+    k create configmap "$CA_CONFIGMAP" -n "$WORKERS_NS" \
+      --from-file=ca.crt="${tmp}/ca-from-secret.crt" ||
+      { rm -rf "$tmp"; die "could not create configmap ${CA_CONFIGMAP} in ${WORKERS_NS}"; }
+  fi
+  rm -rf "$tmp"
+}
+
 ensure_pod_templates() {
   local existing
   existing="$(k get configmap "$POD_TEMPLATES" -n "$SYSTEM_NS" --ignore-not-found -o name)" ||
@@ -171,11 +265,16 @@ ensure_pod_templates() {
 install() {
   local file
   for file in "${MANIFESTS[@]}"; do
-    apply_file "$file"
+    if [[ "$file" == "$POLICY_MANIFEST" ]]; then
+      apply_policies
+    else
+      apply_file "$file"
+    fi
   done
   ensure_pod_templates
   if ((with_control_plane)); then
     ensure_token_secret
+    ensure_tls
     apply_file "$CONTROL_PLANE_MANIFEST"
   fi
 }
@@ -185,7 +284,8 @@ uninstall_all() {
   ((dry_run)) && flags+=(--dry-run=client)
   # Reverse order; deleting the namespaces removes every namespaced object in them.
   k delete "${flags[@]}" -f "${HERE}/${CONTROL_PLANE_MANIFEST}"
-  k delete "${flags[@]}" secret "$TOKEN_SECRET" -n "$SYSTEM_NS"
+  k delete "${flags[@]}" secret "$TOKEN_SECRET" "$TLS_SECRET" -n "$SYSTEM_NS"
+  k delete "${flags[@]}" configmap "$CA_CONFIGMAP" -n "$WORKERS_NS"
   k delete "${flags[@]}" configmap "$POD_TEMPLATES" -n "$SYSTEM_NS"
   local i
   for ((i = ${#MANIFESTS[@]} - 1; i >= 0; i--)); do
@@ -236,10 +336,12 @@ verify() {
     networkpolicy.networking.k8s.io/hodei-default-deny \
     networkpolicy.networking.k8s.io/hodei-worker-egress
   local system_objects=(serviceaccount/hodei-control-plane configmap/hodei-provider-config
-    "configmap/${POD_TEMPLATES}")
+    "configmap/${POD_TEMPLATES}" networkpolicy.networking.k8s.io/hodei-system-default-deny
+    networkpolicy.networking.k8s.io/hodei-control-plane-ingress)
   if ((with_control_plane)); then
-    system_objects+=("secret/${TOKEN_SECRET}" deployment.apps/hodei-control-plane
-      service/hodei-control-plane)
+    system_objects+=("secret/${TOKEN_SECRET}" "secret/${TLS_SECRET}"
+      deployment.apps/hodei-control-plane service/hodei-control-plane)
+    expect_objects "$WORKERS_NS" "configmap/${CA_CONFIGMAP}"
   fi
   expect_objects "$SYSTEM_NS" "${system_objects[@]}"
   local verb

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
 from kube_emulator.testing import RunningEmulator
 from tests.deploy.manifests import DEPLOY, find
+from tests.fixtures.certs import TlsFiles
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import free_port
@@ -147,9 +149,9 @@ def _control_plane_env(kubeconfig: str, grpc_port: int, http_port: int) -> dict[
     return env
 
 
-def _http_status(url: str) -> int:
+def _http_status(url: str, context: ssl.SSLContext | None = None) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
@@ -160,7 +162,7 @@ def _http_status(url: str) -> int:
 
 @pytest.mark.timeout(180)
 def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
-    image: str, kube_emulator: RunningEmulator, tmp_path: Path
+    image: str, kube_emulator: RunningEmulator, tmp_path: Path, tls_files: TlsFiles
 ) -> None:
     for name in ("namespace.yaml", "rbac.yaml", "network-policy.yaml", "configmap.yaml"):
         kube_emulator.apply_manifest(DEPLOY / name)
@@ -172,6 +174,13 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
     templates = tmp_path / "pod-templates"
     templates.mkdir()
     templates.chmod(0o755)
+    # The Deployment mounts the Secret hodei-tls there (tls.crt, tls.key, ca.crt).
+    secret = tmp_path / "hodei-tls"
+    secret.mkdir()
+    shutil.copy(tls_files.server_cert, secret / "tls.crt")
+    shutil.copy(tls_files.server_key, secret / "tls.key")
+    for path in (secret, *secret.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # readable by uid 10001
     grpc_port, http_port = free_port(), free_port()
     env = _control_plane_env("/etc/hodei/kubeconfig", grpc_port, http_port)
     name = f"hodei-control-plane-test-{grpc_port}"
@@ -181,17 +190,19 @@ def test_control_plane_runs_from_the_image_as_the_deployment_configures_it(
         "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--tmpfs", "/tmp", "--tmpfs", "/var/lib/hodei:rw,mode=1777",
         "--volume", f"{kubeconfig}:/etc/hodei/kubeconfig:ro",
+        "--volume", f"{secret}:{Path(env['HODEI_TLS_CERT_FILE']).parent}:ro",
         "--volume", f"{templates}:{env['HODEI_K8S_POD_TEMPLATES_DIR']}:ro", *env_args, image,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     try:
-        base = f"http://127.0.0.1:{http_port}"
+        base = f"https://127.0.0.1:{http_port}"  # the probes' scheme: HTTPS
+        trust = ssl.create_default_context(cafile=str(tls_files.ca.cert_file))
         deadline = time.monotonic() + 60
-        while _http_status(f"{base}/readyz") != 200 and time.monotonic() < deadline:
+        while _http_status(f"{base}/readyz", trust) != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         logs = _podman("logs", name)
-        assert _http_status(f"{base}/readyz") == 200, logs.stdout + logs.stderr
-        assert _http_status(f"{base}/healthz") == 200
+        assert _http_status(f"{base}/readyz", trust) == 200, logs.stdout + logs.stderr
+        assert _http_status(f"{base}/healthz", trust) == 200
         stopped = _podman("stop", "--time", "20", name)
         assert stopped.returncode == 0, stopped.stderr
         state = json.loads(_podman("inspect", name).stdout)[0]["State"]

@@ -6,6 +6,8 @@ import base64
 import re
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from kube_emulator.testing import RunningEmulator
 from tests.deploy.cluster import (
@@ -38,6 +40,8 @@ PROVIDER_OBJECTS = {
     "RoleBinding/hodei-workers/hodei-provider",
     "NetworkPolicy/hodei-workers/hodei-default-deny",
     "NetworkPolicy/hodei-workers/hodei-worker-egress",
+    "NetworkPolicy/hodei-system/hodei-system-default-deny",
+    "NetworkPolicy/hodei-system/hodei-control-plane-ingress",
     "ConfigMap/hodei-system/hodei-provider-config",
     "ConfigMap/hodei-system/hodei-pod-templates",
 }
@@ -46,6 +50,7 @@ CONTROL_PLANE_OBJECTS = {
     "Deployment/hodei-system/hodei-control-plane",
     "Service/hodei-system/hodei-control-plane",
 }
+TLS_OBJECTS = {"Secret/hodei-system/hodei-tls", "ConfigMap/hodei-workers/hodei-ca"}
 
 
 def _ours(objects: dict[str, str]) -> set[str]:
@@ -123,6 +128,65 @@ def test_api_token_secret_is_created_once_and_never_overwritten(
     assert token_of(kube_emulator) == mine
 
 
+def _tls_files(emulator: RunningEmulator) -> tuple[dict[str, bytes], bytes]:
+    """The Secret hodei-tls's files and the CA of the ConfigMap hodei-ca, decoded."""
+    secret = kubectl_json(emulator, "get", "secret", "hodei-tls", "-n", "hodei-system")
+    files = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    ca = kubectl_json(emulator, "get", "configmap", "hodei-ca", "-n", "hodei-workers")
+    return files, ca["data"]["ca.crt"].encode()
+
+
+def test_tls_certificate_names_the_service_and_its_ca_reaches_the_workers_namespace(
+    kube_emulator: RunningEmulator,
+) -> None:
+    result = run_install(kube_emulator, "--with-control-plane")
+    assert result.returncode == 0, result.stdout + result.stderr
+    secret = kubectl_json(kube_emulator, "get", "secret", "hodei-tls", "-n", "hodei-system")
+    assert secret["type"] == "kubernetes.io/tls"
+    files, ca_in_workers = _tls_files(kube_emulator)
+    assert set(files) == {"tls.crt", "tls.key", "ca.crt"}
+    assert ca_in_workers == files["ca.crt"]
+    cert = x509.load_pem_x509_certificate(files["tls.crt"])
+    ca = x509.load_pem_x509_certificate(files["ca.crt"])
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {
+        "hodei-control-plane",
+        "hodei-control-plane.hodei-system",
+        "hodei-control-plane.hodei-system.svc",
+        "hodei-control-plane.hodei-system.svc.cluster.local",
+    }
+    cert.verify_directly_issued_by(ca)  # raises unless the CA signed it
+    # The key is the certificate's: a TLS server context accepts the pair.
+    key = serialization.load_pem_private_key(files["tls.key"], password=None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
+
+
+def test_tls_secret_and_ca_configmap_are_created_once_and_never_overwritten(
+    kube_emulator: RunningEmulator,
+) -> None:
+    assert run_install(kube_emulator, "--with-control-plane").returncode == 0
+    before = _tls_files(kube_emulator)
+    again = run_install(kube_emulator, "--with-control-plane")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "secret/hodei-tls exists (kept as it is)" in again.stdout
+    assert "configmap/hodei-ca exists in hodei-workers (kept as it is)" in again.stdout
+    assert _tls_files(kube_emulator) == before
+
+
+def test_monitoring_namespace_is_configurable(kube_emulator: RunningEmulator) -> None:
+    result = run_install(kube_emulator, "--monitoring-namespace", "observability")
+    assert result.returncode == 0, result.stdout + result.stderr
+    policy = kubectl_json(
+        kube_emulator, "get", "networkpolicy", "hodei-control-plane-ingress", "-n", "hodei-system"
+    )
+    metrics = [rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 9090]
+    assert metrics[0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+    ]
+    bad = run_install(kube_emulator, "--monitoring-namespace", "Not_A_Name")
+    assert bad.returncode != 0 and "--monitoring-namespace 'Not_A_Name'" in bad.stderr
+
+
 GPU_PROFILE = "apiVersion: v1\nkind: Pod\nspec:\n  nodeSelector: {pool: gpu}\n"
 
 
@@ -184,7 +248,9 @@ def test_generated_token_is_random_hex(kube_emulator: RunningEmulator) -> None:
     assert run_install(kube_emulator, "--with-control-plane").returncode == 0
     token = base64.b64decode(token_of(kube_emulator)).decode()
     assert re.fullmatch(r"[0-9a-f]{64}", token)
-    assert _ours(hodei_objects(kube_emulator)) == PROVIDER_OBJECTS | CONTROL_PLANE_OBJECTS
+    assert _ours(hodei_objects(kube_emulator)) == (
+        PROVIDER_OBJECTS | CONTROL_PLANE_OBJECTS | TLS_OBJECTS
+    )
 
 
 def test_uninstall_removes_everything(kube_emulator: RunningEmulator) -> None:

@@ -201,8 +201,19 @@ def test_control_plane_deployment_runs_the_server_as_documented() -> None:
     plain = {name: e["value"] for name, e in env.items() if "value" in e}
     settings = load_server_settings({**_config_data(), **plain, "HODEI_API_TOKEN": "t"})
     assert settings.kubernetes.enabled and not settings.local_enabled
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    https = {"port": "http", "scheme": "HTTPS"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", **https}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", **https}
+    # TLS from the Secret hodei-tls, mounted where the variables point.
+    assert settings.tls is not None
+    tls_mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert tls_mount["readOnly"] is True
+    assert {settings.tls.cert_file, settings.tls.key_file} == {
+        f"{tls_mount['mountPath']}/tls.crt",
+        f"{tls_mount['mountPath']}/tls.key",
+    }
+    tls_volume = next(v for v in spec["volumes"] if v["name"] == "tls")
+    assert tls_volume["secret"]["secretName"] == "hodei-tls"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert settings.database_url == "sqlite:///var/lib/hodei/hodei.db"
     assert "/var/lib/hodei" in mounts and "/tmp" in mounts
@@ -239,9 +250,16 @@ def test_control_plane_image_is_the_worker_image() -> None:
 
 
 def test_verify_expects_the_shipped_network_policies() -> None:
-    shipped = {p["metadata"]["name"]: p["spec"] for p in of_kind("NetworkPolicy")}
+    """`hodei k8s verify` checks the workers' namespace; hodei-system's policies are the
+    control plane's own (install.sh verifies they exist)."""
+    policies = of_kind("NetworkPolicy")
+    shipped = {
+        p["metadata"]["name"]: p["spec"]
+        for p in policies
+        if p["metadata"]["namespace"] == "hodei-workers"
+    }
     assert shipped == verify.expected_network_policies(verify.Layout())
-    assert {p["metadata"]["namespace"] for p in of_kind("NetworkPolicy")} == {"hodei-workers"}
+    assert {p["metadata"]["namespace"] for p in policies} == {"hodei-workers", "hodei-system"}
 
 
 def test_verify_layout_defaults_are_the_shipped_names() -> None:

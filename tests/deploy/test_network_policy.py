@@ -112,11 +112,58 @@ def test_other_pods_in_the_workers_namespace_are_fully_isolated() -> None:
         assert not ingress_allowed(policies, stray, dest, protocol, port)
 
 
-def test_policies_do_not_touch_the_control_plane_namespace() -> None:
-    control_plane = _control_plane_pod()
+def _sources() -> dict[str, Pod | External]:
+    """Who might connect to the control plane, labelled as they really are."""
+
+    def ns(name: str, **labels: str) -> dict[str, str]:
+        return {"kubernetes.io/metadata.name": name, **labels}
+
     worker = _worker_pod()
-    assert ingress_allowed(_policies(), control_plane, worker, "TCP", 50051)
-    assert egress_allowed(_policies(), control_plane, External("10.96.0.1"), "TCP", 443)
+    return {
+        "worker pod": worker,
+        "client pod": Pod("ci", {"app": "runner"}, ns("ci", **{"hodei.io/client": "true"})),
+        "prometheus": Pod("monitoring", {"app": "prometheus"}, ns("monitoring")),
+        "pod in default": Pod("default", {"app": "x"}, ns("default")),
+        "other pod in hodei-workers": Pod(
+            "hodei-workers", {"run": "debug"}, namespace_labels("hodei-workers")
+        ),
+        "worker labels elsewhere": Pod("default", worker.labels, ns("default")),
+        "other pod in hodei-system": Pod(
+            "hodei-system", {"app": "other"}, namespace_labels("hodei-system")
+        ),
+        "kube-system": Pod("kube-system", {"k8s-app": "kube-dns"}, ns("kube-system")),
+        "outside address": External("203.0.113.7"),
+        "node-range address": External("10.0.0.12"),
+    }
+
+
+def test_control_plane_ingress_is_exactly_grpc_from_workers_and_clients_http_from_monitoring() -> (
+    None
+):
+    control_plane, policies = _control_plane_pod(), _policies()
+    allowed = {
+        (name, protocol, port)
+        for (name, source), protocol, port in itertools.product(
+            _sources().items(), PROTOCOLS, PORTS
+        )
+        if ingress_allowed(policies, control_plane, source, protocol, port)
+    }
+    assert allowed == {
+        ("worker pod", "TCP", 50051),
+        ("client pod", "TCP", 50051),
+        ("prometheus", "TCP", 9090),
+    }
+
+
+def test_other_pods_in_the_control_plane_namespace_receive_nothing() -> None:
+    stray = Pod("hodei-system", {"app": "other"}, namespace_labels("hodei-system"))
+    policies = _policies()
+    for source, protocol, port in itertools.product(_sources().values(), PROTOCOLS, PORTS):
+        assert not ingress_allowed(policies, stray, source, protocol, port)
+
+
+def test_the_control_plane_may_still_reach_the_kubernetes_api() -> None:
+    assert egress_allowed(_policies(), _control_plane_pod(), External("10.96.0.1"), "TCP", 443)
 
 
 # The evaluator itself, on policies whose answers are known.

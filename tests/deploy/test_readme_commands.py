@@ -79,6 +79,15 @@ EXPECTATIONS = (
     Expectation(r"kubectl get rolebinding -n hodei-workers", _succeeds_with("hodei-provider")),
     Expectation(r"kubectl get networkpolicies -n hodei-workers", _succeeds_with(
         "hodei-default-deny", "hodei-worker-egress")),
+    Expectation(r"kubectl get networkpolicies -n hodei-system", _succeeds_with(
+        "hodei-system-default-deny", "hodei-control-plane-ingress")),
+    Expectation(r"kubectl describe networkpolicy hodei-control-plane-ingress -n hodei-system",
+                _succeeds_with("50051/TCP", "9090/TCP", "hodei.io/client=true",
+                               "kubernetes.io/metadata.name=hodei-workers",
+                               "kubernetes.io/metadata.name=monitoring")),
+    Expectation(r"kubectl get secret hodei-tls -n hodei-system", _succeeds_with(
+        "hodei-tls", "kubernetes.io/tls")),
+    Expectation(r"kubectl get configmap hodei-ca -n hodei-workers", _succeeds_with("hodei-ca")),
     Expectation(r"kubectl get configmap hodei-provider-config -n hodei-system", _succeeds_with(
         "hodei-provider-config")),
     Expectation(rf"kubectl auth can-i create pods -n hodei-workers {AS_CONTROL_PLANE}",
@@ -158,7 +167,7 @@ def test_readme_verification_and_troubleshooting_commands_answer_as_documented(
     kube_emulator_factory: Callable[..., RunningEmulator],
 ) -> None:
     emulator = kube_emulator_factory(kubelet=True, images=("alpine",), node_cpu="4")
-    installed = run_install(emulator)
+    installed = run_install(emulator, "--with-control-plane")  # TLS objects too
     assert installed.returncode == 0, installed.stdout + installed.stderr
     pending_pod = _unschedulable_worker_pod(emulator)
     for command in _readme_commands():
