@@ -95,3 +95,29 @@ async def test_a_job_over_its_memory_limit_fails(
         within = await wait_done(stub, roomy.id)
     assert (over.state, over.exit_code) == (JobState.FAILED, 137)  # the OOM killer's SIGKILL
     assert (within.state, within.exit_code) == (JobState.SUCCEEDED, 0)
+
+
+def test_limits_are_written_as_the_kernel_reads_them(tmp_path: Path) -> None:
+    v2, memory, cpu = tmp_path / "v2", tmp_path / "memory", tmp_path / "cpu"
+    for directory in (v2, memory, cpu):
+        directory.mkdir()
+    resources = Resources(memory_limit="64Mi", cpu_limit="250m")
+    unified = Cgroups(unified=v2, v2_controllers=frozenset({"memory", "cpu"}))
+    assert unified.create("w-1", resources) == [str(v2 / "w-1")]
+    assert (v2 / "w-1" / "memory.max").read_text() == str(64 * 1024 * 1024)
+    assert (v2 / "w-1" / "memory.swap.max").read_text() == "0"
+    assert (v2 / "w-1" / "cpu.max").read_text() == "25000 100000"  # a quarter of each period
+
+    hybrid = Cgroups(unified=v2, v1={"memory": memory, "cpu": cpu})
+    assert hybrid.create("w-2", resources) == [
+        str(v2 / "w-2"),
+        str(memory / "w-2"),
+        str(cpu / "w-2"),
+    ]
+    assert not (v2 / "w-2" / "memory.max").exists()  # no controller there: v1 holds the limit
+    assert (memory / "w-2" / "memory.limit_in_bytes").read_text() == str(64 * 1024 * 1024)
+    assert (memory / "w-2" / "memory.memsw.limit_in_bytes").read_text() == str(64 * 1024 * 1024)
+    assert (cpu / "w-2" / "cpu.cfs_quota_us").read_text() == "25000"
+    assert hybrid.describe().endswith(f"memory: cgroup v1 {memory}; cpu: cgroup v1 {cpu}")
+    # Without limits a worker still gets its v2 cgroup (containment), nothing else.
+    assert hybrid.create("w-3", Resources()) == [str(v2 / "w-3")]
