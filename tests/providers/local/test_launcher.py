@@ -8,6 +8,8 @@ report exactly what the job before it did, in a session of its own.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -58,3 +60,19 @@ async def test_a_job_sees_nothing_of_the_job_before(
     }
     assert len({before["sid"], changed["sid"], after["sid"]}) == 3
     assert before["fds"] == ["0", "1", "2", "3"]  # stdin, the two pipes, the listing itself
+
+
+async def test_a_launcher_that_died_is_replaced(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        first = await report(stub)
+        launcher = provider.launcher_pid
+        assert launcher is not None
+        os.kill(launcher, signal.SIGKILL)
+        second = await report(stub)
+    assert provider.launcher_pid not in (None, launcher)
+    assert second["env"] == first["env"]

@@ -175,6 +175,7 @@ class Launcher:
                     loop.remove_writer(self._sock.fileno())
             except OSError as exc:
                 self._launches.pop(worker_id, None)
+                self.connected = False
                 raise LauncherError(f"cannot reach the worker launcher: {exc}") from exc
         return await future
 

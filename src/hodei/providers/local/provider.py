@@ -122,6 +122,12 @@ class LocalProvider:
     def capacity(self) -> int | None:
         return self._max_workers
 
+    @property
+    def launcher_pid(self) -> int | None:
+        """The worker launcher's pid while one is connected (for diagnosis and tests)."""
+        launcher = self._launcher
+        return launcher.pid if launcher is not None and launcher.connected else None
+
     def check_spec(self, spec: JobSpec) -> None:
         """Refuse what this provider cannot honour rather than drop it: an image, a pod
         profile, env from a Secret (pods only), a limit the host's cgroups cannot enforce."""
@@ -211,7 +217,14 @@ class LocalProvider:
         try:
             cgroups = self._host_cgroups().create(request.worker_id, request.resources)
             launcher = self._ready_launcher()
-            pid = await launcher.launch(request.worker_id, env, output, cgroups=cgroups)
+            try:
+                pid = await launcher.launch(request.worker_id, env, output, cgroups=cgroups)
+            except LauncherError:
+                if launcher.connected:
+                    raise
+                # The launcher had died (killed, crashed): one more try with a new one.
+                launcher = self._ready_launcher()
+                pid = await launcher.launch(request.worker_id, env, output, cgroups=cgroups)
         except (LauncherError, OSError) as exc:
             del self._statuses[request.worker_id]
             self._host_cgroups().remove(request.worker_id)
