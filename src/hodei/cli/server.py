@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from hodei.config import SettingsError, load_server_settings
+from hodei.config import ServerSettings, SettingsError, load_server_settings
 
 DRAIN_GRACE = 10.0
 
@@ -31,11 +31,8 @@ def write_ports(path: Path, *, grpc: int, http: int) -> None:
     partial.replace(path)
 
 
-async def serve(
-    env: Mapping[str, str], *, grace: float = DRAIN_GRACE, ports_file: Path | None = None
-) -> int:
-    """Run the control plane until SIGTERM/SIGINT; return the exit code. With
-    ``ports_file``, the bound ports are written there once the server is ready."""
+def _settings_or_exit(env: Mapping[str, str]) -> ServerSettings | int:
+    """Settings from ``env``, or exit code 2 after saying what is wrong."""
     try:
         settings = load_server_settings(env)
     except SettingsError as exc:
@@ -49,6 +46,17 @@ async def serve(
             file=sys.stderr,
         )
         return 2
+    return settings
+
+
+async def serve(
+    env: Mapping[str, str], *, grace: float = DRAIN_GRACE, ports_file: Path | None = None
+) -> int:
+    """Run the control plane until SIGTERM/SIGINT; return the exit code. With
+    ``ports_file``, the bound ports are written there once the server is ready."""
+    settings = _settings_or_exit(env)
+    if isinstance(settings, int):
+        return settings
     from hodei.server.environ import wipe_from_environ
 
     wipe_from_environ()  # local jobs run as this user: /proc/PID/environ must not show them

@@ -247,6 +247,13 @@ class ControlPlane:
             tuning=self.tuning,
             clock=self.clock,
         )
+        job_servicer, worker_servicer = self._servicers(controller)
+        return _Parts(controller, scheduler, supervisor, job_servicer, worker_servicer)
+
+    def _servicers(
+        self, controller: JobController
+    ) -> tuple[grpc_services.JobServicer, grpc_services.WorkerServicer]:
+        """The gRPC adapters: the client API, and one worker session per agent stream."""
         job_servicer = grpc_services.JobServicer(
             jobs=self.jobs,
             workers=self.workers,
@@ -268,13 +275,7 @@ class ControlPlane:
                 origin_wait=self.tuning.origin_wait,
             )
 
-        return _Parts(
-            controller=controller,
-            scheduler=scheduler,
-            supervisor=supervisor,
-            job_servicer=job_servicer,
-            worker_servicer=grpc_services.WorkerServicer(new_session),
-        )
+        return job_servicer, grpc_services.WorkerServicer(new_session)
 
     async def _serve(self, parts: _Parts) -> None:
         """Start providers, recover, then open gRPC, HTTP and the loops."""
