@@ -17,7 +17,8 @@ Where it deliberately differs from a real node:
   without one it waits with ``CreateContainerError`` / ``no command specified``.
 - The process runtime runs commands from the host's PATH (PATH and HOME come from the
   emulator process), ignores securityContext and network settings, maps volumes to
-  directories (a ``workingDir`` equal to a volume's mountPath runs in that directory),
+  directories (a ``workingDir`` equal to a volume's mountPath runs in that directory, and
+  an env value naming a path under a mountPath names it in the volume's directory),
   and enforces memory limits by sampling RSS every 100 ms. podIP is the host's
   127.0.0.1 for both runtimes (pods share the host network).
 """

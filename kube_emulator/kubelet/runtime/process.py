@@ -21,6 +21,7 @@ import signal
 import subprocess
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kube_emulator.kubelet.runtime import procfs
 from kube_emulator.kubelet.runtime.base import (
@@ -44,6 +45,27 @@ _DRAIN_SECONDS = 1.0
 def host_env(environ: Mapping[str, str]) -> dict[str, str]:
     """What a container inherits from the emulator process: PATH and HOME only."""
     return {key: environ[key] for key in ("PATH", "HOME") if key in environ}
+
+
+def mapped_env(
+    env: Mapping[str, str], mounts: object, volumes: Mapping[str, Path]
+) -> dict[str, str]:
+    """``env`` with paths under a volume's ``mountPath`` moved to the volume's directory.
+
+    Without a mount namespace a process cannot see ``/etc/hodei/ca/ca.crt`` where the pod
+    mounts it; a variable naming a file in a mounted volume (as Hodei's agent is told where
+    its CA is) names the same file in the volume's host directory instead.
+    """
+    mapped = dict(env)
+    for mount in mounts if isinstance(mounts, list) else ():
+        where = volumes.get(mount.get("name", ""))
+        root = os.path.normpath(str(mount.get("mountPath", "")))
+        if where is None or root in ("", "/", "."):
+            continue
+        for key, value in mapped.items():
+            if value == root or value.startswith(root + "/"):
+                mapped[key] = str(where) + value[len(root) :]
+    return mapped
 
 
 def container_id(launch: PodLaunch, name: str) -> str:
@@ -232,7 +254,11 @@ class ProcessRuntime:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env={**self._base_env, "HOSTNAME": launch.name, **container.env},
+                env={
+                    **self._base_env,
+                    "HOSTNAME": launch.name,
+                    **mapped_env(container.env, container.spec.get("volumeMounts"), launch.volumes),
+                },
                 cwd=container.working_dir,
                 start_new_session=True,
             )

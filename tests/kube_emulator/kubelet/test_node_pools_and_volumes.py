@@ -154,6 +154,27 @@ def test_configmap_and_secret_reach_files_and_env(emulator: RunningEmulator) -> 
     assert listing[1:] == ["..data", "mode"] and listing[0].startswith("..20")
 
 
+def test_a_variable_naming_a_mounted_file_reads_it(emulator: RunningEmulator) -> None:
+    """A container told where a mounted file is (as Hodei's agent is told where its CA is)
+    reads it there; the process runtime maps the mountPath to the volume's directory."""
+    kubectl(emulator, "create", "configmap", "trust", "--from-literal=ca.crt=PEM-BYTES")
+    body = pod(
+        "trusting",
+        "import os; print(open(os.environ['CA_FILE']).read())",
+        tolerations=TOLERATE,
+        volumes=[{"name": "ca", "configMap": {"name": "trust"}}],
+        container={
+            "volumeMounts": [{"name": "ca", "mountPath": "/etc/hodei/ca", "readOnly": True}],
+            "env": [{"name": "CA_FILE", "value": "/etc/hodei/ca/ca.crt"}],
+        },
+    )
+    apply(emulator, body)
+    assert wait_for(emulator, "trusting", phase_is("Succeeded", "Failed"))["status"]["phase"] == (
+        "Succeeded"
+    )
+    assert kubectl(emulator, "logs", "trusting").strip() == "PEM-BYTES"
+
+
 def test_a_missing_configmap_keeps_the_pod_creating(emulator: RunningEmulator) -> None:
     body = pod(
         "no-settings",
