@@ -20,13 +20,17 @@ a sidecar.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hodei.domain.jobs import RESERVED_ENV_PREFIX, Resources, SecretKeyRef
-from hodei.domain.names import NameRuleError, check_label_key, check_label_value
+from hodei.domain.names import (
+    NameRuleError,
+    check_dns_label,
+    check_label_key,
+    check_label_value,
+)
 from hodei.domain.quantities import ACCEPTED_FORMS, QuantityError, validate_quantity
 from hodei.providers.kubernetes.pods import (
     CONTAINER_NAME,
@@ -44,13 +48,17 @@ RESERVED_CONTAINER_NAMES = frozenset({CONTAINER_NAME, JOB_CONTAINER_NAME, LAUNCH
 RESERVED_NAME_PREFIX = "hodei"
 
 METADATA_FIELDS = ("name", "labels", "annotations")
-POD_SPEC_FIELDS = (
+# Copied from the template as they are: Hodei sets none of them.
+SCHEDULING_FIELDS = (
     "nodeSelector",
     "tolerations",
     "affinity",
     "topologySpreadConstraints",
     "priorityClassName",
     "runtimeClassName",
+)
+POD_SPEC_FIELDS = (
+    *SCHEDULING_FIELDS,
     "volumes",
     "imagePullSecrets",
     "securityContext",
@@ -92,8 +100,6 @@ RESTRICTED_VOLUME_TYPES = (
     "projected",
     "secret",
 )
-_PROFILES_ACCEPTED = "profile names: ≤63 chars of [a-z0-9-], starting and ending alphanumeric"
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SELINUX_TYPES = ("container_t", "container_init_t", "container_kvm_t", "container_engine_t")
 _CONFINED_PROFILES = ("RuntimeDefault", "Localhost")
 
@@ -420,11 +426,14 @@ SchemaCheck = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 
 
 def check_profile_name(name: str, source: str) -> None:
-    """Raise :class:`TemplateError` unless ``name`` (a file's stem) can be a profile name."""
-    if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
-        raise TemplateError(
-            source, "(file name)", f"{name!r} is not a profile name", _PROFILES_ACCEPTED
-        )
+    """Raise :class:`TemplateError` unless ``name`` (a file's stem) can be a profile name:
+    a DNS-1123 label, as ``hodei run --profile`` accepts."""
+    try:
+        check_dns_label(name)
+    except NameRuleError as exc:
+        accepted = str(exc).removeprefix("accepted: ")
+        problem = f"{name!r} is not a profile name"
+        raise TemplateError(source, "(file name)", problem, accepted) from None
 
 
 def parse_template(
@@ -613,16 +622,6 @@ def apply_profile(
         metadata = _metadata(metadata, template.metadata)
         spec = _pod_spec(spec, template)
     return {**pod, "metadata": metadata, "spec": spec}
-
-
-SCHEDULING_FIELDS = (
-    "nodeSelector",
-    "tolerations",
-    "affinity",
-    "topologySpreadConstraints",
-    "priorityClassName",
-    "runtimeClassName",
-)
 
 
 def _metadata(metadata: JsonObject, template: Mapping[str, Any]) -> JsonObject:
