@@ -374,3 +374,29 @@ async def test_job_waiting_for_quota_is_queued_with_the_reason_then_starts(
         done = await wait_done(stub, job.id)
     assert (done.state, done.attempt) == (JobState.SUCCEEDED, 1)
     assert len(provider.requests) == 1  # the queued job was not dispatched twice
+
+
+async def test_cancelling_a_job_waiting_for_quota_deletes_its_worker(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    provider = FakeProvider("kubernetes", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "echo", "hi")
+        request = await requests.get()
+        await provider.push(
+            WorkerStatus(
+                request.worker_id,
+                request.job_id,
+                WorkerPhase.PENDING,
+                reason=reasons.QUOTA_EXCEEDED,
+                message="waiting for quota: exceeded quota: q",
+            )
+        )
+        cancelled = await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
+        assert convert.job_from_pb(cancelled).state is JobState.CANCELLED
+    # Deleting the worker is what stops its provider's create from trying again.
+    await eventually(lambda: request.worker_id in provider.deleted)
+    await eventually(lambda: plane.workers.active() == [])
