@@ -288,3 +288,28 @@ def test_a_refused_profile_directory_fails_naming_the_file(
     assert failed.startswith(
         f"FAIL  Pod profiles: pod template {tmp_path / 'gpu.yaml'}: spec.hostPID"
     )
+
+
+def test_an_unreadable_profiles_configmap_is_said_not_taken_for_none(
+    kube_emulator: RunningEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A reader that may get every object verify reads but the profiles' ConfigMap.
+    _install(kube_emulator, *PROVIDER_FILES, "pod-templates.yaml")
+    rbac = READER_RBAC.replace("configmaps,\n                deployments", "deployments").replace(
+        "    verbs: [get]\n",
+        "    verbs: [get]\n  - apiGroups: ['']\n    resources: [configmaps]\n"
+        "    resourceNames: [hodei-provider-config]\n    verbs: [get]\n",
+        1,
+    )
+    reader = tmp_path / "reader.yaml"
+    reader.write_text(rbac)
+    kube_emulator.apply_manifest(reader)
+    sa = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
+
+    assert _verify("--kubeconfig", str(sa)) == 0
+
+    out = capsys.readouterr().out
+    assert (
+        "skip  Pod profiles: ConfigMap hodei-system/hodei-pod-templates is not readable "
+        "with these credentials" in out
+    )

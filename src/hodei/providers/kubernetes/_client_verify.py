@@ -192,6 +192,10 @@ def _api_message(exc: ApiException) -> str:
     return str(message or f"{exc.status} {exc.reason}")
 
 
+class _Unreadable(Exception):
+    """The profiles' ConfigMap could not be read; ``str()`` says which."""
+
+
 async def _configured_profiles(
     api: k8s.ApiClient, settings: KubernetesSettings, layout: Layout
 ) -> tuple[str, Profiles]:
@@ -203,8 +207,8 @@ async def _configured_profiles(
         found = await _maybe(
             api, core.read_namespaced_config_map(POD_TEMPLATES, layout.system_namespace)
         )
-    except VerifyError:
-        found = None  # not readable with these credentials: nothing to report
+    except VerifyError as exc:  # these credentials may not read it: say so, not "none"
+        raise _Unreadable(f"{where} is not readable with these credentials") from exc
     if found is None:
         return "", Profiles()
     return where, profiles_from_configmap(found.get("data") or {}, where, settings)
@@ -218,6 +222,8 @@ async def read_profiles(
         where, profiles = await _configured_profiles(api, settings, layout)
     except TemplateError as exc:
         return ProfileFindings(settings.pod_templates_dir or "", error=str(exc))
+    except _Unreadable as exc:
+        return ProfileFindings("", note=str(exc))
     core = k8s.CoreV1Api(api)
     found = []
     for name in profiles.names:

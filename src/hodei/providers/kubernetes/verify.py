@@ -152,6 +152,7 @@ class ProfileFindings:
     where: str  # a directory, a ConfigMap, or "" when none is configured
     found: Sequence[ProfileFinding] = ()
     error: str = ""  # the loading error that stops the control plane, if any
+    note: str = ""  # why none could be looked at (e.g. not readable), for the skip line
 
 
 @dataclass(frozen=True)
@@ -423,7 +424,9 @@ def check_profiles(layout: Layout, state: ClusterState) -> list[CheckResult]:
         fix = f"correct the profile ({PROFILES_DOC}); the control plane will not start"
         return [CheckResult(Status.FAIL, "Pod profiles", findings.error, fix)]
     if not findings.found:
-        detail = f"none in {findings.where}" if findings.where else "none configured"
+        detail = findings.note or (
+            f"none in {findings.where}" if findings.where else "none configured"
+        )
         return [CheckResult(Status.SKIP, "Pod profiles", detail)]
     results = []
     for finding in findings.found:
