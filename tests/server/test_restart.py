@@ -20,6 +20,7 @@ from hodei.api.messages import (
     ResultAck,
 )
 from hodei.api.v1 import jobs_pb2, types_pb2
+from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
@@ -204,3 +205,38 @@ async def test_a_result_after_an_unheard_cancel_still_ends_cancelled(
         await agent.close()
         done = await wait_done(stub, job.id)
     assert (done.state, done.exit_code, done.reason) == (JobState.CANCELLED, 0, "Cancelled")
+
+
+async def test_job_waiting_for_quota_is_queued_afresh_after_a_restart(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
+    first = FakeProvider("local", on_create=requests.put_nowait)
+    plane = await control_plane_factory(providers=[first])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "echo", "hi")
+        request = await requests.get()
+        await first.push(
+            WorkerStatus(
+                request.worker_id,
+                request.job_id,
+                WorkerPhase.PENDING,
+                reason=reasons.QUOTA_EXCEEDED,
+                message="waiting for quota: exceeded quota: q",
+            )
+        )
+        await wait_state(stub, job.id, JobState.QUEUED)
+    await plane.stop(grace=0)  # its create, still waiting, dies with it
+
+    second = FakeProvider("local", on_create=scripted_agent)
+    plane = await control_plane_factory(providers=[second])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        done = await wait_done(job_stub(channel), job.id)
+    assert (done.state, done.attempt, done.attempts[0].reason) == (
+        JobState.SUCCEEDED,
+        1,
+        "Completed",
+    )
+    assert [r.worker_id for r in second.requests] != [request.worker_id]  # a new worker
+    await second.aclose_workers()

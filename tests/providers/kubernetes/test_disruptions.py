@@ -207,3 +207,23 @@ async def test_twenty_seconds_of_429_are_ridden_out(kube_emulator_factory: Any) 
         assert str(caught.value).endswith("gave up after 30s (HODEI_K8S_PENDING_TIMEOUT)")
     finally:
         await provider.close()
+
+
+async def test_job_on_a_lost_node_runs_again_when_a_node_is_back(cluster_factory: Make) -> None:
+    cluster = await cluster_factory(HODEI_K8S_PENDING_TIMEOUT="120")
+    job = await submit(cluster, "sh", "-c", "sleep 2; echo done")
+    await running_pod(cluster, job)
+    cluster.emulator.faults.node_not_ready()
+    try:
+
+        async def retried() -> bool:
+            return bool((await show(cluster, job))["attempts"])
+
+        await eventually(retried, within=30, every=0.2)
+    finally:
+        cluster.emulator.faults.node_ready()
+    done = await settled(cluster, job)
+    assert (done["state"], done["attempt"]) == ("SUCCEEDED", 2), done
+    first = done["attempts"][0]
+    assert first["reason"] == "WorkerLost" and first["disruption"] is True
+    assert first["message"].startswith('node "emulator-node" stopped reporting')
