@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,14 @@ from hodei.config import WorkerSettings
 from hodei.worker.agent import EXIT_DELIVERED, EXIT_NO_LAUNCHER, Agent
 from hodei.worker.launched import LauncherLink, job_script
 from tests.fixtures.launcher import lay_out, running_launcher
-from tests.worker.fake_control_plane import TOKEN, WORKER_ID, Record, Script, fake_control_plane
+from tests.worker.fake_control_plane import (
+    JOB_ID,
+    TOKEN,
+    WORKER_ID,
+    Record,
+    Script,
+    fake_control_plane,
+)
 from tests.worker.test_agent import OPTIONS, alive
 
 STDOUT, STDERR = types_pb2.STDOUT, types_pb2.STDERR
@@ -48,8 +55,13 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
         yield Pod(directory, image_bin, launcher)
 
 
-async def run(pod: Pod, spec: types_pb2.JobSpec, **script: bool) -> tuple[int, Record]:
-    async with fake_control_plane(Script(spec, **script)) as (service, address):
+async def run(
+    pod: Pod,
+    spec: types_pb2.JobSpec,
+    job_input: Sequence[types_pb2.JobInput] = (),
+    **script: bool,
+) -> tuple[int, Record]:
+    async with fake_control_plane(Script(spec, **script), job_input) as (service, address):
         settings = WorkerSettings(address, WORKER_ID, TOKEN, launcher_dir=str(pod.directory))
         code = await Agent(settings, options=OPTIONS).run()
     await asyncio.wait_for(pod.launcher.wait(), 10)
@@ -197,3 +209,36 @@ async def test_what_the_launcher_says_stays_out_of_the_jobs_output(pod: Pod) -> 
     _, record = await run(pod, command("sh", "-c", "echo err >&2; sleep 60", timeout=0.5))
     assert result(record).timed_out
     assert record.output(STDERR) == b"err\n"
+
+
+async def test_stdin_from_the_client_reaches_the_command_with_its_end(pod: Pod) -> None:
+    spec = types_pb2.JobSpec(command=["sh", "-c", "cat; echo end"], stdin=True)
+    job_input = [
+        types_pb2.JobInput(job_id=JOB_ID, data=b"first\n"),
+        types_pb2.JobInput(job_id=JOB_ID, data=b"second\n"),
+        types_pb2.JobInput(job_id=JOB_ID, eof=True),
+    ]
+    _, record = await run(pod, spec, job_input)
+    assert record.output(STDOUT) == b"first\nsecond\nend\n"
+    assert result(record).exit_code == 0
+
+
+async def test_without_stdin_the_command_reads_nothing(pod: Pod) -> None:
+    _, record = await run(pod, command("sh", "-c", "cat; echo end"))
+    assert record.output(STDOUT) == b"end\n"
+
+
+async def test_workdir_is_entered_before_the_command_is_looked_up(pod: Pod) -> None:
+    elsewhere = pod.image_bin.parent / "elsewhere"
+    elsewhere.mkdir()
+    spec = types_pb2.JobSpec(command=["sh", "-c", "pwd"], workdir=str(elsewhere))
+    _, record = await run(pod, spec)
+    assert record.output(STDOUT) == f"{elsewhere}\n".encode()
+
+
+async def test_a_missing_workdir_fails_the_start_naming_it(pod: Pod) -> None:
+    spec = types_pb2.JobSpec(command=["true"], workdir="/no/such/dir")
+    _, record = await run(pod, spec)
+    outcome = result(record)
+    assert outcome.exit_code == 125
+    assert outcome.error.startswith("working directory /no/such/dir (--workdir)")

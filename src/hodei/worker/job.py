@@ -90,7 +90,7 @@ class RunningJob:
             return
         if self.process is None:
             self._early_input.append(item)
-        elif isinstance(self.process, JobProcess):  # a launched job takes no input
+        else:
             self.process.feed(item)
 
     def stop(self, reason: StopReason) -> None:
@@ -133,9 +133,8 @@ class RunningJob:
                 JobResult(job_id, exit_code=exc.exit_code, error=str(exc), start_failure=exc.kind)
             )
             return
-        if isinstance(self.process, JobProcess):
-            for item in self._early_input:
-                self.process.feed(item)
+        for item in self._early_input:
+            self.process.feed(item)
         self._early_input.clear()
         self.started = JobStarted(job_id, self.process.pid)
         self._on_change()
@@ -165,14 +164,20 @@ class RunningJob:
     async def _start(self, argv: tuple[str, ...]) -> JobProcess | LaunchedJob:
         if self._launcher is not None:
             spec = self.assignment.spec
-            if spec.stdin or spec.tty or spec.workdir:  # refused at submit; an old server?
+            if spec.tty:  # refused at submit; an old server?
                 raise StartError(
-                    "stdin, a terminal and --workdir are not available for a job in its own "
-                    "image (--image) yet",
+                    "a terminal (-t) is not available for a job in its own image (--image)",
                     StartFailure.AGENT_ERROR,
                 )
             env = launched_environment(self.assignment)
-            return await LaunchedJob.start(self._launcher, argv, env=env, sink=self._sink)
+            return await LaunchedJob.start(
+                self._launcher,
+                argv,
+                env=env,
+                sink=self._sink,
+                stdin=spec.stdin,
+                cwd=spec.workdir,
+            )
         env = job_environment(self._base_env, self.assignment)
         spec = self.assignment.spec
         return await JobProcess.start(

@@ -6,11 +6,12 @@
 # agent (another container of the pod) talks to it through fifos in the same directory:
 #   ctl     agent -> launcher: "go" once the file `job` is in place (EOF: no job, leave)
 #   status  launcher -> agent: "ready PID", then "started PID" or "notfound PATH" or
-#           "noexec PATH UID", then "exit CODE OOM"
+#           "noexec PATH UID" or "noworkdir", then "exit CODE OOM"
+#   stdin   the client's input (hodei run -i), when the job asks for it
 #   stdout, stderr  the command's output, kept apart
 # `job` (written by the agent) defines hodei_run, which runs "$@" through busybox env with
 # the job's variables, and sets the positional parameters to the job's argv; hodei_path is
-# set when the job's env gives PATH.
+# set when the job's env gives PATH, hodei_workdir for --workdir, hodei_stdin=1 for -i.
 #
 # Busybox prefers its own applets over the image's programs for a bare name, so the
 # command is looked up in PATH here, as execvp does, and run by its full path: the image's
@@ -25,6 +26,9 @@ IFS= read -r go <&4 || exit 0
 exec 4<&-
 # shellcheck source=/dev/null
 . "$d/job"
+if [ -n "${hodei_workdir-}" ]; then
+    cd "$hodei_workdir" 2>/dev/null || { echo noworkdir >&3; exit 125; }
+fi
 
 cmd=$1
 path=
@@ -73,16 +77,19 @@ before=$(oom_kills)
 
 # The command's output fifos, held by this shell until the command ended (the agent reads
 # them to end-of-file); this shell's own words (e.g. "Terminated") stay in the container log.
-exec 5>"$d/stdout" 6>"$d/stderr"
+# Its stdin, opened here too, so that the agent may open its end once told "started".
+input=/dev/null
+[ "${hodei_stdin-}" = 1 ] && input=$d/stdin
+exec 5>"$d/stdout" 6>"$d/stderr" 7<"$input"
 echo "started $$" >&3
 # Stay alive to report: a signal for the container reaches this shell, which passes the
 # command's end on; the agent signals the command's processes itself.
 trap : TERM INT HUP
 # In a subshell, so that the redirections are the command's alone: what this shell itself
 # prints about the command's end goes to the container log, not into the job's stderr.
-(hodei_run "$path" "$@") </dev/null >&5 2>&6 3>&- 5>&- 6>&-
+(hodei_run "$path" "$@") <&7 >&5 2>&6 3>&- 5>&- 6>&- 7<&-
 code=$?
-exec 5>&- 6>&-
+exec 5>&- 6>&- 7<&-
 oom=0
 [ "$(oom_kills)" = "$before" ] || oom=1
 echo "exit $code $oom" >&3

@@ -32,6 +32,7 @@ from typing import Any
 from hodei.domain import exitcodes
 from hodei.domain.logs import LogStream
 from hodei.domain.reasons import StartFailure
+from hodei.domain.stdio import JobInput
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT, OutputSink, StartError
 
 __all__ = ["LaunchedJob", "LauncherLink", "hide_from_job", "job_script", "session_members"]
@@ -55,8 +56,15 @@ def hide_from_job() -> bool:
         return False
 
 
-def job_script(argv: Sequence[str], env: Mapping[str, str]) -> str:
-    """The ``job`` file the launcher sources: ``hodei_run`` with the env, then the argv.
+def job_script(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    workdir: str | None = None,
+    stdin: bool = False,
+) -> str:
+    """The ``job`` file the launcher sources: ``hodei_run`` with the env, then the argv,
+    then the working directory (``--workdir``) and whether stdin comes from the client.
 
     Every word is single-quoted (POSIX ``sh``), so any byte but NUL passes unchanged;
     variables go through ``env NAME=VALUE`` rather than ``export``, so names a shell would
@@ -73,6 +81,10 @@ def job_script(argv: Sequence[str], env: Mapping[str, str]) -> str:
     lines.append("set -- " + " ".join(shlex.quote(word) for word in argv))
     if "PATH" in env:
         lines.append(f"hodei_path={shlex.quote(env['PATH'])}")
+    if workdir is not None:
+        lines.append(f"hodei_workdir={shlex.quote(workdir)}")
+    if stdin:
+        lines.append("hodei_stdin=1")
     return "\n".join(lines) + "\n"
 
 
@@ -220,6 +232,14 @@ async def _open_output(
     return transport, reader, keep
 
 
+async def _open_input(directory: Path) -> asyncio.WriteTransport:
+    """The write end of the command's stdin (the launcher holds the read end by now)."""
+    fd = os.open(directory / "stdin", os.O_WRONLY | os.O_NONBLOCK)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, io.FileIO(fd, "wb"))
+    return transport
+
+
 class LaunchedJob:
     """The command run by the launcher; the same surface as ``JobProcess``."""
 
@@ -228,25 +248,37 @@ class LaunchedJob:
         link: LauncherLink,
         pid: int,
         outputs: list[tuple[asyncio.ReadTransport, _Reader]],
+        stdin: asyncio.WriteTransport | None = None,
     ) -> None:
         self._link = link
         self.pid = pid
         self._outputs = outputs
+        self._stdin = stdin
         self.oom_killed = False
         self._ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._watch = asyncio.get_running_loop().create_task(self._follow())
 
     @classmethod
     async def start(
-        cls, link: LauncherLink, argv: Sequence[str], *, env: Mapping[str, str], sink: OutputSink
+        cls,
+        link: LauncherLink,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        sink: OutputSink,
+        stdin: bool = False,
+        cwd: str | None = None,
     ) -> LaunchedJob:
         """Hand the job to the launcher; return once the command runs.
 
-        Raises :class:`StartError` when the image has no such command (127) or does not
-        let the pod's user execute it (126), or when the launcher went away (125).
+        ``stdin``: the command reads what :meth:`feed` delivers (else nothing); ``cwd``:
+        its working directory in the image (else the image's ``WORKDIR``). Raises
+        :class:`StartError` when the image has no such command (127), does not let the
+        pod's user execute it (126) or has no such directory, or when the launcher went
+        away (125).
         """
         try:
-            script = job_script(argv, env)
+            script = job_script(argv, env, workdir=cwd, stdin=stdin)
         except ValueError as exc:
             raise StartError(str(exc), StartFailure.AGENT_ERROR) from None
         outputs = []
@@ -255,17 +287,33 @@ class LaunchedJob:
             transport, reader, keep = await _open_output(link.directory, stream, sink)
             outputs.append((transport, reader))
             keeps.append(keep)
+        if stdin:  # lets the launcher open its end without waiting for ours
+            keeps.append(os.open(link.directory / "stdin", os.O_RDWR | os.O_NONBLOCK))
         try:
             link.go(script)
             words = await link.report()
+            started = words[:1] == ["started"] and len(words) > 1
+            writer = await _open_input(link.directory) if started and stdin else None
         finally:
             for keep in keeps:
                 os.close(keep)
-        if words[:1] == ["started"] and len(words) > 1:
-            return cls(link, int(words[1]), outputs)
+        if started:
+            return cls(link, int(words[1]), outputs, writer)
         for transport, _ in outputs:
             transport.close()
-        raise _start_error(argv[0], words)
+        raise _start_error(argv[0], words, cwd)
+
+    def feed(self, item: JobInput) -> None:
+        """Deliver the client's input: bytes to the command's stdin, then its end.
+
+        A terminal resize has nothing to act on: the launched command has no terminal.
+        """
+        if self._stdin is None or self._stdin.is_closing():
+            return
+        if item.data:
+            self._stdin.write(item.data)
+        if item.eof:
+            self._stdin.close()  # after what is buffered has been written
 
     async def _follow(self) -> None:
         """Resolve ``_ended`` with the command's status, or 137 if the launcher vanished."""
@@ -318,7 +366,12 @@ class LaunchedJob:
         return code
 
 
-def _start_error(command: str, words: list[str]) -> StartError:
+def _start_error(command: str, words: list[str], cwd: str | None) -> StartError:
+    if words[:1] == ["noworkdir"]:
+        return StartError(
+            f"working directory {cwd} (--workdir): not a directory the job may enter in its image",
+            StartFailure.AGENT_ERROR,
+        )
     if words[:1] == ["notfound"]:
         return StartError(
             f"{command}: command not found in the job's image (looked up in its PATH)",

@@ -154,7 +154,7 @@ def test_job_image_launcher_init_container() -> None:
             "sh",
             "-c",
             "cp /opt/hodei/launcher/busybox /opt/hodei/launcher/launch.sh /hodei/ && "
-            "mkfifo -m 600 /hodei/ctl /hodei/status /hodei/stdout /hodei/stderr",
+            "mkfifo -m 600 /hodei/ctl /hodei/status /hodei/stdin /hodei/stdout /hodei/stderr",
         ],
         "resources": AGENT_RESOURCES,
         "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},

@@ -155,3 +155,13 @@ def test_the_local_provider_refuses_profiles_and_secret_env(tmp_path: Path) -> N
         )
     with pytest.raises(SpecError, match="pod profiles are for the Kubernetes provider"):
         local.check_spec(JobSpec(command=("true",), profile="gpu"))
+
+
+def test_a_terminal_is_refused_for_a_job_in_its_own_image_stdin_and_workdir_are_not() -> None:
+    provider = KubernetesProvider(settings=SETTINGS, api=FakePodApi(), instance="t")
+    own = JobSpec(command=("cat",), image="busybox:1", stdin=True, workdir="/srv")
+    provider.check_spec(own)
+    # In the worker image the agent runs the command itself: a terminal is fine there.
+    provider.check_spec(JobSpec(command=("sh",), image=SETTINGS.worker_image, tty=True))
+    with pytest.raises(SpecError, match="image: -t is not available for a job in its own image"):
+        provider.check_spec(JobSpec(command=("sh",), image="busybox:1", tty=True))

@@ -40,7 +40,7 @@ LAUNCHER_SOURCE = "/opt/hodei/launcher"
 LAUNCHER_DIR = "/hodei"
 LAUNCHER_VOLUME = "hodei-launcher"
 # The fifos the agent and the launcher talk through (see hodei.worker.launched).
-LAUNCHER_FIFOS = ("ctl", "status", "stdout", "stderr")
+LAUNCHER_FIFOS = ("ctl", "status", "stdin", "stdout", "stderr")
 # The agent's own share of a pod whose job runs in another container; the job's
 # requests and limits go to the job's container.
 AGENT_RESOURCES = {

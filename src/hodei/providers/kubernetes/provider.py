@@ -238,13 +238,14 @@ class KubernetesProvider:
 
     def check_spec(self, spec: JobSpec) -> None:
         """Refuse a job naming a profile that does not exist (SpecError lists those that do),
-        or asking for stdin, a terminal or a working directory in its own image, which the
-        launcher in that image does not provide."""
+        or asking for a terminal in its own image: the launcher there runs the command on
+        fifos, and a pseudo-terminal cannot be handed across containers."""
         self.profiles.pick(spec.profile)
-        if spec.image is not None and (spec.stdin or spec.tty or spec.workdir):
+        own_image = spec.image is not None and spec.image != self._settings.worker_image
+        if own_image and spec.tty:
             raise SpecError(
-                "image: -i, -t and --workdir are not available yet for a job in its own image; "
-                "run it without --image (in the worker image) to use them"
+                "image: -t is not available for a job in its own image (-i and --workdir "
+                "are); run it without --image (in the worker image) for a terminal"
             )
 
     # -- lifecycle -------------------------------------------------------------------
