@@ -40,10 +40,57 @@ def test_waiting_reason_is_shown_while_the_job_waits() -> None:
 def test_jobs_table_lines_up_columns() -> None:
     text = output.jobs_table([JOB], NOW)
     header, row = text.splitlines()
-    assert header.split() == ["ID", "STATE", "EXIT", "REASON", "PROVIDER", "AGE", "COMMAND"]
+    assert header.split() == ["ID", "STATE", "EXIT", "REASON", "AGE", "COMMAND"]
     assert row.startswith("j-abc")
     assert row.index("FAILED") == header.index("STATE")
     assert "5m" in row and "sh -c 'echo hi | wc'" in row
+
+
+def test_the_exit_column_is_what_hodei_run_exits_with() -> None:
+    timed_out = replace(JOB, state=JobState.TIMED_OUT, exit_code=143, reason=None)
+    lost = replace(JOB, exit_code=None, reason=Reason("WorkerLost"))
+    running = replace(JOB, state=JobState.RUNNING, exit_code=None, reason=None)
+    assert [output.run_exit_text(j) for j in (JOB, timed_out, lost, running)] == [
+        "3",
+        "124",
+        "125",
+        "-",
+    ]
+
+
+def test_a_waiting_job_shows_why_in_the_reason_column() -> None:
+    pending = replace(
+        JOB,
+        state=JobState.STARTING,
+        exit_code=None,
+        reason=None,
+        waiting_reason="Unschedulable: 0/1 nodes are available:\n1 Insufficient cpu",
+    )
+    row = output.jobs_table([pending], NOW).splitlines()[1]
+    assert "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu" in row
+
+
+def test_a_narrow_terminal_cuts_reason_and_command_but_never_the_id() -> None:
+    long = replace(
+        JOB,
+        reason=Reason("Unschedulable"),
+        message=None,
+        spec=JobSpec(command=("python3", "-c", "import time; time.sleep(1000)  # " + "x" * 80)),
+    )
+    wide_text = output.jobs_table([long], NOW)
+    assert max(len(line) for line in wide_text.splitlines()) > 100
+    for width in (100, 70):
+        lines = output.jobs_table([long], NOW, width=width).splitlines()
+        assert max(len(line) for line in lines) <= width
+        assert lines[1].startswith("j-abc  FAILED") and lines[1].rstrip().endswith("…")
+    tiny = output.jobs_table([long], NOW, width=10).splitlines()
+    assert tiny[1].startswith("j-abc  FAILED")  # too narrow: whole ids, longer lines
+
+
+def test_wide_adds_provider_attempt_worker_times_and_labels() -> None:
+    header, row = output.jobs_table([JOB], NOW, wide=True).splitlines()
+    assert header.split()[6:] == ["PROVIDER", "ATTEMPT", "WORKER", "STARTED", "FINISHED", "LABELS"]
+    assert row.split()[-6:] == ["local", "0", "-", "4m", "3m", "team=ml"]
 
 
 def test_job_details_and_workers_table() -> None:

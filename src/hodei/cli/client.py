@@ -7,7 +7,7 @@ where those are what the user should check.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -122,9 +122,15 @@ class HodeiClient:
     async def cancel(self, job_id: str) -> Job:
         return job_from_pb(await self._unary("CancelJob", jobs_pb2.CancelJobRequest(id=job_id)))
 
-    async def list_jobs(self, states: Sequence[JobState] = (), limit: int = 0) -> list[Job]:
-        """Newest first, at most ``limit`` jobs (0: the default page size), following
-        the server's pages (each bounded in bytes) until there are enough."""
+    async def list_jobs(
+        self,
+        states: Sequence[JobState] = (),
+        limit: int = 0,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Job]:
+        """Newest first, at most ``limit`` jobs (0: the default page size) carrying every
+        one of ``labels``, following the server's pages (each bounded in bytes) until
+        there are enough."""
         want = limit or DEFAULT_LIST_LIMIT
         jobs: list[Job] = []
         token = ""
@@ -133,6 +139,7 @@ class HodeiClient:
                 states=[state_to_pb(s) for s in states],
                 limit=min(want - len(jobs), MAX_LIST_LIMIT),
                 page_token=token,
+                labels=dict(labels or {}),
             )
             response = await self._unary("ListJobs", request)
             jobs.extend(job_from_pb(job) for job in response.jobs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from hodei.cli.follow import (
     wait_for_end,
 )
 from hodei.cli.history import HistoryReader, history_store
+from hodei.cli.run import parse_pairs
 from hodei.config import SettingsError, load_client_settings
 from hodei.domain import exitcodes
 from hodei.domain.jobs import Job
@@ -42,6 +44,7 @@ __all__ = [
     "workers_list",
 ]
 
+ALL_JOBS = 1_000_000  # --limit 0: every job, fetched page by page
 # A control plane, or (without HODEI_SERVER) the job store read in place.
 Source = HodeiClient | HistoryReader
 Command = Callable[[Source, argparse.Namespace], Awaitable[int]]
@@ -77,14 +80,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _terminal_width() -> int | None:
+    """Columns of the terminal stdout shows on (``COLUMNS`` first); None for a pipe or a
+    file, which get whole lines."""
+    return shutil.get_terminal_size((0, 0)).columns or None
+
+
 async def jobs_list(client: Source, args: argparse.Namespace) -> int:
-    """``hodei jobs list [--state S]... [--limit N]``, newest first."""
+    """``hodei jobs list [--state S]... [-l K=V]... [--limit N] [-o table|wide|json]``,
+    newest first; a note on stderr when ``--limit`` left older jobs out."""
     states = [JobState(s) for s in args.state or ()]
-    jobs = await client.list_jobs(states, limit=args.limit)
+    labels = parse_pairs(args.selector, "-l/--selector")
+    limit = args.limit if args.limit > 0 else ALL_JOBS
+    jobs = await client.list_jobs(states, limit=limit + 1, labels=labels)
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
     if args.output == "json":
         print(output.to_json([shapes.job_dict(job) for job in jobs]))
     else:
-        print(output.jobs_table(jobs, _now()))
+        wide = args.output == "wide"  # every column, whole
+        width = None if wide else _terminal_width()
+        print(output.jobs_table(jobs, _now(), wide=wide, width=width))
+    if more:
+        say(f"hodei: the newest {limit} jobs; --limit N shows more, --limit 0 all")
     return 0
 
 
@@ -159,5 +177,5 @@ async def workers_list(client: Source, args: argparse.Namespace) -> int:
     if args.output == "json":
         print(output.to_json([shapes.worker_dict(w) for w in workers]))
     else:
-        print(output.workers_table(workers, _now()))
+        print(output.workers_table(workers, _now(), width=_terminal_width()))
     return 0

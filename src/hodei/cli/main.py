@@ -57,9 +57,23 @@ def _client_command(name: str) -> Handler:
     return handler
 
 
-def _add_output(parser: argparse.ArgumentParser) -> None:
+def _count(text: str) -> int:
+    """A whole number >= 0, for ``--limit``."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
+def _add_output(parser: argparse.ArgumentParser, *, wide: bool = False) -> None:
+    formats = ("table", "wide", "json") if wide else ("table", "json")
     parser.add_argument(
-        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+        "-o",
+        "--output",
+        choices=formats,
+        default="table",
+        help="table (fits the terminal)"
+        + (", wide (every column)" if wide else "")
+        + " or json (RFC 3339 times)",
     )
 
 
@@ -123,9 +137,25 @@ def _add_jobs(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     jobs = subparsers.add_parser("jobs", help="list, show, follow, wait for and cancel jobs")
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list jobs, newest first")
-    listing.add_argument("--state", action="append", choices=_STATES, help="only these states")
-    listing.add_argument("--limit", type=int, default=0, help="at most N jobs")
-    _add_output(listing)
+    listing.add_argument(
+        "--state",
+        action="append",
+        type=str.upper,
+        choices=_STATES,
+        metavar="STATE",
+        help=f"only jobs in this state (any case; repeatable): {', '.join(_STATES)}",
+    )
+    listing.add_argument(
+        "-l",
+        "--selector",
+        action="append",
+        metavar="K=V",
+        help="only jobs with this label (repeatable: all must match)",
+    )
+    listing.add_argument(
+        "--limit", type=_count, default=100, metavar="N", help="the newest N jobs (0: all)"
+    )
+    _add_output(listing, wide=True)
     listing.set_defaults(func=_client_command("jobs_list"))
     for name, text in (("show", "one job in detail"), ("cancel", "cancel a job")):
         action = actions.add_parser(name, help=text)

@@ -7,11 +7,13 @@ serves the same ones).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from hodei.api.shapes import command_text, rfc3339
+from hodei.cli import cells
+from hodei.domain import exitcodes
 from hodei.domain.jobs import Job
 from hodei.domain.workers import WorkerRecord
 
@@ -31,36 +33,107 @@ def age(since: datetime | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces, like kubectl's."""
-    widths = [len(h) for h in headers]
+_GAP = 2  # spaces between columns, as kubectl
+_MIN_FLEXIBLE = 8  # a cut column keeps at least this many cells
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int | None = None,
+    flexible: Collection[str] = (),
+) -> str:
+    """Left-aligned columns separated by two spaces, like kubectl's.
+
+    With ``width`` (terminal cells), the ``flexible`` columns (by header) are cut with
+    ``…``, the widest first, until each line fits; the others are never cut (an id
+    must stay whole), so a terminal too narrow even for those gets longer lines.
+    """
+    widths = [cells.width(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        widths = [max(w, cells.width(cell)) for w, cell in zip(widths, row, strict=True)]
+    if width is not None:
+        widths = _fit(widths, [h in flexible for h in headers], width)
     lines = [headers, *rows]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        (" " * _GAP)
+        .join(_pad(cells.clip(cell, w), w) for cell, w in zip(line, widths, strict=True))
+        .rstrip()
         for line in lines
     )
 
 
+def _pad(text: str, to: int) -> str:
+    return text + " " * (to - cells.width(text))
+
+
+def _fit(widths: list[int], flexible: list[bool], width: int) -> list[int]:
+    """Column widths within ``width``: the widest flexible column gives up a cell at a
+    time, never below :data:`_MIN_FLEXIBLE`."""
+    widths = list(widths)
+    excess = sum(widths) + _GAP * (len(widths) - 1) - width
+    while excess > 0:
+        candidates = [i for i, f in enumerate(flexible) if f and widths[i] > _MIN_FLEXIBLE]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cells.clip(text, limit)
 
 
-def jobs_table(jobs: Sequence[Job], now: datetime) -> str:
-    rows = [
-        [
+def run_exit_text(job: Job) -> str:
+    """The EXIT column: what ``hodei run`` exits (or would have exited) with for the job,
+    ``-`` until it has ended."""
+    if not job.state.terminal:
+        return "-"
+    return str(exitcodes.exit_code_for(job.state, job.reason, job.exit_code))
+
+
+def reason_text(job: Job) -> str:
+    """The REASON column: why a job still waits (QUEUED/STARTING), else why it failed."""
+    if not job.state.terminal and job.waiting_reason:
+        return job.waiting_reason
+    return job.reason or ""
+
+
+def _labels(job: Job) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(job.spec.labels.items()))
+
+
+def jobs_table(
+    jobs: Sequence[Job], now: datetime, *, wide: bool = False, width: int | None = None
+) -> str:
+    """``hodei jobs list``: times relative to ``now``; ``wide`` adds the other columns."""
+    headers = ["ID", "STATE", "EXIT", "REASON", "AGE", "COMMAND"]
+    if wide:
+        headers += ["PROVIDER", "ATTEMPT", "WORKER", "STARTED", "FINISHED", "LABELS"]
+    rows = []
+    for job in jobs:
+        row = [
             job.id,
             job.state.value,
-            "-" if job.exit_code is None else str(job.exit_code),
-            job.reason or "",
-            job.provider or "",
+            run_exit_text(job),
+            " ".join(reason_text(job).split()),
             age(job.created_at, now),
-            _clip(command_text(job), 40),
+            command_text(job),
         ]
-        for job in jobs
-    ]
-    return table(["ID", "STATE", "EXIT", "REASON", "PROVIDER", "AGE", "COMMAND"], rows)
+        if wide:
+            row += [
+                job.provider or "-",
+                str(job.attempt),
+                job.worker_id or "-",
+                age(job.started_at, now),
+                age(job.finished_at, now),
+                _labels(job) or "-",
+            ]
+        rows.append(row)
+    return table(headers, rows, width=width, flexible=("REASON", "COMMAND", "LABELS"))
 
 
 def job_details(job: Job) -> str:
@@ -118,7 +191,10 @@ def attempts_table(job: Job) -> str:
     return table(["#", "WORKER", "REASON", "DISRUPTION", "MESSAGE"], rows)
 
 
-def workers_table(workers: Sequence[WorkerRecord], now: datetime) -> str:
+def workers_table(
+    workers: Sequence[WorkerRecord], now: datetime, *, width: int | None = None
+) -> str:
+    """``hodei workers list``: times relative to ``now``."""
     rows = [
         [
             w.id,
@@ -127,8 +203,9 @@ def workers_table(workers: Sequence[WorkerRecord], now: datetime) -> str:
             w.state.value,
             w.name or "",
             age(w.created_at, now),
-            _clip(f"{w.reason}: {w.message}" if w.reason else (w.message or ""), 50),
+            " ".join((f"{w.reason}: {w.message}" if w.reason else (w.message or "")).split()),
         ]
         for w in workers
     ]
-    return table(["ID", "JOB", "PROVIDER", "STATE", "PROCESS/POD", "AGE", "DETAIL"], rows)
+    headers = ["ID", "JOB", "PROVIDER", "STATE", "PROCESS/POD", "AGE", "DETAIL"]
+    return table(headers, rows, width=width, flexible=("DETAIL", "PROCESS/POD"))

@@ -11,20 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import unicodedata
 from collections.abc import Callable
 from typing import TextIO
 
+from hodei.cli import cells
+
 _FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _DEFAULT_COLUMNS = 80
-
-
-def _cells(char: str) -> int:
-    """Terminal cells one character takes: East Asian wide/full-width ones take two
-    (Unicode UAX #11), combining marks none."""
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
 def fit(text: str, columns: int) -> str:
@@ -32,17 +25,8 @@ def fit(text: str, columns: int) -> str:
 
     The last column stays empty: writing into it makes some terminals wrap at once.
     """
-    text = " ".join(text.split())  # a reason with newlines must not break the line
-    room = max(columns - 1, 1)
-    if sum(_cells(c) for c in text) <= room:
-        return text
-    kept, used = [], 1  # one cell for the ellipsis
-    for char in text:
-        used += _cells(char)
-        if used > room:
-            break
-        kept.append(char)
-    return "".join(kept) + "…"
+    one_line = " ".join(text.split())  # a reason with newlines must not break the line
+    return cells.clip(one_line, max(columns - 1, 1))
 
 
 def terminal_columns(stream: TextIO) -> int:

@@ -142,7 +142,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"states: {exc}")
         limit = min(request.limit or convert.DEFAULT_LIST_LIMIT, convert.MAX_LIST_LIMIT)
         after = JobId(request.page_token) if request.page_token else None
-        jobs = await self._jobs.list(states=states, limit=limit + 1, after=after)
+        labels = dict(request.labels) or None
+        jobs = await self._jobs.list(states=states, labels=labels, limit=limit + 1, after=after)
         return convert.jobs_page(jobs, limit=limit)
 
     async def CancelJob(

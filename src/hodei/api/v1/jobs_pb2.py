@@ -25,35 +25,39 @@ _sym_db = _symbol_database.Default()
 from hodei.api.v1 import types_pb2 as hodei_dot_api_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hodei/api/v1/jobs.proto\x12\x08hodei.v1\x1a\x18hodei/api/v1/types.proto\"3\n\x10SubmitJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.hodei.v1.JobSpec\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"X\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.hodei.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\n \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.hodei.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x11StreamLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x15\n\rfrom_sequence\x18\x03 \x01(\x04\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x14\n\x12ListWorkersRequest\"\x13\n\x11SendInputResponse\"\x88\x01\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\"8\n\x13ListWorkersResponse\x12!\n\x07workers\x18\x01 \x03(\x0b\x32\x10.hodei.v1.Worker2\xf6\x03\n\nJobService\x12\x36\n\tSubmitJob\x12\x1a.hodei.v1.SubmitJobRequest\x1a\r.hodei.v1.Job\x12\x30\n\x06GetJob\x12\x17.hodei.v1.GetJobRequest\x1a\r.hodei.v1.Job\x12\x41\n\x08ListJobs\x12\x19.hodei.v1.ListJobsRequest\x1a\x1a.hodei.v1.ListJobsResponse\x12\x36\n\tCancelJob\x12\x1a.hodei.v1.CancelJobRequest\x1a\r.hodei.v1.Job\x12?\n\nStreamLogs\x12\x1b.hodei.v1.StreamLogsRequest\x1a\x12.hodei.v1.LogChunk0\x01\x12\x36\n\x08WatchJob\x12\x19.hodei.v1.WatchJobRequest\x1a\r.hodei.v1.Job0\x01\x12J\n\x0bListWorkers\x12\x1c.hodei.v1.ListWorkersRequest\x1a\x1d.hodei.v1.ListWorkersResponse\x12>\n\tSendInput\x12\x12.hodei.v1.JobInput\x1a\x1b.hodei.v1.SendInputResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hodei/api/v1/jobs.proto\x12\x08hodei.v1\x1a\x18hodei/api/v1/types.proto\"3\n\x10SubmitJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.hodei.v1.JobSpec\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xbe\x01\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.hodei.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x35\n\x06labels\x18\x03 \x03(\x0b\x32%.hodei.v1.ListJobsRequest.LabelsEntry\x12\x12\n\npage_token\x18\n \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.hodei.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"J\n\x11StreamLogsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x15\n\rfrom_sequence\x18\x03 \x01(\x04\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x14\n\x12ListWorkersRequest\"\x13\n\x11SendInputResponse\"\x88\x01\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\"8\n\x13ListWorkersResponse\x12!\n\x07workers\x18\x01 \x03(\x0b\x32\x10.hodei.v1.Worker2\xf6\x03\n\nJobService\x12\x36\n\tSubmitJob\x12\x1a.hodei.v1.SubmitJobRequest\x1a\r.hodei.v1.Job\x12\x30\n\x06GetJob\x12\x17.hodei.v1.GetJobRequest\x1a\r.hodei.v1.Job\x12\x41\n\x08ListJobs\x12\x19.hodei.v1.ListJobsRequest\x1a\x1a.hodei.v1.ListJobsResponse\x12\x36\n\tCancelJob\x12\x1a.hodei.v1.CancelJobRequest\x1a\r.hodei.v1.Job\x12?\n\nStreamLogs\x12\x1b.hodei.v1.StreamLogsRequest\x1a\x12.hodei.v1.LogChunk0\x01\x12\x36\n\x08WatchJob\x12\x19.hodei.v1.WatchJobRequest\x1a\r.hodei.v1.Job0\x01\x12J\n\x0bListWorkers\x12\x1c.hodei.v1.ListWorkersRequest\x1a\x1d.hodei.v1.ListWorkersResponse\x12>\n\tSendInput\x12\x12.hodei.v1.JobInput\x1a\x1b.hodei.v1.SendInputResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hodei.api.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITJOBREQUEST']._serialized_start=63
   _globals['_SUBMITJOBREQUEST']._serialized_end=114
   _globals['_GETJOBREQUEST']._serialized_start=116
   _globals['_GETJOBREQUEST']._serialized_end=143
-  _globals['_LISTJOBSREQUEST']._serialized_start=145
-  _globals['_LISTJOBSREQUEST']._serialized_end=233
-  _globals['_LISTJOBSRESPONSE']._serialized_start=235
-  _globals['_LISTJOBSRESPONSE']._serialized_end=307
-  _globals['_CANCELJOBREQUEST']._serialized_start=309
-  _globals['_CANCELJOBREQUEST']._serialized_end=339
-  _globals['_STREAMLOGSREQUEST']._serialized_start=341
-  _globals['_STREAMLOGSREQUEST']._serialized_end=415
-  _globals['_WATCHJOBREQUEST']._serialized_start=417
-  _globals['_WATCHJOBREQUEST']._serialized_end=446
-  _globals['_LISTWORKERSREQUEST']._serialized_start=448
-  _globals['_LISTWORKERSREQUEST']._serialized_end=468
-  _globals['_SENDINPUTRESPONSE']._serialized_start=470
-  _globals['_SENDINPUTRESPONSE']._serialized_end=489
-  _globals['_WORKER']._serialized_start=492
-  _globals['_WORKER']._serialized_end=628
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=630
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=686
-  _globals['_JOBSERVICE']._serialized_start=689
-  _globals['_JOBSERVICE']._serialized_end=1191
+  _globals['_LISTJOBSREQUEST']._serialized_start=146
+  _globals['_LISTJOBSREQUEST']._serialized_end=336
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_start=291
+  _globals['_LISTJOBSREQUEST_LABELSENTRY']._serialized_end=336
+  _globals['_LISTJOBSRESPONSE']._serialized_start=338
+  _globals['_LISTJOBSRESPONSE']._serialized_end=410
+  _globals['_CANCELJOBREQUEST']._serialized_start=412
+  _globals['_CANCELJOBREQUEST']._serialized_end=442
+  _globals['_STREAMLOGSREQUEST']._serialized_start=444
+  _globals['_STREAMLOGSREQUEST']._serialized_end=518
+  _globals['_WATCHJOBREQUEST']._serialized_start=520
+  _globals['_WATCHJOBREQUEST']._serialized_end=549
+  _globals['_LISTWORKERSREQUEST']._serialized_start=551
+  _globals['_LISTWORKERSREQUEST']._serialized_end=571
+  _globals['_SENDINPUTRESPONSE']._serialized_start=573
+  _globals['_SENDINPUTRESPONSE']._serialized_end=592
+  _globals['_WORKER']._serialized_start=595
+  _globals['_WORKER']._serialized_end=731
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=733
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=789
+  _globals['_JOBSERVICE']._serialized_start=792
+  _globals['_JOBSERVICE']._serialized_end=1294
 # @@protoc_insertion_point(module_scope)
