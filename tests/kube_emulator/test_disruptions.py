@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from kube_emulator.testing import EmulatorConfig, RunningEmulator, running_emulator
+from tests.fixtures.waiting import eventually_sync
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 
@@ -192,7 +193,11 @@ def test_namespace_stays_terminating_while_finalizers_remain(
     )
     ok(emulator.kubectl("apply", "-f", str(manifest)))
     ok(emulator.kubectl("delete", "namespace", name, "--wait=false"))
-    time.sleep(0.6)  # past the namespace controller's purge: only the finalizer holds it
+    # Past the namespace controller's purge (its default ServiceAccount is gone): only the
+    # finalizer holds it now.
+    eventually_sync(
+        lambda: emulator.kubectl("get", "serviceaccount", "default", "-n", name).returncode != 0
+    )
     assert "Terminating" in ok(emulator.kubectl("get", "namespace", name))
     message = refused(emulator.kubectl("create", "configmap", "c", "-n", name))
     assert message.strip() == (
