@@ -12,7 +12,13 @@ import grpc
 import pytest
 
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.domain.ids import JobId
+from hodei.domain.jobs import Job
+from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from hodei.store import MemoryStore
+from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.stubs import job_stub
 
 SUBMIT = "/hodei.v1.JobService/SubmitJob"
 
@@ -92,3 +98,23 @@ async def test_no_mangled_request_gets_unknown(control_plane: ControlPlane) -> N
             seen.add(await submit_raw(channel, bytes(data)))
     assert seen <= {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
     assert grpc.StatusCode.INVALID_ARGUMENT in seen
+
+
+class BrokenReads(MemoryStore):
+    """A store with a bug: reading a job raises something no handler expects."""
+
+    async def get_job(self, job_id: JobId) -> Job | None:
+        raise KeyError("a bug")
+
+
+async def test_an_unexpected_error_is_internal_and_logged_never_unknown(
+    control_plane_factory: MakeControlPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    plane = await control_plane_factory(providers=[FakeProvider("local")], store=BrokenReads())
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await job_stub(channel).GetJob(jobs_pb2.GetJobRequest(id="j-unknown"))
+    assert caught.value.code() is grpc.StatusCode.INTERNAL
+    assert caught.value.details() == "internal error; the control plane logged the details"
+    logged = [r for r in caplog.records if r.getMessage() == "unexpected error serving a request"]
+    assert len(logged) == 1 and logged[0].exc_info is not None
