@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from hodei.domain.jobs import Resources
 from hodei.domain.states import JobState
 from hodei.server.app import ControlPlane
@@ -165,6 +165,19 @@ async def test_debian_without_python_timeout_and_oom(cluster: Cluster) -> None:
     done = await asyncio.wait_for(wait_done(stub, probe.id), 120)
     assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
     assert output(await logs(stub, probe.id))["STDOUT"] == b"no python\nhello from debian\n"
+
+    # hodei run -i --workdir /usr: the client's stdin reaches the command, which runs there.
+    reader = await submit(stub, "sh", "-c", "cat; pwd", image=cluster.debian, stdin=True,
+                          workdir="/usr")  # fmt: skip
+
+    async def typed() -> AsyncIterator[types_pb2.JobInput]:
+        yield types_pb2.JobInput(job_id=reader.id, data=b"typed\n")
+        yield types_pb2.JobInput(job_id=reader.id, eof=True)
+
+    await stub.SendInput(typed())
+    done = await asyncio.wait_for(wait_done(stub, reader.id), 120)
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
+    assert output(await logs(stub, reader.id))["STDOUT"] == b"typed\n/usr\n"
 
     # A tree that ignores SIGTERM: the timeout still ends it, on time.
     tree = "trap '' TERM; sleep 60 & sleep 60 & echo started; wait"
