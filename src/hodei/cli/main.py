@@ -242,8 +242,27 @@ def build_parser(command: str | None = "k8s") -> argparse.ArgumentParser:
     listing.set_defaults(func=_client_command("workers_list"))
     worker = subparsers.add_parser("worker", help="the worker agent (started by providers)")
     worker.set_defaults(func=_worker)
-    _add_k8s(subparsers, real=command == "k8s")
+    _add_k8s(subparsers, real=command in ("k8s", "completion"))
+    completion = subparsers.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Print the completion script for SHELL. bash: "
+        "`source <(hodei completion bash)` or save it in "
+        "~/.local/share/bash-completion/completions/hodei; zsh: save it as _hodei in a "
+        "directory of $fpath.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), metavar="SHELL", help="bash or zsh")
+    completion.set_defaults(func=_completion)
     return parser
+
+
+def _completion(args: argparse.Namespace) -> int:
+    """``hodei completion bash|zsh``: shtab writes the script from this very parser, so it
+    always offers the commands and flags this version has."""
+    import shtab
+
+    print(shtab.complete(build_parser("completion"), shell=args.shell))
+    return exitcodes.SUCCESS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
