@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import grpc
+import pytest
 
 from hodei.api.v1 import jobs_pb2
 from hodei.cli.client import HodeiClient
@@ -12,6 +13,7 @@ from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.states import JobState
 from hodei.server.app import ControlPlane
+from tests.fixtures.stubs import job_stub
 
 
 def legacy_job(number: int, argv_bytes: int) -> Job:
@@ -58,3 +60,14 @@ async def test_pages_are_bounded_in_bytes_and_continue_with_the_token(
     assert first.next_page_token == "j-legacy0004"
     assert [j.id for j in second.jobs] == [f"j-legacy{n:04d}" for n in (3, 2, 1, 0)]
     assert second.next_page_token == ""
+
+
+@pytest.mark.parametrize("selector", [{'team"x': "a"}, {"team": "a\n"}, {"a/b/c": "x"}])
+async def test_a_label_selector_that_is_no_label_is_invalid_argument(
+    control_plane: ControlPlane, selector: dict[str, str]
+) -> None:
+    async with grpc.aio.insecure_channel(control_plane.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await job_stub(channel).ListJobs(jobs_pb2.ListJobsRequest(labels=selector))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (caught.value.details() or "").startswith("labels: accepted: a Kubernetes label")

@@ -27,6 +27,7 @@ from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, worker_pb2, worker_
 from hodei.api.wire import Unparsable
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, SpecError
+from hodei.domain.names import NameRuleError, check_label_key, check_label_value
 from hodei.domain.stdio import JobInput
 from hodei.server.controller import JobController, NotAccepting, UnknownProvider
 from hodei.server.events import JobEvents
@@ -142,8 +143,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"states: {exc}")
         limit = min(request.limit or convert.DEFAULT_LIST_LIMIT, convert.MAX_LIST_LIMIT)
         after = JobId(request.page_token) if request.page_token else None
-        labels = dict(request.labels) or None
-        jobs = await self._jobs.list(states=states, labels=labels, limit=limit + 1, after=after)
+        try:  # the selector is matched inside the store: only real label keys and values
+            labels = {
+                check_label_key(key): check_label_value(value)
+                for key, value in request.labels.items()
+            }
+        except NameRuleError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"labels: {exc}")
+        jobs = await self._jobs.list(
+            states=states, labels=labels or None, limit=limit + 1, after=after
+        )
         return convert.jobs_page(jobs, limit=limit)
 
     async def CancelJob(
