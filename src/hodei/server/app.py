@@ -37,6 +37,7 @@ from hodei.server.loghub import LogHub
 from hodei.server.metrics import Metrics
 from hodei.server.provider_factory import build_providers
 from hodei.server.scheduler import Scheduler
+from hodei.server.stdin import InputRelay
 from hodei.server.storewatch import watched
 from hodei.server.supervisor import Supervisor
 from hodei.server.tls import CertificateFiles, grpc_credentials, http_ssl_context
@@ -261,6 +262,7 @@ class ControlPlane:
             logs=self.store,
             hub=self.hub,
             events=self.events,
+            inputs=InputRelay(jobs=self.jobs, workers=self.workers, events=self.events),
         )
 
         def new_session() -> WorkerSession:

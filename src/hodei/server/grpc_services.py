@@ -99,6 +99,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         logs: LogStore,
         hub: LogHub,
         events: JobEvents,
+        inputs: InputRelay,
     ) -> None:
         self._jobs = jobs
         self._workers = workers
@@ -106,7 +107,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._logs = logs
         self._hub = hub
         self._events = events
-        self._input = InputRelay(jobs=jobs, workers=workers, events=events)
+        self._input = inputs
 
     def _pb(self, job: Job) -> types_pb2.Job:
         return convert.job_to_pb(job)
