@@ -448,3 +448,15 @@ POD = Origin(bound=True, running=True, address="10.244.1.7")
 )
 def test_check_origin(origin: Origin, peer: str, verdict: OriginCheck) -> None:
     assert check_origin(origin, peer) is verdict
+
+
+def test_a_create_waiting_for_the_api_server_shows_the_providers_sentence() -> None:
+    busy = WorkerStatus(
+        WorkerId("w"),
+        JobId("j"),
+        WorkerPhase.PENDING,
+        Reason("ProviderError"),
+        "Kubernetes API busy, retrying: HTTP 429: Too many requests",
+    )
+    assert lifecycle.waiting_reason_of_status(busy) == busy.message
+    assert lifecycle.state_for_status(JobState.STARTING, busy) is None  # it stays STARTING

@@ -114,8 +114,10 @@ def waiting_reason_of_status(status: WorkerStatus) -> str | None:
     """What a spinner shows while the worker is not running yet; None when not waiting."""
     if status.phase is not WorkerPhase.PENDING:
         return None
-    if status.reason == reasons.QUOTA_EXCEEDED and status.message:
-        return status.message  # the provider's "waiting for quota: exceeded quota: ..."
+    if status.reason in (reasons.QUOTA_EXCEEDED, reasons.PROVIDER_ERROR) and status.message:
+        # The provider's own sentence: "waiting for quota: exceeded quota: ...",
+        # "Kubernetes API busy, retrying: ...".
+        return status.message
     if status.reason and status.message:
         return f"{status.reason}: {status.message}"
     return status.reason or status.message or "waiting for the worker to start"

@@ -222,6 +222,7 @@ class KubernetesProvider:
         self._held: dict[WorkerId, list[WorkerStatus]] = {}
         # Pods this provider asked to delete: a deletion it did not ask for is a disruption.
         self._deleting: set[WorkerId] = set()
+        self._creating: set[WorkerId] = set()  # creates in flight (waiting for quota...)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -335,6 +336,16 @@ class KubernetesProvider:
         why. Returns ``None`` if the worker was deleted meanwhile; raises the last error
         (its message saying how long it waited) when the budget is spent."""
         wid = request.worker_id
+        self._creating.add(wid)
+        try:
+            return await self._create_until(request, body)
+        finally:
+            self._creating.discard(wid)
+
+    async def _create_until(
+        self, request: WorkerRequest, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        wid = request.worker_id
         budget = self._settings.pending_timeout
         started = self._clock.monotonic()
         retry = 0
@@ -373,6 +384,8 @@ class KubernetesProvider:
         except KubernetesApiError as exc:
             if not exc.not_found:
                 raise
+            if worker_id not in self._creating:  # no DELETED event will forget it
+                self._deleting.discard(worker_id)
         else:
             self.metrics.pods_deleted.inc()
 
