@@ -207,3 +207,10 @@ def test_worker_pods_ca_configmap() -> None:
     )
     with pytest.raises(SettingsError, match="HODEI_K8S_TLS_CA_CONFIGMAP"):
         load_kubernetes_settings({"HODEI_K8S_TLS_CA_CONFIGMAP": "Bad_Name"})
+
+
+def test_agent_certificate_as_pem_text() -> None:
+    env = {"HODEI_TLS": "1", "HODEI_TLS_CLIENT_CERT": "CERT", "HODEI_TLS_CLIENT_KEY": "KEY"}
+    assert load_client_settings(env).tls == ClientTls(cert_pem="CERT", key_pem="KEY")
+    with pytest.raises(SettingsError, match="HODEI_TLS_CLIENT_KEY"):
+        load_client_settings({"HODEI_TLS": "1", "HODEI_TLS_CLIENT_CERT": "CERT"})

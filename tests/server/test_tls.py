@@ -20,6 +20,7 @@ from hodei.domain.states import JobState
 from hodei.providers.fake import FakeProvider
 from hodei.server.auth import ListenError
 from hodei.server.tls import TlsError
+from hodei.server.worker_ca import META_KEY, WorkerCa
 from tests.fixtures.certs import LOOPBACK_NAMES, TlsFiles, make_ca
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.relay import Relay
@@ -237,3 +238,28 @@ async def test_certificates_are_reloaded_when_the_files_change(
                 await stale.list_jobs()
         assert await before.list_jobs() == []  # its connection was made before: still fine
     assert await _https_issuer(plane.http_port, new.cert_file) == "Rotated CA"
+
+
+@pytest.mark.slow
+async def test_a_job_runs_under_mtls_and_a_worker_certificate_cannot_use_the_jobs_api(
+    control_plane_factory: MakeControlPlane, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    """Every connection needs a client certificate: the CLI presents one signed by
+    HODEI_TLS_CLIENT_CA_FILE, the local agent one from the control plane's worker CA.
+    A worker's certificate opens no jobs API call."""
+    env = {**tls_files.server_env(), "HODEI_TLS_CLIENT_CA_FILE": str(tls_files.ca.cert_file)}
+    plane = await control_plane_factory(env=env)
+    ca = str(tls_files.ca.cert_file)
+    client_tls = ClientTls(ca, str(tls_files.client_cert), str(tls_files.client_key))
+    async with HodeiClient(plane.address, tls=client_tls) as client:
+        state, out = await _job_over(client, JobSpec(shell="echo mutual"))
+    assert (state, out) == (JobState.SUCCEEDED, b"mutual\n")
+    stored = await plane.store.get_meta(META_KEY)
+    assert stored is not None
+    worker = WorkerCa.from_pem(stored).issue("w-stolen")
+    stolen = ClientTls(ca, cert_pem=worker.cert_pem, key_pem=worker.key_pem)
+    async with HodeiClient(plane.address, tls=stolen) as client:
+        with pytest.raises(ClientError) as caught:
+            await client.list_jobs()
+    assert caught.value.code == "PERMISSION_DENIED"
+    assert "a worker's certificate may not call the jobs API" in str(caught.value)

@@ -40,10 +40,17 @@ def _read(variable: str, path: str | None) -> bytes | None:
 
 def channel_credentials(tls: ClientTls) -> grpc.ChannelCredentials:
     """gRPC credentials for ``tls``; raises :class:`TlsFileError` naming the variable."""
+    key: bytes | None
+    chain: bytes | None
+    if tls.cert_pem is not None and tls.key_pem is not None:
+        key, chain = tls.key_pem.encode(), tls.cert_pem.encode()
+    else:
+        key = _read("HODEI_TLS_KEY_FILE", tls.key_file)
+        chain = _read("HODEI_TLS_CERT_FILE", tls.cert_file)
     return grpc.ssl_channel_credentials(
         root_certificates=_read("HODEI_TLS_CA_FILE", tls.ca_file),
-        private_key=_read("HODEI_TLS_KEY_FILE", tls.key_file),
-        certificate_chain=_read("HODEI_TLS_CERT_FILE", tls.cert_file),
+        private_key=key,
+        certificate_chain=chain,
     )
 
 

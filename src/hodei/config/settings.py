@@ -122,6 +122,9 @@ class ClientTls:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    # An agent's certificate as PEM text (HODEI_TLS_CLIENT_CERT/_KEY, from its provider).
+    cert_pem: str | None = None
+    key_pem: str | None = None
 
 
 def _certificate_pair(env: Mapping[str, str]) -> tuple[str, str] | None:
@@ -171,11 +174,19 @@ def load_client_tls(env: Mapping[str, str]) -> ClientTls | None:
     """
     ca = _optional(env, "HODEI_TLS_CA_FILE", parsers.non_empty)
     pair = _certificate_pair(env)
+    cert_pem = _optional(env, "HODEI_TLS_CLIENT_CERT", parsers.non_empty)
+    key_pem = _optional(env, "HODEI_TLS_CLIENT_KEY", parsers.non_empty)
+    if (cert_pem is None) != (key_pem is None):
+        raise SettingsError(
+            "HODEI_TLS_CLIENT_KEY" if key_pem is None else "HODEI_TLS_CLIENT_CERT",
+            "",
+            "accepted: PEM text; HODEI_TLS_CLIENT_CERT and HODEI_TLS_CLIENT_KEY go together",
+        )
     wanted = ca is not None or pair is not None
     if not _read(env, "HODEI_TLS", parsers.boolean, wanted):
         return None
     cert, key = pair or (None, None)
-    return ClientTls(ca, cert, key)
+    return ClientTls(ca, cert, key, cert_pem, key_pem)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,25 @@ from hodei.domain.workers import WorkerPhase as WorkerPhase  # re-exported: part
 
 
 @dataclass(frozen=True)
+class AgentCertificate:
+    """A client certificate for one worker's agent (PEM), when the control plane requires
+    client certificates (mTLS); the agent gets it as HODEI_TLS_CLIENT_CERT/_KEY."""
+
+    cert_pem: str
+    key_pem: str
+
+
+def agent_certificate_env(certificate: AgentCertificate | None) -> dict[str, str]:
+    """The agent's variables for its client certificate (none without mTLS)."""
+    if certificate is None:
+        return {}
+    return {
+        "HODEI_TLS_CLIENT_CERT": certificate.cert_pem,
+        "HODEI_TLS_CLIENT_KEY": certificate.key_pem,
+    }
+
+
+@dataclass(frozen=True)
 class WorkerRequest:
     """Everything a provider needs to start the worker for one job attempt."""
 
@@ -33,6 +52,7 @@ class WorkerRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     profile: str | None = None
     secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)
+    agent_certificate: AgentCertificate | None = None  # mTLS only
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from hodei.server import grpc_services, recovery
 from hodei.server.auth import (
     ApiTokenInterceptor,
     ListenError,
+    WorkerCertificateGuard,
     check_listen_address,
     is_loopback_host,
 )
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from hodei.providers.local.launcher import Launcher
+    from hodei.server.worker_ca import WorkerCa
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,7 @@ class ControlPlane:
         self._grpc_port = 0
         self._http_port = 0
         self._certificates: CertificateFiles | None = None
+        self._worker_ca: WorkerCa | None = None
         self._parts: _Parts | None = None
 
     @property
@@ -186,7 +189,18 @@ class ControlPlane:
         self.instance = settings.instance or await self.store.set_meta_default(
             "instance", _new_instance_id()
         )
-        interceptors = [ApiTokenInterceptor(settings.api_token)] if settings.api_token else []
+        interceptors: list[grpc.aio.ServerInterceptor] = (
+            [ApiTokenInterceptor(settings.api_token)] if settings.api_token else []
+        )
+        if self._certificates is not None and self._certificates.tls.client_ca_file:
+            # mTLS: agents get certificates from the control plane's own CA. Imported here:
+            # without mTLS the control plane never loads the certificate library.
+            from hodei.server.worker_ca import META_KEY, WorkerCa
+
+            stored = await self.store.set_meta_default(META_KEY, WorkerCa.create().to_pem())
+            self._worker_ca = WorkerCa.from_pem(stored)
+            self._certificates.trust_clients_of(self._worker_ca.cert_pem)
+            interceptors.append(WorkerCertificateGuard(self._worker_ca.is_worker_certificate))
         try:
             self._grpc, self._grpc_port = grpc_services.create_server(
                 settings.grpc_address,
@@ -239,6 +253,7 @@ class ControlPlane:
             dispatch=self.dispatch,
             clock=self.clock,
             server_address=server_address,
+            issue_certificate=self._worker_ca.issue if self._worker_ca else None,
         )
         supervisor = Supervisor(
             jobs=self.jobs,

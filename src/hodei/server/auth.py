@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import inspect
 import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -178,11 +179,52 @@ def _denying_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
 
 
-class ApiTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Rejects JobService calls without the API token with UNAUTHENTICATED."""
+def _peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
+    found = (context.auth_context() or {}).get("x509_pem_cert")
+    return found[0] if found else None
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+
+def _checked_handler(
+    handler: grpc.RpcMethodHandler,
+    check: Callable[[grpc.aio.ServicerContext], Awaitable[None]],
+) -> grpc.RpcMethodHandler:
+    """``handler`` with ``check(context)`` run before its behaviour, whatever its kind."""
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+
+    async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await check(context)
+        behaviour = handler.unary_unary or handler.stream_unary
+        return await behaviour(request, context)
+
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await check(context)
+        behaviour = handler.unary_stream or handler.stream_stream
+        result = behaviour(request, context)
+        if inspect.isasyncgen(result):
+            async for item in result:
+                yield item
+        else:
+            await result
+
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(single, **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(single, **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming, **kwargs)
+    return grpc.stream_stream_rpc_method_handler(streaming, **kwargs)
+
+
+class _JobServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Hands JobService handlers to :meth:`guard`; other services pass untouched."""
+
+    def guard(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -192,6 +234,43 @@ class ApiTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(JOB_SERVICE_PREFIX):
             return handler
-        if bearer_ok(handler_call_details.invocation_metadata, self._token):
+        return self.guard(handler, handler_call_details)
+
+
+class WorkerCertificateGuard(_JobServiceInterceptor):
+    """Refuses JobService calls made with a worker's client certificate (PERMISSION_DENIED).
+
+    Worker certificates exist so agents pass a port that requires client certificates;
+    they stand in pod specs, so they must not open the jobs API the way a client's does.
+    """
+
+    def __init__(self, is_worker_certificate: Callable[[bytes], bool]) -> None:
+        self._is_worker = is_worker_certificate
+
+    async def _check(self, context: grpc.aio.ServicerContext) -> None:
+        pem = _peer_certificate(context)
+        if pem is not None and self._is_worker(pem):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "a worker's certificate may not call the jobs API: present a client "
+                "certificate signed by HODEI_TLS_CLIENT_CA_FILE",
+            )
+
+    def guard(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        return _checked_handler(handler, self._check)
+
+
+class ApiTokenInterceptor(_JobServiceInterceptor):
+    """Rejects JobService calls without the API token with UNAUTHENTICATED."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def guard(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        if bearer_ok(details.invocation_metadata, self._token):
             return handler
         return _denying_handler(handler)

@@ -9,14 +9,15 @@ jobs go now is a pure function of the queue and the counts (:func:`plan_dispatch
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hodei.domain.clock import Clock
+from hodei.domain.ids import WorkerId
 from hodei.domain.jobs import Job
 from hodei.domain.reasons import PROVIDER_ERROR, Failure
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerRecord
-from hodei.providers.base import Provider, ProviderError, WorkerRequest
+from hodei.providers.base import AgentCertificate, Provider, ProviderError, WorkerRequest
 from hodei.server import lifecycle
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook
@@ -74,7 +75,11 @@ class Scheduler:
         dispatch: Wakeup,
         clock: Clock,
         server_address: str,
+        issue_certificate: Callable[[WorkerId], AgentCertificate] | None = None,
     ) -> None:
+        """``issue_certificate``: each worker's client certificate, when the control plane
+        requires them (mTLS; see :mod:`hodei.server.worker_ca`)."""
+        self._issue_certificate = issue_certificate
         self._jobs = jobs
         self._workers = workers
         self._providers = providers
@@ -165,6 +170,9 @@ class Scheduler:
             labels=job.spec.labels,
             profile=job.spec.profile,
             secret_env=job.spec.secret_env,
+            agent_certificate=(
+                self._issue_certificate(record.id) if self._issue_certificate else None
+            ),
         )
         try:
             status = await provider.create_worker(request)

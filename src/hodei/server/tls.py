@@ -16,7 +16,7 @@ import logging
 import os
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -85,6 +85,7 @@ class CertificateFiles:
 
     def __init__(self, tls: ServerTls) -> None:
         self.tls = tls
+        self._extra_client_ca = b""
         self._lock = threading.Lock()
         self._signature = self._stat()
         self.material = self._load()  # raises TlsError: startup stops with the reason
@@ -108,7 +109,18 @@ class CertificateFiles:
             ),
         )
         _check(tls, material)
+        if material.client_ca is not None and self._extra_client_ca:
+            material = replace(
+                material, client_ca=material.client_ca.rstrip() + b"\n" + self._extra_client_ca
+            )
         return material
+
+    def trust_clients_of(self, ca_pem: bytes) -> None:
+        """Also accept client certificates issued by ``ca_pem`` (the workers' CA, see
+        :mod:`hodei.server.worker_ca`); only with a client CA (mTLS)."""
+        with self._lock:
+            self._extra_client_ca = ca_pem
+            self.material = self._load()
 
     def refresh(self) -> bool:
         """Re-read the files if they changed since the last look; True when new material

@@ -11,7 +11,7 @@ import pytest
 from hodei.config.settings import KubernetesSettings
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.jobs import Resources
-from hodei.providers.base import WorkerRequest
+from hodei.providers.base import AgentCertificate, WorkerRequest
 from hodei.providers.kubernetes.pods import (
     WorkerPodSpec,
     build_pod,
@@ -300,3 +300,11 @@ def test_tls_pods_dial_with_tls_and_mount_the_ca_configmap_read_only() -> None:
     plain = pod_for(dataclasses.replace(SETTINGS, tls_ca_configmap="hodei-ca"))
     assert not [e for e in plain["spec"]["containers"][0]["env"] if "TLS" in e["name"]]
     assert plain["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+
+
+def test_under_mtls_the_agent_gets_its_certificate_in_its_env() -> None:
+    certificate = AgentCertificate("CERT PEM", "KEY PEM")
+    pod = pod_for(dataclasses.replace(SETTINGS, worker_tls=True), agent_certificate=certificate)
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert (env["HODEI_TLS_CLIENT_CERT"], env["HODEI_TLS_CLIENT_KEY"]) == ("CERT PEM", "KEY PEM")
+    assert "HODEI_TLS_CLIENT_KEY" not in str(pod_for(SETTINGS))

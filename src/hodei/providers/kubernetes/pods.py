@@ -27,7 +27,7 @@ from typing import Any
 from hodei.config.settings import KubernetesSettings
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.quantities import parse_quantity
-from hodei.providers.base import WorkerRequest
+from hodei.providers.base import AgentCertificate, WorkerRequest, agent_certificate_env
 
 POD_NAME_PREFIX = "hodei-worker-"
 CONTAINER_NAME = "worker"  # the agent's container, in both shapes
@@ -126,6 +126,7 @@ class WorkerPodSpec:
     job_image: str | None = None
     tls: bool = False  # dial the control plane with TLS
     tls_ca_configmap: str | None = None  # verify it with this ConfigMap's ca.crt
+    agent_certificate: AgentCertificate | None = None  # mTLS: the agent's own certificate
 
     @classmethod
     def from_request(
@@ -163,6 +164,7 @@ class WorkerPodSpec:
             job_image=job_image,
             tls=settings.worker_tls,
             tls_ca_configmap=settings.tls_ca_configmap if settings.worker_tls else None,
+            agent_certificate=request.agent_certificate,
         )
 
 
@@ -209,6 +211,9 @@ def _agent_container(spec: WorkerPodSpec) -> dict[str, Any]:
     if spec.tls and spec.tls_ca_configmap:
         env.append({"name": "HODEI_TLS_CA_FILE", "value": f"{CA_MOUNT_PATH}/{CA_KEY}"})
         mounts.append({"name": CA_VOLUME, "mountPath": CA_MOUNT_PATH, "readOnly": True})
+    # A worker certificate passes only the TLS layer (see hodei.server.worker_ca).
+    certificate = agent_certificate_env(spec.agent_certificate)
+    env += [{"name": name, "value": value} for name, value in certificate.items()]
     if spec.job_image is not None:
         env.append({"name": "HODEI_LAUNCHER_DIR", "value": LAUNCHER_DIR})
         mounts.append({"name": LAUNCHER_VOLUME, "mountPath": LAUNCHER_DIR})

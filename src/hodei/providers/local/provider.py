@@ -42,6 +42,7 @@ from hodei.providers.base import (
     WorkerPhase,
     WorkerRequest,
     WorkerStatus,
+    agent_certificate_env,
 )
 from hodei.providers.local import procfs
 from hodei.providers.local.cgroups import Cgroups
@@ -206,6 +207,7 @@ class LocalProvider:
             "HODEI_WORKER_ID": request.worker_id,
             "HODEI_WORKER_TOKEN": request.token,
             **self._agent_tls,
+            **agent_certificate_env(request.agent_certificate),
         }
         # Marked before the first await, so a concurrent call for this id spawns nothing.
         self._statuses[request.worker_id] = WorkerStatus(
