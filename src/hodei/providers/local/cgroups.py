@@ -16,7 +16,9 @@ whatever they do. What the host offers decides what this module can do, and it s
   ``cpu.cfs_quota_us``.
 
 A limit the host cannot enforce is refused at submit (:meth:`Cgroups.unsupported`),
-never dropped. Paths and file formats: the kernel's cgroup-v2 and cgroup-v1 memory/cpu
+never dropped. A provider's directories (``hodei-<pid>-<random>``) exist only while it
+has workers; those left by a control plane that was killed are removed by the next one
+once they are empty. Paths and file formats: the kernel's cgroup-v2 and cgroup-v1 memory/cpu
 documentation (Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst).
 """
 
@@ -100,6 +102,36 @@ def _write(path: Path, text: str) -> bool:
     return True
 
 
+def _remove_stale(parent: Path) -> None:
+    """Remove the empty directories of providers whose process has ended (rmdir refuses a
+    cgroup that still holds a process, so nothing running is touched)."""
+    with contextlib.suppress(OSError):
+        for directory in parent.glob("hodei-*-*"):
+            owner = directory.name.split("-")[1]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                for child in directory.iterdir():
+                    if child.is_dir():
+                        with contextlib.suppress(OSError):
+                            child.rmdir()
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+
+
+def _probe(parent: Path, name: str, controllers: tuple[str, ...] = ()) -> frozenset[str] | None:
+    """Whether ``name`` can be created under ``parent`` (None if not) and which of
+    ``controllers`` can be enabled for its children; leaves nothing behind."""
+    _remove_stale(parent)
+    directory = _make(parent, name)
+    if directory is None:
+        return None
+    enabled = frozenset(
+        c for c in controllers if _write(directory / "cgroup.subtree_control", f"+{c}")
+    )
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+    return enabled
+
+
 @dataclass
 class Cgroups:
     """This provider's cgroup directories: one per hierarchy in use, a child per worker."""
@@ -110,7 +142,8 @@ class Cgroups:
 
     @classmethod
     def detect(cls, name: str) -> Cgroups:
-        """Create ``name`` under this process's own cgroups wherever that is allowed."""
+        """Where a directory ``name`` may be made under this process's own cgroups (it is
+        made with the first worker, and removed with the last)."""
         try:
             mounts = cgroup_mounts(Path("/proc/self/mountinfo").read_text())
             paths = cgroup_paths(Path("/proc/self/cgroup").read_text())
@@ -119,14 +152,10 @@ class Cgroups:
         found = cls()
         for mount in mounts:
             if mount.version == 2 and "" in paths and found.unified is None:
-                base = _make(_directory(mount, paths[""]), name)
-                if base is not None:
-                    found.unified = base
-                    found.v2_controllers = frozenset(
-                        c
-                        for c in ("memory", "cpu")
-                        if _write(base / "cgroup.subtree_control", f"+{c}")
-                    )
+                base = _directory(mount, paths[""]) / name
+                enabled = _probe(base.parent, name, ("memory", "cpu"))
+                if enabled is not None:
+                    found.unified, found.v2_controllers = base, enabled
         for mount in mounts:
             for controller in ("memory", "cpu"):
                 if (
@@ -136,8 +165,8 @@ class Cgroups:
                     and controller not in found.v1
                     and controller in paths
                 ):
-                    base = _make(_directory(mount, paths[controller]), name)
-                    if base is not None:
+                    base = _directory(mount, paths[controller]) / name
+                    if _probe(base.parent, name) is not None:
                         found.v1[controller] = base
         return found
 
@@ -177,6 +206,10 @@ class Cgroups:
         cpu = resources.cpu_limit or resources.cpu_request
         directories = []
         if self.unified is not None:
+            if not self.unified.is_dir():
+                self.unified.mkdir()
+                for controller in self.v2_controllers:
+                    (self.unified / "cgroup.subtree_control").write_text(f"+{controller}")
             own = self.unified / worker_id
             own.mkdir(exist_ok=True)
             directories.append(str(own))
@@ -189,7 +222,7 @@ class Cgroups:
                 (own / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
         if memory and "memory" in self.v1:
             own = self.v1["memory"] / worker_id
-            own.mkdir(exist_ok=True)
+            own.mkdir(parents=True, exist_ok=True)
             directories.append(str(own))
             limit = str(memory_bytes(memory))
             (own / "memory.limit_in_bytes").write_text(limit)
@@ -197,7 +230,7 @@ class Cgroups:
                 (own / "memory.memsw.limit_in_bytes").write_text(limit)
         if cpu and "cpu" in self.v1:
             own = self.v1["cpu"] / worker_id
-            own.mkdir(exist_ok=True)
+            own.mkdir(parents=True, exist_ok=True)
             directories.append(str(own))
             (own / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
             quota = max(1000, cpu_millicores(cpu) * CPU_PERIOD_US // 1000)
@@ -236,10 +269,12 @@ class Cgroups:
         return False
 
     def remove(self, worker_id: str) -> None:
-        """Remove the worker's cgroups (once they are empty: kill first)."""
+        """Remove the worker's cgroups (once they are empty: kill first), and this
+        provider's directories when no other worker's is left in them."""
         for directory in self._own(worker_id):
             with contextlib.suppress(OSError):
                 directory.rmdir()
+        self.close()
 
     def close(self) -> None:
         """Remove this provider's directories if no worker's is left in them."""
