@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -239,3 +240,26 @@ async def test_grpc_and_http_list_the_same_jobs(
     reply = await job_client.ListJobs(jobs_pb2.ListJobsRequest())
     page = await get(http, "/api/v1/jobs")
     assert [j.id for j in reply.jobs] == [j["id"] for j in page["items"]]
+
+
+async def test_a_page_of_jobs_is_bounded_in_bytes(
+    control_plane: ControlPlane, http: aiohttp.ClientSession
+) -> None:
+    from datetime import UTC, datetime
+
+    from hodei.domain.jobs import Job, JobSpec
+    from hodei.domain.states import JobState
+
+    now = datetime.now(UTC)
+    big = "x" * 100_000  # within the per-argument limit
+    for n in range(60):
+        spec = JobSpec(command=("echo", big, big, big, big, big, big, big, big))
+        await control_plane.store.save_job(Job(JobId(f"j-{n:03}"), spec, JobState.SUCCEEDED, now))
+    async with http.get("/api/v1/jobs?limit=60") as response:
+        raw = await response.read()
+    page = json.loads(raw)
+    assert len(raw) <= 4 * 1024 * 1024 + 2_000_000  # the bound, plus the one job that crosses it
+    assert 0 < len(page["items"]) < 60
+    assert page["next"] == page["items"][-1]["id"]
+    rest = await get(http, f"/api/v1/jobs?limit=60&after={page['next']}")
+    assert len(page["items"]) + len(rest["items"]) <= 60

@@ -3,8 +3,9 @@
 Shapes (job and worker objects are exactly those of ``hodei … -o json``):
 
 - ``GET /api/v1/jobs?state=S&label=K=V&limit=N&after=ID`` → ``{"items": [job…],
-  "next": ID|null}``: newest first; ``state`` and ``label`` repeat (a job must match one
-  of the states and every label); ``next`` is the ``after`` of the following page.
+  "next": ID|null}``: newest first, at most ``limit`` jobs and about 4 MiB; ``state``
+  and ``label`` repeat (a job must match one of the states and every label); ``next`` is
+  the ``after`` of the following page.
 - ``GET /api/v1/jobs/ID`` → job; ``POST /api/v1/jobs/ID/cancel`` → job after the request.
 - ``GET /api/v1/jobs/ID/logs?after=SEQ&limit_bytes=N`` → ``{"chunks": [{"sequence",
   "stream", "data"}], "next": SEQ, "more": bool, "ended": bool}``: chunks after ``SEQ``
@@ -22,12 +23,14 @@ Errors are ``{"error": "…"}`` with 400 (a parameter, named, and what it accept
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from hodei.api import shapes
+from hodei.api.convert import MAX_PAGE_BYTES
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job
 from hodei.domain.states import JobState
@@ -124,11 +127,18 @@ class ConsoleApi:
         page = await self._jobs.list(
             states=states, labels=labels, limit=limit + 1, after=JobId(after) if after else None
         )
-        items = page[:limit]
-        more = len(page) > limit
-        return web.json_response(
-            {"items": [self._dict(job) for job in items], "next": items[-1].id if more else None}
-        )
+        items: list[dict[str, Any]] = []
+        size = 0
+        for job in page[:limit]:
+            item = self._dict(job)
+            # Bounded in bytes as ListJobs is, so no job can make the listing huge.
+            item_size = len(json.dumps(item))
+            if items and size + item_size > MAX_PAGE_BYTES:
+                break
+            items.append(item)
+            size += item_size
+        more = len(page) > len(items)
+        return web.json_response({"items": items, "next": items[-1]["id"] if more else None})
 
     async def get_job(self, request: web.Request) -> web.Response:
         return web.json_response(self._dict(await self._job(request)))
