@@ -57,14 +57,15 @@ class Completed:
     stderr: str
 
 
-async def run_podman(podman: str, *args: str) -> Completed:
-    """Run one podman command to completion."""
+async def run_podman(podman: str, *args: str, cwd: Path | None = None) -> Completed:
+    """Run one podman command to completion (in ``cwd``, else this process's directory)."""
     process = await asyncio.create_subprocess_exec(
         podman,
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
     )
     try:
         out, err = await process.communicate()
@@ -226,7 +227,10 @@ class PodmanRuntime:
         self._workdir.mkdir(parents=True, exist_ok=True)
         manifest = self._workdir / f"{pod_name}.yaml"
         manifest.write_text(yaml.safe_dump(pod_manifest(launch), sort_keys=False))
-        played = await run_podman(self._podman, "kube", "play", str(manifest))
+        # conmon, which kube play leaves watching each container, works in the directory it
+        # was started from and drops a file named "oom" there when the kernel OOM-kills a
+        # container: keep that in the runtime's own directory.
+        played = await run_podman(self._podman, "kube", "play", str(manifest), cwd=self._workdir)
         init_exits = await self._init_exits(pod_name, launch, sink)
         if any(exit.exit_code != 0 for exit in init_exits.values()):
             return PodmanSandbox(self._podman, pod_name, manifest, {}, init_exits)

@@ -14,6 +14,7 @@ the emulator's process runtime has no image filesystems to place a launcher into
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -195,6 +196,8 @@ async def test_debian_without_python_timeout_and_oom(cluster: Cluster) -> None:
     done = await asyncio.wait_for(wait_done(stub, oom.id), 120)
     assert (done.state, done.exit_code, done.reason) == (JobState.FAILED, 137, "OOMKilled")
     assert done.message is not None and "64Mi" in done.message
+    # conmon notes an OOM kill in a file "oom" in its working directory: not this one.
+    assert not await asyncio.to_thread(os.path.exists, "oom")
     assert await cluster.pods_gone() == []
 
 
