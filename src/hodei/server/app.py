@@ -335,7 +335,12 @@ class ControlPlane:
                     providers=list(self.providers.values()),
                     metrics=self.metrics,
                     console=(
-                        ConsoleApi(jobs=self.jobs, controller=parts.controller, store=self.store),
+                        ConsoleApi(
+                            jobs=self.jobs,
+                            controller=parts.controller,
+                            logs=self.store,
+                            workers=self.store,
+                        ),
                         Gate(self.settings.api_token),
                     ),
                 ),

@@ -36,7 +36,7 @@ from hodei.domain.jobs import Job
 from hodei.domain.states import JobState
 from hodei.server.controller import JobController
 from hodei.server.jobs import JobBook
-from hodei.store.base import Store
+from hodei.store.base import LogStore, WorkerStore
 
 __all__ = ["ApiError", "ConsoleApi", "parse_job_query"]
 
@@ -92,10 +92,13 @@ def parse_job_query(states: list[str], labels: list[str]) -> tuple[list[JobState
 class ConsoleApi:
     """The ``/api/v1`` handlers over the control plane's job book, controller and store."""
 
-    def __init__(self, *, jobs: JobBook, controller: JobController, store: Store) -> None:
+    def __init__(
+        self, *, jobs: JobBook, controller: JobController, logs: LogStore, workers: WorkerStore
+    ) -> None:
         self._jobs = jobs
         self._controller = controller
-        self._store = store
+        self._logs = logs
+        self._workers = workers
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -159,7 +162,7 @@ class ConsoleApi:
         chunks: list[dict[str, Any]] = []
         more = False
         while True:
-            page = await self._store.read_logs(job.id, after=after, limit=_LOG_READ_CHUNKS)
+            page = await self._logs.read_logs(job.id, after=after, limit=_LOG_READ_CHUNKS)
             for chunk in page:
                 if chunks and budget < len(chunk.data):
                     more = True
@@ -187,7 +190,7 @@ class ConsoleApi:
         )
         await response.prepare(request)
         after = 0
-        while page := await self._store.read_logs(job.id, after=after, limit=_LOG_READ_CHUNKS):
+        while page := await self._logs.read_logs(job.id, after=after, limit=_LOG_READ_CHUNKS):
             for chunk in page:
                 await response.write(chunk.data)
             after = page[-1].sequence
@@ -197,7 +200,7 @@ class ConsoleApi:
     async def list_workers(self, request: web.Request) -> web.Response:
         active = request.query.get("active", "") in ("1", "true")
         job = request.query.get("job")
-        workers = await self._store.list_workers(active_only=active)
+        workers = await self._workers.list_workers(active_only=active)
         workers.reverse()  # newest first, as jobs
         if job:
             workers = [w for w in workers if w.job_id == job]
