@@ -25,7 +25,7 @@ import grpc
 import pytest
 
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
-from hodei.domain.jobs import Resources
+from hodei.domain.jobs import Resources, SecretKeyRef
 from hodei.domain.states import JobState
 from hodei.server.app import ControlPlane
 from kube_emulator.testing import RunningEmulator
@@ -50,10 +50,29 @@ pytestmark = [
 CONTROL_PLANE = ("hodei-system", "hodei-control-plane")
 
 
+# A pod profile whose "job" container gets env (a value, a ConfigMap key) and a
+# ConfigMap volume: for a job in its own image these land on the user's container.
+PROFILE = """\
+apiVersion: v1
+kind: Pod
+spec:
+  volumes: [{name: settings, configMap: {name: app-settings}}]
+  containers:
+    - name: job
+      env:
+        - {name: APP_PLAIN, value: plain value}
+        - {name: APP_OVERRIDDEN, value: from the profile}
+        - name: APP_MODE
+          valueFrom: {configMapKeyRef: {name: app-settings, key: mode}}
+      volumeMounts: [{name: settings, mountPath: /etc/app, readOnly: true}]
+"""
+
+
 @dataclass
 class Cluster:
     emulator: RunningEmulator
     plane: ControlPlane
+    plane_env: dict[str, str]
     busybox: str
     debian: str
     stub: jobs_pb2_grpc.JobServiceStub
@@ -79,18 +98,27 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return build_test_images(tmp_path_factory.mktemp("images"))
 
 
-def _plane_env(emulator: RunningEmulator) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> str:
+    directory = tmp_path_factory.mktemp("pod-templates")
+    (directory / "app.yaml").write_text(PROFILE)
+    return str(directory)
+
+
+def _plane_env(emulator: RunningEmulator, templates: str) -> dict[str, str]:
     return {
         "HODEI_K8S_ENABLED": "1",
         "HODEI_LOCAL_ENABLED": "0",
         "HODEI_K8S_KUBECONFIG": str(emulator.serviceaccount_kubeconfig(*CONTROL_PLANE)),
         "HODEI_WORKER_IMAGE": WORKER_IMAGE,
+        "HODEI_K8S_POD_TEMPLATES_DIR": templates,
     }
 
 
 @pytest.fixture
 async def cluster(
     images: tuple[str, str],
+    templates: str,
     kube_emulator_factory: object,
     control_plane_factory: MakeControlPlane,
 ) -> AsyncIterator[Cluster]:
@@ -104,9 +132,10 @@ async def cluster(
     )
     for name in ("namespace.yaml", "rbac.yaml", "network-policy.yaml"):
         emulator.apply_manifest(DEPLOY / name)
-    plane = await control_plane_factory(env=_plane_env(emulator))
+    env = _plane_env(emulator, templates)
+    plane = await control_plane_factory(env=env)
     async with grpc.aio.insecure_channel(plane.address) as channel:
-        yield Cluster(emulator, plane, busybox, debian, job_stub(channel))
+        yield Cluster(emulator, plane, env, busybox, debian, job_stub(channel))
 
 
 async def _first_output(stub: jobs_pb2_grpc.JobServiceStub, job_id: str) -> bytes:
@@ -211,7 +240,7 @@ async def test_output_survives_a_control_plane_restart(
     assert await asyncio.wait_for(_first_output(stub, job.id), 120) == b"before\n"
     address = cluster.plane.address
     await cluster.plane.stop(grace=0)
-    env = {**_plane_env(cluster.emulator), "HODEI_GRPC_ADDRESS": address}
+    env = {**cluster.plane_env, "HODEI_GRPC_ADDRESS": address}
     plane = await control_plane_factory(env=env)
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = job_stub(channel)
@@ -219,4 +248,32 @@ async def test_output_survives_a_control_plane_restart(
         assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
         out = output(await logs(stub, job.id))
         assert out == {"STDOUT": b"before\nafter\n", "STDERR": b"late\n"}
+    assert await cluster.pods_gone() == []
+
+
+@pytest.mark.timeout(300)
+async def test_profile_env_volume_and_secret_env_reach_the_command(cluster: Cluster) -> None:
+    for args in (
+        ("configmap", "app-settings", "--from-literal=mode=fast"),
+        ("secret", "generic", "db-creds", "--from-literal=password=s3cr3t"),
+    ):
+        made = cluster.emulator.kubectl("create", *args, "-n", "hodei-workers")
+        assert made.returncode == 0, made.stderr
+    script = (
+        'echo "$APP_PLAIN|$APP_MODE|$DB_PASSWORD|$APP_OVERRIDDEN|$JOB_OWN|$GREETING"; '
+        "cat /etc/app/mode; echo; env | grep ^HODEI_ | cut -d= -f1"
+    )
+    job = await submit(
+        cluster.stub, "busybox", "sh", "-c", script, image=cluster.busybox, profile="app",
+        env={"JOB_OWN": "own", "APP_OVERRIDDEN": "from the job"},
+        secret_env={"DB_PASSWORD": SecretKeyRef("db-creds", "password")},
+    )  # fmt: skip
+    done = await asyncio.wait_for(wait_done(cluster.stub, job.id), 120)
+    out = output(await logs(cluster.stub, job.id))
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0), out
+    # The container's env (the profile's values, the Secret's key, the image's ENV) is
+    # kept, the job's own variables go on top, and of Hodei's variables only the job id.
+    assert out["STDOUT"] == (
+        b"plain value|fast|s3cr3t|from the job|own|hello from the image\nfast\nHODEI_JOB_ID\n"
+    )
     assert await cluster.pods_gone() == []
