@@ -185,7 +185,13 @@ class WorkerSession:
             raise SessionError(exc.code, str(exc)) from None
         record = candidate.record
         try:
+            # Where the connection comes from first: a refused caller that waits for the
+            # watch holds no claim on the worker meanwhile.
             await self._check_origin(record, peer)
+            self._workers.reserve(record.id)
+        except AuthError as exc:
+            raise SessionError(exc.code, str(exc)) from None
+        try:
             admission = await self._workers.admit(candidate)
             job = await self._jobs.get(record.job_id)
             if job is None or job.worker_id != record.id:

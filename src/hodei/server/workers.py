@@ -127,12 +127,7 @@ class WorkerBook:
         return dict(Counter((r.provider, r.state.value) for r in self._records.values()))
 
     async def check(self, register: Register) -> Candidate:
-        """Check a Register message's credentials, consuming nothing; raises :class:`AuthError`.
-
-        A worker whose agent has a live stream (or another registration in progress) is
-        refused with ``ALREADY_EXISTS``: a live session cannot be taken over. On success
-        the worker is reserved until :meth:`admit` or :meth:`release`.
-        """
+        """Check a Register message's credentials, consuming nothing; raises :class:`AuthError`."""
         now = self._clock.now()
         if register.token:
             kind, secret = TokenKind.REGISTER, register.token
@@ -151,14 +146,21 @@ class WorkerBook:
         record = await self.fetch(register.worker_id)
         if record is None or not record.active:
             raise AuthError(f"worker {register.worker_id} is no longer wanted", permission=True)
-        if record.id in self._outboxes or record.id in self._admitting:
+        return Candidate(record, kind, digest)
+
+    def reserve(self, worker_id: WorkerId) -> None:
+        """Claim the worker for one registration until :meth:`connect` or :meth:`release`.
+
+        A worker whose agent has a live stream (or another registration in progress) is
+        refused with ``ALREADY_EXISTS``: a live session cannot be taken over.
+        """
+        if worker_id in self._outboxes or worker_id in self._admitting:
             raise AuthError(
-                f"worker {record.id} already has a live stream; a second one is refused "
+                f"worker {worker_id} already has a live stream; a second one is refused "
                 "(a resume is accepted once that stream has ended)",
                 code="ALREADY_EXISTS",
             )
-        self._admitting.add(record.id)
-        return Candidate(record, kind, digest)
+        self._admitting.add(worker_id)
 
     async def admit(self, candidate: Candidate) -> Admission:
         """Consume the candidate's token and hand out the next resume token (each resume
@@ -175,7 +177,7 @@ class WorkerBook:
         return Admission(record, resume, first=candidate.kind is TokenKind.REGISTER)
 
     def release(self, worker_id: WorkerId) -> None:
-        """End a reservation made by :meth:`check` that did not lead to :meth:`connect`."""
+        """End a reservation made by :meth:`reserve` that did not lead to :meth:`connect`."""
         self._admitting.discard(worker_id)
 
     def connect(self, worker_id: WorkerId, outbox: Outbox) -> None:
