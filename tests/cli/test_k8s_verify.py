@@ -71,6 +71,21 @@ def test_install_with_control_plane_checks_it_too(
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     _install(kube_emulator, "control-plane.yaml")
+    # Present is not enough: until its controller reports a replica available, it fails.
+    assert _verify(*_admin(kube_emulator)) == 1
+    assert "FAIL  Deployment hodei-control-plane in hodei-system: present but not available: " in (
+        capsys.readouterr().out
+    )
+    # What the Deployment controller writes once a replica is ready.
+    status = (
+        '{"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "conditions": '
+        '[{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}}'
+    )
+    patched = kube_emulator.kubectl(
+        "patch", "deployment", "hodei-control-plane", "-n", "hodei-system",
+        "--subresource=status", "--type=merge", "-p", status,
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
 
     assert _verify(*_admin(kube_emulator)) == 0
 
@@ -184,7 +199,8 @@ def test_without_read_access_it_exits_2_saying_so(
     _install(kube_emulator)
     sa = kube_emulator.serviceaccount_kubeconfig("hodei-system", "hodei-control-plane")
     assert _verify("--kubeconfig", str(sa)) == 2
-    assert "refused a read" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "refused a read: Forbidden (403)" in err and "run it with admin credentials" in err
 
 
 READER_RBAC = """

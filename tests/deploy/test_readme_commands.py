@@ -169,6 +169,17 @@ def test_readme_verification_and_troubleshooting_commands_answer_as_documented(
     emulator = kube_emulator_factory(kubelet=True, images=("alpine",), node_cpu="4")
     installed = run_install(emulator, "--with-control-plane")  # TLS objects too
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    # The emulator runs no Deployment controller: report a replica available as it would
+    # once the control plane's pod is ready (verify checks availability, not presence).
+    available = (
+        '{"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "conditions": '
+        '[{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}}'
+    )
+    patched = emulator.kubectl(
+        "patch", "deployment", "hodei-control-plane", "-n", "hodei-system",
+        "--subresource=status", "--type=merge", "-p", available,
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
     pending_pod = _unschedulable_worker_pod(emulator)
     for command in _readme_commands():
         result = _run(emulator, command, pending_pod)

@@ -14,6 +14,18 @@ from tests.deploy.manifests import find, of_kind
 LAYOUT = Layout()
 
 
+def _available(deployment: dict[str, Any], replicas: int = 1) -> dict[str, Any]:
+    """The Deployment as its controller reports it once a replica serves."""
+    deployment["status"] = {
+        "replicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
+        ],
+    }
+    return deployment
+
+
 def _installed(**changes: Any) -> ClusterState:
     """The state a correct install (with the control plane) reads back as."""
     namespaces = {}
@@ -33,7 +45,7 @@ def _installed(**changes: Any) -> ClusterState:
         config_map=find("ConfigMap", "hodei-provider-config"),
         access={q: q.allowed for q in verify.expected_access(LAYOUT)},
         access_identity=LAYOUT.control_plane_user,
-        deployment=find("Deployment", "hodei-control-plane"),
+        deployment=_available(find("Deployment", "hodei-control-plane")),
         service=find("Service", "hodei-control-plane"),
         api_token_secret={"data": {"token": "c2VjcmV0"}},
     )
@@ -49,8 +61,8 @@ def test_correct_install_passes_every_check() -> None:
     assert [r for r in results if r.status is not Status.OK] == []
     assert verify.exit_code(results) == 0
     # One line each: 2 namespaces, 2 accounts, role, binding, 2 policies, configmap,
-    # 11 access questions, deployment, service, secret.
-    assert len(results) == 23
+    # 11 access questions, deployment identity and availability, service, secret.
+    assert len(results) == 24
 
 
 def test_missing_role_binding_fails_with_the_fix() -> None:
@@ -154,6 +166,35 @@ def test_control_plane_is_optional_but_checked_when_deployed() -> None:
     [failure] = _failures(_installed(api_token_secret=None))
     assert failure.subject == "Secret hodei-api-token in hodei-system"
     assert "--with-control-plane" in failure.fix
+
+
+def test_a_deployment_that_is_present_but_not_available_fails_saying_why() -> None:
+    created = find("Deployment", "hodei-control-plane")  # no status: nothing ran yet
+    [failure] = _failures(_installed(deployment=created))
+    assert failure.detail == "present but not available: 0/1 replicas available"
+    assert "rollout status deployment/hodei-control-plane" in failure.fix
+    stuck = find("Deployment", "hodei-control-plane")
+    stuck["status"] = {
+        "replicas": 1,
+        "unavailableReplicas": 1,
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "False",
+                "reason": "MinimumReplicasUnavailable",
+                "message": "Deployment does not have minimum availability.",
+            }
+        ],
+    }
+    [failure] = _failures(_installed(deployment=stuck))
+    assert failure.detail == (
+        "present but not available: 0/1 replicas available (MinimumReplicasUnavailable: "
+        "Deployment does not have minimum availability.)"
+    )
+    ok = [r for r in verify.run_checks(LAYOUT, _installed()) if "available" in r.detail]
+    assert [r.line() for r in ok] == [
+        "ok    Deployment hodei-control-plane in hodei-system: available: 1/1 replicas"
+    ]
 
 
 @pytest.mark.parametrize("namespace", ["team-a", "hodei-workers"])

@@ -85,7 +85,10 @@ async def _maybe(api: k8s.ApiClient, read: Awaitable[Any]) -> JsonObject | None:
             return None
         if exc.status in (401, 403):
             raise VerifyError(
-                f"the Kubernetes API refused a read: {exc.reason} ({exc.status})"
+                f"the Kubernetes API refused a read: {exc.reason} ({exc.status}). "
+                "Verifying reads namespaces, RBAC objects and NetworkPolicies, which the "
+                "control plane's own account may not: run it with admin credentials "
+                "(--kubeconfig/--context of a cluster administrator)"
             ) from exc
         raise
     result: JsonObject = api.sanitize_for_serialization(obj)

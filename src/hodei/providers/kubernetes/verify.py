@@ -385,9 +385,34 @@ def check_control_plane(layout: Layout, state: ClusterState) -> list[CheckResult
         results.append(CheckResult(Status.FAIL, subject, detail, _apply("control-plane.yaml")))
     else:
         results.append(CheckResult(Status.OK, subject, f"runs as {account}"))
+    results.append(_check_available(ns, state.deployment))
     results.append(_check_service(ns, state.service))
     results.append(_check_token_secret(ns, state))
     return results
+
+
+def _check_available(namespace: str, deployment: JsonObject) -> CheckResult:
+    """Present is not enough: the Deployment controller must report a replica available
+    (``status.availableReplicas`` and the ``Available`` condition, Kubernetes' apps/v1)."""
+    subject = f"Deployment {CONTROL_PLANE} in {namespace}"
+    desired = (deployment.get("spec") or {}).get("replicas", 1)
+    status = deployment.get("status") or {}
+    available = status.get("availableReplicas") or 0
+    condition = next(
+        (c for c in status.get("conditions") or () if c.get("type") == "Available"), None
+    )
+    if available >= 1 and (condition is None or condition.get("status") == "True"):
+        return CheckResult(Status.OK, subject, f"available: {available}/{desired} replicas")
+    why = ""
+    if condition is not None and (condition.get("reason") or condition.get("message")):
+        why = f" ({condition.get('reason') or ''}: {condition.get('message') or ''})"
+    fix = (
+        f"kubectl -n {namespace} rollout status deployment/{CONTROL_PLANE}; "
+        f"kubectl -n {namespace} describe deployment/{CONTROL_PLANE} and "
+        f"kubectl -n {namespace} logs deployment/{CONTROL_PLANE} say why"
+    )
+    detail = f"present but not available: {available}/{desired} replicas available{why}"
+    return CheckResult(Status.FAIL, subject, detail, fix)
 
 
 def _check_service(namespace: str, service: JsonObject | None) -> CheckResult:
