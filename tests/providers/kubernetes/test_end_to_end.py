@@ -38,7 +38,12 @@ async def test_timeout_exits_124_and_cleans_up(cluster_factory: Make) -> None:
     assert await cluster.no_pods_left() == []
 
 
-async def test_interrupt_cancels_the_job_and_deletes_the_pod(cluster_factory: Make) -> None:
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
+)
+async def test_a_stop_signal_cancels_the_job_and_deletes_the_pod(
+    cluster_factory: Make, signum: signal.Signals
+) -> None:
     cluster = await cluster_factory()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -56,9 +61,9 @@ async def test_interrupt_cancels_the_job_and_deletes_the_pod(cluster_factory: Ma
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert line == b"started\n"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 130
+    assert proc.returncode == 128 + signum
     assert await cluster.no_pods_left() == []
 
 
