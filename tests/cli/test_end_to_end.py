@@ -116,9 +116,13 @@ def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Serve
     port = first.port  # the restarted server listens where the workers dial
     servers.append(first)
     env = first.client_env
+    # The jobs run until the test lets them finish, so "mid run" holds however slow the
+    # machine is: they cannot end before the server is killed.
+    flag = tmp_path / "finish"
     job_ids = []
     for i in range(3):
-        result = hodei("run", "--detach", "--", "sh", "-c", f"sleep 4; echo done-{i}", env=env)
+        script = f"while [ ! -e {flag} ]; do sleep 0.05; done; echo done-{i}"
+        result = hodei("run", "--detach", "--", "sh", "-c", script, env=env)
         job_ids.append(result.stdout.decode().strip())
     wait_for(
         lambda: all(show(j, env)["state"] == "RUNNING" for j in job_ids),
@@ -130,6 +134,7 @@ def test_server_killed_mid_run_and_restarted(tmp_path: Path, servers: list[Serve
 
     second = Server(tmp_path, port)
     servers.append(second)
+    flag.touch()
     wait_for(
         lambda: all(
             show(j, env)["state"] not in ("QUEUED", "STARTING", "RUNNING") for j in job_ids
