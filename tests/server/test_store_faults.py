@@ -44,6 +44,7 @@ async def readyz(plane: ControlPlane) -> tuple[int, str]:
 
 
 def restarts(plane: ControlPlane, task: str) -> float:
+    assert plane.metrics.registry is not None
     value = plane.metrics.registry.get_sample_value(
         "hodei_background_restarts_total", {"task": task}
     )

@@ -117,7 +117,7 @@ class ControlPlane:
         self.store: Store = watched(
             store if store is not None else store_from_url(settings.database_url), clock=clock
         )
-        self.metrics = Metrics()
+        self.metrics = Metrics(exported=serve_http)
         self.events = JobEvents()
         self.hub = LogHub()
         self.jobs = JobBook(self.store, self.events, clock=clock)

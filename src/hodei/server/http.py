@@ -59,6 +59,8 @@ def build_app(
     """The aiohttp application serving the three endpoints (and the console, if given)."""
 
     async def metrics_handler(request: web.Request) -> web.Response:
+        if metrics.registry is None:  # Metrics(exported=False) record nothing to show
+            raise web.HTTPNotFound(text="metrics are not exported\n")
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -4,17 +4,23 @@ Gauges that describe "how many right now" (jobs by state, queue depth, workers b
 provider and state) are computed at scrape time from callbacks, so they can never drift
 from the control plane's own bookkeeping; latencies and failures are recorded as they
 happen.
+
+A control plane that serves no ``/metrics`` (the embedded one of ``hodei run``) keeps
+:class:`Metrics` unexported: its instruments record nothing and ``prometheus_client``
+(with the HTTP machinery it imports) is never loaded, which is a visible share of a
+one-command run's start-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hodei.domain.states import JobState
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -22,7 +28,38 @@ JobCounts = Callable[[], Mapping[JobState, int]]
 WorkerCounts = Callable[[], Mapping[tuple[str, str], int]]
 
 
-class _LiveCollector(Collector):
+class Counting(Protocol):
+    """A counter (``prometheus_client.Counter`` or the unexported stand-in)."""
+
+    def labels(self, *values: Any) -> Any: ...
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class Timing(Protocol):
+    """A histogram (``prometheus_client.Histogram`` or the unexported stand-in)."""
+
+    def labels(self, *values: Any) -> Any: ...
+    def observe(self, amount: float) -> None: ...
+
+
+class _Unexported:
+    """An instrument of a control plane without ``/metrics``: it records nothing, since
+    nothing could read it."""
+
+    def labels(self, *values: Any) -> _Unexported:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
+_UNEXPORTED = _Unexported()
+
+
+class _LiveCollector:
     def __init__(
         self, jobs: JobCounts, queue_depth: Callable[[], int], workers: WorkerCounts
     ) -> None:
@@ -31,6 +68,8 @@ class _LiveCollector(Collector):
         self._workers = workers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from prometheus_client.core import GaugeMetricFamily
+
         by_state = GaugeMetricFamily("hodei_jobs", "Jobs by state.", labels=["state"])
         counts = self._jobs()
         for state in JobState:
@@ -48,9 +87,25 @@ class _LiveCollector(Collector):
 
 
 class Metrics:
-    """Everything the control plane exports on ``/metrics``."""
+    """Everything the control plane exports on ``/metrics``.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    ``exported=False``: nothing serves ``/metrics``; ``registry`` is None and the
+    instruments record nothing (``prometheus_client`` is not imported)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, exported: bool = True) -> None:
+        self.registry: CollectorRegistry | None = None
+        self.dispatch_latency: Timing = _UNEXPORTED
+        self.worker_start_latency: Timing = _UNEXPORTED
+        self.jobs_failed: Counting = _UNEXPORTED
+        self.jobs_submitted: Counting = _UNEXPORTED
+        self.background_restarts: Counting = _UNEXPORTED
+        self.job_retries: Counting = _UNEXPORTED
+        if exported:
+            self._export(registry)
+
+    def _export(self, registry: CollectorRegistry | None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
         self.registry = registry if registry is not None else CollectorRegistry()
         self.dispatch_latency = Histogram(
             "hodei_dispatch_latency_seconds",
@@ -95,5 +150,7 @@ class Metrics:
     def watch(
         self, *, jobs: JobCounts, queue_depth: Callable[[], int], workers: WorkerCounts
     ) -> None:
-        """Export the live gauges, read from these callbacks at each scrape."""
-        self.registry.register(_LiveCollector(jobs, queue_depth, workers))
+        """Export the live gauges, read from these callbacks at each scrape (nothing when
+        unexported)."""
+        if self.registry is not None:
+            self.registry.register(_LiveCollector(jobs, queue_depth, workers))

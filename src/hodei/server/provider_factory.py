@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
-
 from hodei.config.settings import ServerSettings
 from hodei.domain.clock import SYSTEM_CLOCK, Clock
 from hodei.providers.base import Provider
@@ -21,6 +19,8 @@ from hodei.providers.local import LocalProvider
 from hodei.supervision import Background
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from hodei.providers.local.launcher import Launcher
 
 
@@ -28,7 +28,7 @@ async def build_providers(
     settings: ServerSettings,
     *,
     instance: str,
-    registry: CollectorRegistry,
+    registry: CollectorRegistry | None,
     state_dir: Path | None = None,
     local_launcher: Launcher | None = None,
     loops: Background | None = None,
