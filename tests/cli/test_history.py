@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,3 +73,35 @@ def test_embedded_runs_are_listed_shown_and_read_without_a_server(tmp_path: Path
     assert hodei("jobs", "logs", "-f", failed, env=env).returncode == 3
     missing = hodei("jobs", "show", "j-nothere", env=env)
     assert missing.returncode == 125 and b"not found in" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_early_ends_the_listing_quietly(tmp_path: Path) -> None:
+    """``hodei jobs list | head -1``: exit 141 as a shell reports SIGPIPE, no traceback."""
+    import asyncio
+    import subprocess
+
+    from hodei.store.sqlite import SqliteStore
+
+    database = tmp_path / "jobs.db"
+
+    async def fill() -> None:
+        store = SqliteStore(database)
+        await store.open()
+        for n in range(6000):  # some 300 KB of table: more than a pipe and head take
+            await store.save_job(job(n, JobState.SUCCEEDED))
+        await store.close()
+
+    asyncio.run(fill())
+    env = clean_env(HODEI_DATABASE_URL=f"sqlite:///{database}")
+    command = 'python3 -m hodei jobs list --limit 0 | head -1; echo " ${PIPESTATUS[0]}"'
+    result = subprocess.run(
+        ["bash", "-c", command.replace("python3", sys.executable)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    header, status = result.stdout.decode().splitlines()
+    assert header.split() == ["ID", "STATE", "EXIT", "REASON", "AGE", "COMMAND"]
+    assert status == " 141", result.stderr
+    assert result.stderr == b""
