@@ -90,6 +90,14 @@ async def test_output_apart_exit_code_image_env_and_job_env(pod: Pod) -> None:
     assert pod.launcher.returncode == 3  # the container ends with the job's code
 
 
+async def test_the_job_env_goes_on_top_of_the_containers_own(pod: Pod) -> None:
+    # The container's env (the image's ENV, a pod profile's env, --secret-env values) stays;
+    # a name the job sets itself takes the job's value.
+    spec = command("sh", "-c", 'echo "$IMAGE_VAR|$PATH"', IMAGE_VAR="from the job")
+    _, record = await run(pod, spec)
+    assert record.output(STDOUT) == f"from the job|{pod.image_bin}:/usr/bin:/bin\n".encode()
+
+
 async def test_the_images_program_runs_not_busyboxs_applet(pod: Pod) -> None:
     ls = pod.image_bin / "ls"
     ls.write_text('#!/bin/sh\necho "image ls $0 $*"\n')
