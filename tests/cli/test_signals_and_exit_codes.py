@@ -144,3 +144,19 @@ def test_a_job_killed_by_the_kernel_keeps_the_signal_code(tmp_path: Path) -> Non
     """A job that dies of SIGKILL (what the OOM killer sends) exits 137 through hodei run."""
     result = hodei("run", "--", "sh", "-c", "kill -KILL $$", env=clean_env())
     assert result.returncode == 137, result.stderr
+
+
+def test_embedded_run_killed_outright_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the command no chance to cancel: its forked launcher sees the
+    command's end of their socket close, kills the worker and the job, and removes the
+    command's scratch directory."""
+    mark = uuid.uuid4().hex
+    env = clean_env(**{MARK: mark, "TMPDIR": str(tmp_path)})
+    with started_run(env) as run:
+        assert len(marked_processes(MARK, mark)) >= 3  # the command, its worker, the job
+        assert [p.name for p in tmp_path.glob("hodei-run-*")] != []
+        run.kill()
+        run.communicate(timeout=30)
+        assert run.returncode == -signal.SIGKILL
+    wait_for(lambda: marked_processes(MARK, mark) == [], timeout=15, what="nothing left")
+    wait_for(lambda: not list(tmp_path.glob("hodei-run-*")), timeout=15, what="scratch removed")

@@ -51,15 +51,17 @@ def embedded_settings(env: Mapping[str, str], directory: Path) -> ServerSettings
     )
 
 
-def forked_launcher() -> Launcher | None:
+def forked_launcher(scratch: Path) -> Launcher | None:
     """A worker launcher forked from this process, or ``None`` if a thread already runs
-    here (a fork copies only the calling thread; the provider then starts its own)."""
+    here (a fork copies only the calling thread; the provider then starts its own). If
+    this process is killed outright, the launcher ends its workers and removes
+    ``scratch``."""
     if threading.active_count() > 1:
         return None
     from hodei.providers.local.launcher import Launcher
     from hodei.worker.launcher import fork_launcher
 
-    pid, sock = fork_launcher()
+    pid, sock = fork_launcher(scratch=str(scratch))
     return Launcher.adopt(pid, sock)
 
 
@@ -89,10 +91,10 @@ async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
     from hodei.server.environ import wipe_from_environ
 
     wipe_from_environ()  # the jobs run as this user: keep its secrets out of their reach
-    launcher = forked_launcher()
+    directory = Path(tempfile.mkdtemp(prefix="hodei-run-"))
+    launcher = forked_launcher(directory)
     from hodei.server.app import ControlPlane
 
-    directory = Path(tempfile.mkdtemp(prefix="hodei-run-"))
     try:
         control_plane = ControlPlane(
             embedded_settings(settings_env, directory),

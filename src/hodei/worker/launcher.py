@@ -23,7 +23,11 @@ Messages over a ``SOCK_SEQPACKET`` Unix socket, one JSON object each:
 
 When the provider's end closes, the launcher stops accepting requests and exits once
 its last worker has ended; the workers themselves carry on (a next control plane adopts
-them).
+them). A launcher forked by a command for its own embedded control plane
+(:func:`fork_launcher`) is different: no control plane will come back for its workers,
+so when the command's end closes (the command exited, whatever ended it, SIGKILL
+included) it kills every worker with its job and removes the command's scratch
+directory.
 
 Run as ``python -m hodei.worker.launcher FD`` (FD: the socket), or forked from a
 process that has not started any thread yet (:func:`serve`).
@@ -37,6 +41,7 @@ import gc
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -123,6 +128,11 @@ class _Launcher:
         self.sock: socket.socket | None = sock
         self.workers: set[int] = set()
 
+    def end_workers(self) -> None:
+        """Kill every worker and what it started (their jobs have no owner left)."""
+        for pid in list(self.workers):
+            containment.kill_tree(pid)
+
     def launch(self, request: dict[str, Any], output: int | None) -> None:
         worker_id = str(request.get("launch", ""))
         if output is None:
@@ -163,8 +173,13 @@ class _Launcher:
                 containment.kill_tree(pid)
 
 
-def serve(sock: socket.socket) -> NoReturn:
-    """Serve launch requests on ``sock`` until it closes and no worker is left; exits."""
+def serve(
+    sock: socket.socket, *, workers_outlive_caller: bool = True, scratch: str | None = None
+) -> NoReturn:
+    """Serve launch requests on ``sock`` until it closes and no worker is left; exits.
+
+    With ``workers_outlive_caller`` false, the workers are killed when ``sock`` closes,
+    and the directory ``scratch`` (if given) is removed before exiting."""
     # What is loaded now is shared with every worker; frozen, the collector of a worker
     # never walks (and so never copies) those pages.
     gc.collect()
@@ -199,15 +214,22 @@ def serve(sock: socket.socket) -> NoReturn:
                     events.unregister(sock)
                     launcher.sock = None
                     sock.close()
+                    if not workers_outlive_caller:
+                        launcher.end_workers()
                     continue
                 launcher.launch(*received)
             launcher.reap()
     finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         os._exit(0)
 
 
-def fork_launcher() -> tuple[int, socket.socket]:
+def fork_launcher(*, scratch: str | None = None) -> tuple[int, socket.socket]:
     """Fork a launcher from this process; its pid and the provider's end of the socket.
+
+    The launcher serves this process only: when this process exits, however it ends, the
+    launcher kills the workers it started and removes the directory ``scratch``.
 
     Call it before this process starts any thread (gRPC's included): a fork copies only
     the calling thread. The launcher leaves the terminal's process group and closes every
@@ -227,7 +249,7 @@ def fork_launcher() -> tuple[int, socket.socket]:
             keep = theirs.fileno()
             os.closerange(3, keep)
             os.closerange(keep + 1, _max_fd())
-            serve(theirs)
+            serve(theirs, workers_outlive_caller=False, scratch=scratch)
         finally:
             os._exit(125)
     theirs.close()
