@@ -341,7 +341,12 @@ class ControlPlane:
                             logs=self.store,
                             workers=self.store,
                         ),
-                        Gate(self.settings.api_token),
+                        Gate(
+                            self.settings.api_token,
+                            client_certificates=bool(
+                                self.settings.tls and self.settings.tls.client_ca_file
+                            ),
+                        ),
                     ),
                 ),
                 self.settings.http_address,

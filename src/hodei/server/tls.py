@@ -168,6 +168,12 @@ def _http_context(tls: ServerTls) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file:
+        # Asked for, not required: the console and /api/v1 let in a client certificate
+        # signed by the operator's CA (only that CA: a worker's certificate fails here),
+        # while Prometheus and the probes connect without one.
+        context.load_verify_locations(cafile=tls.client_ca_file)
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
@@ -199,7 +205,8 @@ class _HttpContexts:
 def http_ssl_context(files: CertificateFiles) -> ssl.SSLContext:
     """An SSL context for the HTTP server that follows ``files`` (see the module docstring).
 
-    No client certificate is asked for: ``/metrics`` and the probes are read by
-    Prometheus and the kubelet, which are let in by network policy, not by certificate.
+    With ``HODEI_TLS_CLIENT_CA_FILE`` a client certificate is asked for but not required:
+    ``/metrics`` and the probes are read by Prometheus and the kubelet, which are let in by
+    network policy, not by certificate; the console's API checks it (``Gate``).
     """
     return _HttpContexts(files).current

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ from hodei.domain.ids import JobId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
+from tests.fixtures.certs import TlsFiles
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.server.helpers import submit, wait_done
 
@@ -263,3 +266,38 @@ async def test_a_page_of_jobs_is_bounded_in_bytes(
     assert page["next"] == page["items"][-1]["id"]
     rest = await get(http, f"/api/v1/jobs?limit=60&after={page['next']}")
     assert len(page["items"]) + len(rest["items"]) <= 60
+
+
+async def test_with_mtls_a_client_certificate_gets_in_and_probes_need_none(
+    control_plane_factory: MakeControlPlane, fake_provider: FakeProvider, tls_files: TlsFiles
+) -> None:
+    env = {**tls_files.server_env(), "HODEI_TLS_CLIENT_CA_FILE": str(tls_files.ca.cert_file)}
+    plane = await control_plane_factory(providers=[fake_provider], env=env)
+    base = f"https://127.0.0.1:{plane.http_port}"
+
+    def context(cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(tls_files.ca.cert_file))
+        if cert is not None:
+            ctx.load_cert_chain(str(cert), str(key))
+        return ctx
+
+    with_cert = aiohttp.TCPConnector(ssl=context(tls_files.client_cert, tls_files.client_key))
+    async with aiohttp.ClientSession(base, connector=with_cert) as client:
+        assert (await get(client, "/api/v1/jobs"))["items"] == []
+        assert await get(client, "/api/v1/session") == {
+            "auth_required": True,
+            "authenticated": True,
+        }
+    async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(ssl=context())) as anon:
+        await get(anon, "/api/v1/jobs", status=401)
+        async with anon.get("/healthz") as response:  # probes and Prometheus: no certificate
+            assert response.status == 200
+    # A certificate from a CA the operator did not name (as a worker's is) fails the
+    # handshake: it opens nothing.
+    foreign_cert, foreign_key = tls_files.other_ca.issue(
+        tls_files.server_cert.parent / "foreign", common_name="mallory", client=True
+    )
+    foreign = aiohttp.TCPConnector(ssl=context(foreign_cert, foreign_key))
+    async with aiohttp.ClientSession(base, connector=foreign) as mallory:
+        with pytest.raises(aiohttp.ClientError):
+            await get(mallory, "/api/v1/jobs")

@@ -85,7 +85,7 @@ def _session_handlers(gate: Gate) -> list[web.RouteDef]:
         if not isinstance(token, str):
             raise ApiError(400, 'body: give {"token": "<HODEI_API_TOKEN>"} as JSON')
         if gate.required and not gate.token_ok(token):
-            raise ApiError(401, "wrong API token")
+            raise ApiError(401, "wrong API token (or present a client certificate)")
         response = web.json_response({"auth_required": gate.required, "authenticated": True})
         if gate.required:
             gate.open_session(response, secure=request.secure)

@@ -22,10 +22,12 @@ _COOKIE_PURPOSE = b"hodei console session v1"
 
 
 class Gate:
-    """Checks requests against the API token (``None``: no authentication configured)."""
+    """Checks requests against the API token and, with ``client_certificates``, the
+    client certificate the TLS handshake verified (neither: no authentication)."""
 
-    def __init__(self, api_token: str | None) -> None:
+    def __init__(self, api_token: str | None, *, client_certificates: bool = False) -> None:
         self._token = api_token
+        self._certificates = client_certificates
         self._cookie = (
             hmac.new(api_token.encode(), _COOKIE_PURPOSE, hashlib.sha256).hexdigest()
             if api_token
@@ -34,7 +36,7 @@ class Gate:
 
     @property
     def required(self) -> bool:
-        return self._token is not None
+        return self._token is not None or self._certificates
 
     def token_ok(self, presented: str) -> bool:
         """Whether ``presented`` is the API token (constant time)."""
@@ -43,9 +45,15 @@ class Gate:
         )
 
     def allows(self, request: web.Request) -> bool:
-        """Whether the request carries the bearer token or a valid session cookie."""
-        if self._token is None:
+        """Whether the request carries the bearer token, a valid session cookie or a
+        verified client certificate."""
+        if not self.required:
             return True
+        transport = request.transport
+        if self._certificates and transport is not None and transport.get_extra_info("peercert"):
+            return True  # only a certificate the handshake verified is reported here
+        if self._token is None:
+            return False
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer ") and self.token_ok(header[len("Bearer ") :]):
             return True
@@ -55,7 +63,8 @@ class Gate:
 
     def open_session(self, response: web.StreamResponse, *, secure: bool) -> None:
         """Set the session cookie on ``response`` (only after :meth:`token_ok`)."""
-        assert self._cookie is not None
+        if self._cookie is None:
+            return  # certificates only: the handshake authenticates every request
         response.set_cookie(
             COOKIE, self._cookie, httponly=True, samesite="Strict", secure=secure, path="/"
         )
