@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 
-from hodei.api.v1 import jobs_pb2
+from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc
 from hodei.config.settings import load_server_settings
 from hodei.domain.ids import JobId
 from hodei.domain.jobs import Job, JobSpec
@@ -31,7 +31,6 @@ from hodei.domain.states import JobState
 from hodei.providers.fake import FakeProvider
 from hodei.server.app import ControlPlane
 from hodei.store import SqliteStore
-from tests.fixtures.stubs import job_stub
 
 
 async def fill(path: Path, count: int) -> None:
@@ -90,7 +89,7 @@ async def main(count: int, rounds: int) -> None:
                 aiohttp.ClientSession(base) as http,
                 grpc.aio.insecure_channel(plane.address) as channel,
             ):
-                stub = job_stub(channel)
+                stub = jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
 
                 def get(path: str) -> Callable[[], Awaitable[object]]:
                     async def call() -> object:
