@@ -269,12 +269,12 @@ class Cgroups:
         return False
 
     def remove(self, worker_id: str) -> None:
-        """Remove the worker's cgroups (once they are empty: kill first), and this
-        provider's directories when no other worker's is left in them."""
+        """Remove the worker's cgroups (once they are empty: kill first). This provider's
+        own directories stay for its next worker until :meth:`close`: removing and making
+        them again for each job costs the event loop milliseconds of kernel work per job."""
         for directory in self._own(worker_id):
             with contextlib.suppress(OSError):
                 directory.rmdir()
-        self.close()
 
     def close(self) -> None:
         """Remove this provider's directories if no worker's is left in them."""
