@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hodei.api import shapes
 from hodei.domain.ids import JobId, WorkerId
@@ -10,21 +10,8 @@ from hodei.domain.jobs import Job, JobSpec, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
-
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-JOB = Job(
-    id=JobId("j-abc"),
-    spec=JobSpec(shell="echo hi | wc", labels={"team": "ml"}),
-    state=JobState.FAILED,
-    created_at=NOW - timedelta(minutes=5),
-    started_at=NOW - timedelta(minutes=4),
-    finished_at=NOW - timedelta(minutes=3),
-    exit_code=3,
-    reason=Reason("NonZeroExit"),
-    message="exit code 3",
-    worker_id=None,
-    provider="local",
-)
+from tests.fixtures.samples import FAILED_SHELL_JOB as JOB
+from tests.fixtures.samples import NOW
 
 
 def test_job_json_has_the_documented_keys_with_nulls_and_utc_times() -> None:

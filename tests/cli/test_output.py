@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hodei.api.shapes import job_dict
 from hodei.cli import output
 from hodei.domain.ids import JobId, WorkerId
-from hodei.domain.jobs import Attempt, Job, JobSpec, SecretKeyRef
+from hodei.domain.jobs import Attempt, JobSpec, SecretKeyRef
 from hodei.domain.reasons import Reason
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase, WorkerRecord
-
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-JOB = Job(
-    id=JobId("j-abc"),
-    spec=JobSpec(shell="echo hi | wc", labels={"team": "ml"}),
-    state=JobState.FAILED,
-    created_at=NOW - timedelta(minutes=5),
-    started_at=NOW - timedelta(minutes=4),
-    finished_at=NOW - timedelta(minutes=3),
-    exit_code=3,
-    reason=Reason("NonZeroExit"),
-    message="exit code 3",
-    worker_id=None,
-    provider="local",
-)
+from tests.fixtures.samples import FAILED_SHELL_JOB as JOB
+from tests.fixtures.samples import NOW
 
 
 def test_waiting_reason_is_shown_while_the_job_waits() -> None:
