@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import aiohttp
+
 from hodei.api import convert
 from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.domain import reasons
 from hodei.domain.jobs import Job, JobSpec
 from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
+from hodei.domain.workers import WorkerPhase
+from hodei.providers.base import WorkerRequest, WorkerStatus
+from hodei.server.app import ControlPlane
 from tests.fixtures.waiting import eventually as eventually  # the one helper; old imports
 
 
@@ -54,3 +60,32 @@ async def wait_state(stub: jobs_pb2_grpc.JobServiceStub, job_id: str, state: Job
         if job.state is state:
             return job
     raise AssertionError(f"job {job_id} ended without reaching {state.value}")
+
+
+def waiting_for_quota(request: WorkerRequest) -> WorkerStatus:
+    """The status a Kubernetes provider reports while a worker's pod create waits for quota."""
+    return WorkerStatus(
+        request.worker_id,
+        request.job_id,
+        WorkerPhase.PENDING,
+        reason=reasons.QUOTA_EXCEEDED,
+        message="waiting for quota: exceeded quota: q",
+    )
+
+
+async def readyz(plane: ControlPlane) -> tuple[int, str]:
+    """``GET /readyz`` of ``plane``: status code and report."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{plane.http_port}/readyz") as reply,
+    ):
+        return reply.status, await reply.text()
+
+
+def restarts(plane: ControlPlane, task: str) -> float:
+    """How often the supervision restarted ``task`` (hodei_background_restarts_total)."""
+    assert plane.metrics.registry is not None
+    value = plane.metrics.registry.get_sample_value(
+        "hodei_background_restarts_total", {"task": task}
+    )
+    return value or 0.0

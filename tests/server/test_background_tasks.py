@@ -7,7 +7,6 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import grpc
 import pytest
 
@@ -22,7 +21,7 @@ from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import scripted_agent
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import eventually
-from tests.server.helpers import submit, wait_done
+from tests.server.helpers import readyz, restarts, submit, wait_done
 
 # Long enough that /readyz is seen answering 503 while the task waits to restart.
 VISIBLE = replace(FAST, restart_backoff=(0.5,), sweep_interval=timedelta(seconds=0.05))
@@ -57,22 +56,6 @@ class SabotagedProvider(FakeProvider):
     async def create_worker(self, request: WorkerRequest) -> WorkerStatus:  # worker creation
         self._trip("create_worker")
         return await super().create_worker(request)
-
-
-async def readyz(plane: ControlPlane) -> tuple[int, str]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{plane.http_port}/readyz") as reply,
-    ):
-        return reply.status, await reply.text()
-
-
-def restarts(plane: ControlPlane, task: str) -> float:
-    assert plane.metrics.registry is not None
-    value = plane.metrics.registry.get_sample_value(
-        "hodei_background_restarts_total", {"task": task}
-    )
-    return value or 0.0
 
 
 @pytest.mark.parametrize(

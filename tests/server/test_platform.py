@@ -28,7 +28,7 @@ from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import eventually
-from tests.server.helpers import submit, wait_done
+from tests.server.helpers import submit, wait_done, waiting_for_quota
 
 
 async def test_pending_diagnosis_becomes_waiting_reason_then_failure(
@@ -386,15 +386,7 @@ async def test_cancelling_a_job_waiting_for_quota_deletes_its_worker(
         stub = job_stub(channel)
         job = await submit(stub, "echo", "hi")
         request = await requests.get()
-        await provider.push(
-            WorkerStatus(
-                request.worker_id,
-                request.job_id,
-                WorkerPhase.PENDING,
-                reason=reasons.QUOTA_EXCEEDED,
-                message="waiting for quota: exceeded quota: q",
-            )
-        )
+        await provider.push(waiting_for_quota(request))
         cancelled = await stub.CancelJob(jobs_pb2.CancelJobRequest(id=job.id))
         assert convert.job_from_pb(cancelled).state is JobState.CANCELLED
     # Deleting the worker is what stops its provider's create from trying again.

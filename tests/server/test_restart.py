@@ -20,7 +20,6 @@ from hodei.api.messages import (
     ResultAck,
 )
 from hodei.api.v1 import jobs_pb2, types_pb2
-from hodei.domain import reasons
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
@@ -32,7 +31,7 @@ from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.scripted_worker import WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import eventually
-from tests.server.helpers import logs, output, submit, wait_done, wait_state
+from tests.server.helpers import logs, output, submit, wait_done, wait_state, waiting_for_quota
 
 
 async def test_jobs_survive_a_restart(control_plane_factory: MakeControlPlane) -> None:
@@ -217,15 +216,7 @@ async def test_job_waiting_for_quota_is_queued_afresh_after_a_restart(
         stub = job_stub(channel)
         job = await submit(stub, "echo", "hi")
         request = await requests.get()
-        await first.push(
-            WorkerStatus(
-                request.worker_id,
-                request.job_id,
-                WorkerPhase.PENDING,
-                reason=reasons.QUOTA_EXCEEDED,
-                message="waiting for quota: exceeded quota: q",
-            )
-        )
+        await first.push(waiting_for_quota(request))
         await wait_state(stub, job.id, JobState.QUEUED)
     await plane.stop(grace=0)  # its create, still waiting, dies with it
 

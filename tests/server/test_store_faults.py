@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import aiohttp
 import grpc
 import pytest
 
@@ -23,32 +22,15 @@ from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest
 from hodei.providers.fake import FakeProvider
-from hodei.server.app import ControlPlane
 from hodei.store import SqliteStore
 from tests.fixtures.control_plane import FAST, MakeControlPlane
 from tests.fixtures.faulty_store import FaultyStore
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient, scripted_agent
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import eventually
-from tests.server.helpers import logs, output, submit, wait_done, wait_state
+from tests.server.helpers import logs, output, readyz, restarts, submit, wait_done, wait_state
 
 QUICK = replace(FAST, restart_backoff=(0.05, 0.1))
-
-
-async def readyz(plane: ControlPlane) -> tuple[int, str]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{plane.http_port}/readyz") as reply,
-    ):
-        return reply.status, await reply.text()
-
-
-def restarts(plane: ControlPlane, task: str) -> float:
-    assert plane.metrics.registry is not None
-    value = plane.metrics.registry.get_sample_value(
-        "hodei_background_restarts_total", {"task": task}
-    )
-    return value or 0.0
 
 
 async def test_readyz_names_the_failing_store_until_it_recovers(
