@@ -16,7 +16,10 @@ Messages over a ``SOCK_SEQPACKET`` Unix socket, one JSON object each:
 
 * provider → launcher: ``{"launch": WORKER_ID, "env": {...}}`` with the log file's
   descriptor attached (``SCM_RIGHTS``); optional ``"cgroups": [DIR, ...]`` the worker
-  joins before it starts;
+  joins before it starts; optional ``"spare": NAME, "joined": [DIR, ...]``: the worker is
+  the spare prepared as ``NAME``, already in the cgroups ``joined``;
+* provider → launcher: ``{"prepare": NAME, "cgroups": [DIR, ...]}``: fork the next
+  worker now, as a spare that joins ``cgroups`` and then waits for its request;
 * launcher → provider: ``{"launched": WORKER_ID, "pid": N}`` or
   ``{"failed": WORKER_ID, "error": TEXT}``; later ``{"exited": N, "code": C}`` (``C`` as
   a shell reports it: 128+N for a signal).
@@ -28,6 +31,14 @@ them). A launcher forked by a command for its own embedded control plane
 so when the command's end closes (the command exited, whatever ended it, SIGKILL
 included) it kills every worker with its job and removes the command's scratch
 directory.
+
+A spare takes the slow part of a start off the job's path. Joining a cgroup makes the
+kernel wait for an RCU grace period (the write side of its thread-group lock), ≈10 ms
+here when nothing else joined one just before; a fork costs ≈1.5 ms. A spare does both
+while the control plane is still busy with the job before, then blocks on a socket of
+its own until its request comes (environment, output descriptor, the cgroups it must
+still join). It is still a fresh process that has run nothing: a fork of the unchanged
+launcher. A spare that was never used dies with the launcher's socket.
 
 Run as ``python -m hodei.worker.launcher FD`` (FD: the socket), or forked from a
 process that has not started any thread yet (:func:`serve`).
@@ -46,6 +57,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from hodei.domain import exitcodes
@@ -81,39 +93,82 @@ def _receive(sock: socket.socket) -> tuple[dict[str, Any], int | None] | None:
     return json.loads(data), (fds[0] if fds else None)
 
 
+def _reset_signals() -> None:
+    """In a forked child: the signal handling of a fresh interpreter."""
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _join(cgroups: Sequence[str]) -> None:
+    for directory in cgroups:
+        with open(os.path.join(directory, "cgroup.procs"), "w") as procs:
+            procs.write("0")
+
+
+def _run_agent(env: dict[str, str], output: int) -> NoReturn:
+    """In a detached child: stdin from ``/dev/null``, stdout/stderr to ``output``, no
+    other descriptor, exactly ``env``; run the agent and exit with its code."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.closerange(3, _max_fd())
+    os.environ.clear()
+    os.environ.update(env)
+    from hodei.config import SettingsError, load_worker_settings
+    from hodei.worker.entry import exit_now, run_worker
+
+    try:
+        settings = load_worker_settings(os.environ)
+    except SettingsError as exc:
+        print(f"hodei worker: {exc}", file=sys.stderr)
+        os._exit(2)
+    exit_now(run_worker(settings))
+
+
+def _cannot_start(exc: BaseException) -> NoReturn:
+    """A worker that cannot start says why in its log (or stderr) and exits 125."""
+    with contextlib.suppress(Exception):
+        os.write(2, f"hodei worker: cannot start: {exc!r}\n".encode())
+    os._exit(125)
+
+
 def _become_worker(env: dict[str, str], output: int, cgroups: Sequence[str]) -> NoReturn:
     """In the forked child: set up a clean process and run the agent; never returns."""
-    code = 125
     try:
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter
+        _reset_signals()
         os.setsid()
-        for directory in cgroups:
-            with open(os.path.join(directory, "cgroup.procs"), "w") as procs:
-                procs.write("0")
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        os.closerange(3, _max_fd())
-        os.environ.clear()
-        os.environ.update(env)
-        from hodei.config import SettingsError, load_worker_settings
-        from hodei.worker.entry import exit_now, run_worker
+        _join(cgroups)
+        _run_agent(env, output)
+    except BaseException as exc:
+        _cannot_start(exc)
 
-        try:
-            settings = load_worker_settings(os.environ)
-        except SettingsError as exc:
-            print(f"hodei worker: {exc}", file=sys.stderr)
-            code = 2
-        else:
-            exit_now(run_worker(settings))
-    except BaseException as exc:  # a worker that cannot start says why in its log
-        with contextlib.suppress(Exception):
-            os.write(2, f"hodei worker: cannot start: {exc!r}\n".encode())
-    os._exit(code)
+
+def _become_spare(sock: socket.socket, cgroups: Sequence[str]) -> NoReturn:
+    """In the forked child: detach, join ``cgroups``, then wait on ``sock`` for the
+    request and run it; exit quietly if the launcher hangs up first."""
+    try:
+        _reset_signals()
+        keep = sock.fileno()
+        os.closerange(3, keep)  # the launcher's socket and pipes are not the spare's
+        os.closerange(keep + 1, _max_fd())
+        os.setsid()
+        _join(cgroups)
+        received = _receive(sock)
+        if received is None:
+            os._exit(0)
+        request, output = received
+        if output is None:
+            raise OSError("no output descriptor")
+        os.dup2(output, 2)  # from now on, what goes wrong is for the worker's log
+        _join([str(c) for c in request.get("cgroups", ())])
+        env = {str(k): str(v) for k, v in dict(request.get("env", {})).items()}
+        sock.close()
+        _run_agent(env, output)
+    except BaseException as exc:
+        _cannot_start(exc)
 
 
 def _max_fd() -> int:
@@ -123,15 +178,53 @@ def _max_fd() -> int:
         return 65536
 
 
+@dataclass
+class _Spare:
+    name: str
+    pid: int
+    sock: socket.socket
+
+
 class _Launcher:
     def __init__(self, sock: socket.socket) -> None:
         self.sock: socket.socket | None = sock
         self.workers: set[int] = set()
+        self.spare: _Spare | None = None
 
     def end_workers(self) -> None:
         """Kill every worker and what it started (their jobs have no owner left)."""
         for pid in list(self.workers):
             containment.kill_tree(pid)
+
+    def end_spare(self) -> None:
+        """Kill the spare (it has run nothing) and wait for it, so that its cgroup is
+        empty once the launcher has answered or exited."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return
+        spare.sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spare.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(spare.pid, 0)
+
+    def prepare(self, request: dict[str, Any]) -> None:
+        """Fork the next worker ahead of its request (replacing an unused spare)."""
+        self.end_spare()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            cgroups = [str(c) for c in request.get("cgroups", ())]
+            _flush()
+            pid = os.fork()
+            if pid == 0:
+                _become_spare(theirs, cgroups)
+        except Exception as exc:
+            ours.close()
+            print(f"hodei launcher: cannot prepare a spare worker: {exc}", file=sys.stderr)
+            return
+        finally:
+            theirs.close()
+        self.spare = _Spare(str(request.get("prepare", "")), pid, ours)
 
     def launch(self, request: dict[str, Any], output: int | None) -> None:
         worker_id = str(request.get("launch", ""))
@@ -141,12 +234,12 @@ class _Launcher:
         try:
             env = {str(k): str(v) for k, v in dict(request.get("env", {})).items()}
             cgroups = [str(c) for c in request.get("cgroups", ())]
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(OSError, ValueError):
-                    stream.flush()
-            pid = os.fork()
-            if pid == 0:
-                _become_worker(env, output, cgroups)
+            pid = self._hand_to_spare(request, env, cgroups, output)
+            if pid is None:
+                _flush()
+                pid = os.fork()
+                if pid == 0:
+                    _become_worker(env, output, cgroups)
         except Exception as exc:
             _send(self.sock, {"failed": worker_id, "error": str(exc) or type(exc).__name__})
             return
@@ -154,6 +247,32 @@ class _Launcher:
             os.close(output)
         self.workers.add(pid)
         _send(self.sock, {"launched": worker_id, "pid": pid})
+
+    def _hand_to_spare(
+        self, request: dict[str, Any], env: dict[str, str], cgroups: list[str], output: int
+    ) -> int | None:
+        """The spare's pid once it has the request; None when it cannot take it (none
+        asked for, another one, or it died): the caller forks a worker instead."""
+        name = request.get("spare")
+        spare = self.spare
+        if name is None or spare is None:
+            return None
+        if spare.name != str(name):
+            self.end_spare()  # prepared for a request that never came
+            return None
+        self.spare = None
+        joined = {str(c) for c in request.get("joined", ())}
+        message = {"env": env, "cgroups": [c for c in cgroups if c not in joined]}
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, output.to_bytes(4, sys.byteorder))]
+        try:
+            spare.sock.sendmsg([json.dumps(message).encode()], ancillary)
+        except OSError:
+            # It died (killed from outside): whatever is left of it goes, a fork replaces it.
+            self.spare = spare
+            self.end_spare()
+            return None
+        spare.sock.close()
+        return spare.pid
 
     def reap(self) -> None:
         """Collect ended children; kill those that are not workers (orphans of a worker
@@ -168,9 +287,20 @@ class _Launcher:
             if pid in self.workers:
                 self.workers.discard(pid)
                 _send(self.sock, {"exited": pid, "code": _exit_code(status)})
+            elif self.spare is not None and pid == self.spare.pid:
+                self.spare.sock.close()
+                self.spare = None
+        spare = self.spare.pid if self.spare is not None else None
         for pid in containment.children(os.getpid()):
-            if pid not in self.workers:
+            if pid not in self.workers and pid != spare:
                 containment.kill_tree(pid)
+
+
+def _flush() -> None:
+    """Flush Python's buffers before a fork, so that no child writes them again."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 def serve(
@@ -214,10 +344,17 @@ def serve(
                     events.unregister(sock)
                     launcher.sock = None
                     sock.close()
+                    launcher.end_spare()
                     if not workers_outlive_caller:
                         launcher.end_workers()
                     continue
-                launcher.launch(*received)
+                request, output = received
+                if "prepare" in request:
+                    if output is not None:
+                        os.close(output)
+                    launcher.prepare(request)
+                else:
+                    launcher.launch(request, output)
             launcher.reap()
     finally:
         if scratch is not None:

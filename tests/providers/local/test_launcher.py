@@ -2,7 +2,9 @@
 
 Each job reports its working directory, umask, open descriptors, session and variable
 names; a job in between changes all of them before reporting. The job after it must
-report exactly what the job before it did, in a session of its own.
+report exactly what the job before it did, in a session of its own. The next worker is
+forked ahead of its job (a spare, already in its cgroup); the job runs in it, and when
+it is gone a fork on demand takes its place.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import pytest
 
 from hodei.api.v1 import jobs_pb2_grpc
 from hodei.domain.states import JobState
-from hodei.providers.local import LocalProvider
+from hodei.providers.local import LocalProvider, procfs
+from hodei.worker import containment
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.stubs import job_stub
+from tests.fixtures.waiting import eventually
 from tests.server.helpers import logs, output, submit, wait_done
 
 pytestmark = pytest.mark.slow
@@ -76,3 +80,80 @@ async def test_a_launcher_that_died_is_replaced(
         second = await report(stub)
     assert provider.launcher_pid not in (None, launcher)
     assert second["env"] == first["env"]
+
+
+def spare_of(provider: LocalProvider) -> int | None:
+    """The launcher's one child while no job runs: the spare, if there is exactly one."""
+    launcher = provider.launcher_pid
+    found = containment.children(launcher) if launcher is not None else []
+    return found[0] if len(found) == 1 else None
+
+
+def cgroup_v2(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
+async def test_the_next_job_runs_in_the_spare_forked_before_it(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        first = await report(stub)
+        await eventually(lambda: spare_of(provider) is not None)
+        spare = spare_of(provider)
+        assert spare is not None
+        # Ready before its job: in a session of its own and, where the host lets Hodei
+        # have cgroups, already in a cgroup of its own.
+        assert os.getsid(spare) == spare
+        unified = provider.cgroups.unified
+        if unified is not None:
+            assert cgroup_v2(spare).rpartition("/")[2].startswith("spare-")
+        second = await report(stub)
+    assert second["sid"] == spare  # the job's session is its worker's: the spare's
+    assert {k: v for k, v in second.items() if k != "sid"} == {
+        k: v for k, v in first.items() if k != "sid"
+    }
+
+
+async def test_a_spare_killed_before_its_job_is_replaced_by_a_fork(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        first = await report(stub)
+        await eventually(lambda: spare_of(provider) is not None)
+        spare = spare_of(provider)
+        assert spare is not None
+        os.kill(spare, signal.SIGKILL)
+        second = await report(stub)
+    assert second["sid"] != spare
+    assert second["env"] == first["env"]
+
+
+async def test_closing_the_provider_ends_the_spare_and_removes_its_cgroup(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    provider = LocalProvider(max_workers=1, state_dir=tmp_path / "workers")
+    plane = await control_plane_factory(providers=[provider])
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        await report(job_stub(channel))
+    await eventually(lambda: spare_of(provider) is not None)
+    spare = spare_of(provider)
+    assert spare is not None
+
+    async def no_worker() -> bool:
+        return not await provider.list_workers()
+
+    await eventually(no_worker)  # else the provider's directories stay for its workers
+    unified = provider.cgroups.unified
+    await plane.stop(grace=0)
+    assert not procfs.running(spare)  # killed and reaped by the launcher before it exited
+    if unified is not None:
+        assert not unified.exists()  # the spare's directory went, then the provider's

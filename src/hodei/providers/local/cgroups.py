@@ -197,20 +197,43 @@ class Cgroups:
             asked.append("cpu")
         return [name for name in asked if name not in self.enforceable()]
 
-    def create(self, worker_id: str, resources: Resources) -> list[str]:
+    def _unified_parent(self, unified: Path) -> None:
+        if not unified.is_dir():
+            unified.mkdir()
+            for controller in self.v2_controllers:
+                (unified / "cgroup.subtree_control").write_text(f"+{controller}")
+
+    def spare(self, name: str) -> list[str]:
+        """A directory ``name`` for a worker started ahead of its job (a spare): the
+        containment cgroup only, no limit (those come with the job, see :meth:`create`).
+
+        Raises OSError when it cannot be made.
+        """
+        if self.unified is None:
+            return []
+        self._unified_parent(self.unified)
+        own = self.unified / name
+        own.mkdir(exist_ok=True)
+        return [str(own)]
+
+    def create(
+        self, worker_id: str, resources: Resources, *, spare: str | None = None
+    ) -> list[str]:
         """The worker's cgroup directories, limits written; the launcher's child joins them.
 
+        ``spare``: the name given to :meth:`spare` for the process that becomes this
+        worker; its directory is renamed to the worker's (the process stays in it).
         Raises OSError when a directory or a limit cannot be written.
         """
         memory = resources.memory_limit or resources.memory_request
         cpu = resources.cpu_limit or resources.cpu_request
         directories = []
         if self.unified is not None:
-            if not self.unified.is_dir():
-                self.unified.mkdir()
-                for controller in self.v2_controllers:
-                    (self.unified / "cgroup.subtree_control").write_text(f"+{controller}")
+            self._unified_parent(self.unified)
             own = self.unified / worker_id
+            if spare is not None:
+                with contextlib.suppress(OSError):  # gone: the worker joins a new one
+                    (self.unified / spare).rename(own)
             own.mkdir(exist_ok=True)
             directories.append(str(own))
             if memory and "memory" in self.v2_controllers:

@@ -141,6 +141,16 @@ class Launcher:
             self._exits[pid] = future
         return future
 
+    async def prepare(self, name: str, cgroups: Sequence[str] = ()) -> None:
+        """Have the launcher fork the next worker now, as a spare named ``name`` that
+        joins ``cgroups`` and waits for :meth:`launch` with ``spare=name``.
+
+        Raises :class:`LauncherError`.
+        """
+        if not self.connected:
+            raise LauncherError("the worker launcher exited")
+        await self._send({"prepare": name, "cgroups": list(cgroups)})
+
     async def launch(
         self,
         worker_id: str,
@@ -148,24 +158,44 @@ class Launcher:
         output: int,
         *,
         cgroups: Sequence[str] = (),
+        spare: str | None = None,
+        joined: Sequence[str] = (),
     ) -> int:
-        """Fork a worker with exactly ``env``, stdout/stderr to ``output``; its pid.
+        """Start a worker with exactly ``env``, stdout/stderr to ``output``; its pid.
 
         ``cgroups``: directories whose ``cgroup.procs`` the worker joins before it runs.
+        ``spare``: the worker is the spare prepared under that name (see :meth:`prepare`),
+        already in the cgroups ``joined``; if it is gone, a new fork joins all of them.
         Raises :class:`LauncherError`.
         """
         if not self.connected:
             raise LauncherError("the worker launcher exited")
         self._start_reading()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._launches[worker_id] = future
-        message = json.dumps({"launch": worker_id, "env": dict(env), "cgroups": list(cgroups)})
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, output.to_bytes(4, sys.byteorder))]
+        message: dict[str, Any] = {"launch": worker_id, "env": dict(env), "cgroups": list(cgroups)}
+        if spare is not None:
+            message.update(spare=spare, joined=list(joined))
+        try:
+            await self._send(message, output)
+        except LauncherError:
+            self._launches.pop(worker_id, None)
+            raise
+        return await future
+
+    async def _send(self, message: dict[str, Any], descriptor: int | None = None) -> None:
+        """One message, with ``descriptor`` attached; waits while the socket is full."""
+        loop = asyncio.get_running_loop()
+        data = json.dumps(message).encode()
+        ancillary = (
+            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, descriptor.to_bytes(4, sys.byteorder))]
+            if descriptor is not None
+            else []
+        )
         while True:
             try:
-                self._sock.sendmsg([message.encode()], ancillary)
-                break
+                self._sock.sendmsg([data], ancillary)
+                return
             except BlockingIOError:
                 writable = loop.create_future()
                 loop.add_writer(self._sock.fileno(), writable.set_result, None)
@@ -174,10 +204,8 @@ class Launcher:
                 finally:
                     loop.remove_writer(self._sock.fileno())
             except OSError as exc:
-                self._launches.pop(worker_id, None)
                 self.connected = False
                 raise LauncherError(f"cannot reach the worker launcher: {exc}") from exc
-        return await future
 
     async def wait_exit(self, pid: int) -> int | None:
         """The exit code of worker ``pid`` once it ends; ``None`` if the launcher is gone

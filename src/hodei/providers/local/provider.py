@@ -114,6 +114,7 @@ class LocalProvider:
         self._processes: dict[WorkerId, WorkerProcess] = {}
         self._deleting: set[WorkerId] = set()
         self._watchers: dict[WorkerId, asyncio.Task[Any]] = {}
+        self._spare: str | None = None  # the name of the worker the launcher has ready
 
     @property
     def name(self) -> str:
@@ -128,6 +129,11 @@ class LocalProvider:
         """The worker launcher's pid while one is connected (for diagnosis and tests)."""
         launcher = self._launcher
         return launcher.pid if launcher is not None and launcher.connected else None
+
+    @property
+    def cgroups(self) -> Cgroups:
+        """The cgroups this host lets the provider use (for diagnosis and tests)."""
+        return self._host_cgroups()
 
     def check_spec(self, spec: JobSpec) -> None:
         """Refuse what this provider cannot honour rather than drop it: an image, a pod
@@ -177,6 +183,8 @@ class LocalProvider:
             self._processes[worker_id] = record
             self._statuses[worker_id] = self._running(record)
             self._watch(record, self._watch_adopted(record))
+        if self._launcher is not None and self._launcher.connected:
+            await self._prepare_spare(self._launcher)  # handed in: ready for a first job
 
     async def close(self) -> None:
         """Stop watching; worker processes keep running (a next control plane adopts them).
@@ -189,8 +197,10 @@ class LocalProvider:
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
         if self._launcher is not None:
+            # The launcher kills the spare and waits for it before it reads on.
             await self._launcher.aclose(wait=0 if self._processes else LAUNCHER_EXIT_WAIT)
             self._launcher = None
+        self._forget_spare()
         if self._cgroups is not None and not self._processes:
             self._cgroups.close()
         if self._own_state_dir and not self._processes:
@@ -217,10 +227,16 @@ class LocalProvider:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         output = os.open(self._files.log_path(request.worker_id), flags, 0o600)
         try:
-            cgroups = self._host_cgroups().create(request.worker_id, request.resources)
             launcher = self._ready_launcher()
+            spare, self._spare = self._spare, None
+            host = self._host_cgroups()
+            cgroups = host.create(request.worker_id, request.resources, spare=spare)
+            # The spare sits in the directory that was renamed to the worker's.
+            joined = cgroups[:1] if spare is not None and host.unified is not None else []
             try:
-                pid = await launcher.launch(request.worker_id, env, output, cgroups=cgroups)
+                pid = await launcher.launch(
+                    request.worker_id, env, output, cgroups=cgroups, spare=spare, joined=joined
+                )
             except LauncherError:
                 if launcher.connected:
                     raise
@@ -239,15 +255,37 @@ class LocalProvider:
         status = self._running(record)
         self._statuses[request.worker_id] = status
         self._watch(record, self._watch_launched(record, launcher))
+        await self._prepare_spare(launcher)
         return status
+
+    async def _prepare_spare(self, launcher: Launcher) -> None:
+        """Have the launcher start the next worker now, in a cgroup of its own, so that
+        the next job does not wait for a fork and a cgroup join (see
+        :mod:`hodei.worker.launcher`). Without one, the next worker is forked on demand."""
+        name = f"spare-{secrets.token_hex(4)}"
+        try:
+            cgroups = self._host_cgroups().spare(name)
+            await launcher.prepare(name, cgroups)
+        except (LauncherError, OSError) as exc:
+            log.info("local provider: no spare worker: %s", exc)
+            self._host_cgroups().remove(name)
+            return
+        self._spare = name
 
     def _ready_launcher(self) -> Launcher:
         """The launcher, started now if there is none or the last one exited."""
         if self._launcher is None or not self._launcher.connected:
             if self._launcher is not None:
                 self._launcher.close()
+            self._forget_spare()
             self._launcher = Launcher.spawn(self._command, self._env)
         return self._launcher
+
+    def _forget_spare(self) -> None:
+        """The spare went with its launcher; its (empty) directory goes too."""
+        if self._spare is not None and self._cgroups is not None:
+            self._cgroups.remove(self._spare)
+        self._spare = None
 
     async def delete_worker(self, worker_id: WorkerId) -> None:
         """Let the worker leave, else SIGTERM it (it stops its job), else kill its session."""
