@@ -121,3 +121,30 @@ def test_limits_are_written_as_the_kernel_reads_them(tmp_path: Path) -> None:
     assert hybrid.describe().endswith(f"memory: cgroup v1 {memory}; cpu: cgroup v1 {cpu}")
     # Without limits a worker still gets its v2 cgroup (containment), nothing else.
     assert hybrid.create("w-3", Resources()) == [str(v2 / "w-3")]
+
+
+def test_an_ended_workers_cgroup_serves_the_next_only_as_good_as_new(tmp_path: Path) -> None:
+    v2, memory = tmp_path / "v2", tmp_path / "memory"
+    v2.mkdir()
+    memory.mkdir()
+    host = Cgroups(unified=v2, v2_controllers=frozenset({"memory"}), v1={})
+
+    def ended(name: str, resources: Resources | None = None, procs: str = "") -> Path:
+        host.create(name, resources or Resources())
+        (v2 / name / "cgroup.procs").write_text(procs)  # the kernel's file, as it reads
+        return v2 / name
+
+    ended("plain")
+    assert host.reusable("plain")
+    ended("busy", procs="4242\n")  # something left in it (not killed yet)
+    assert not host.reusable("busy")
+    ended("limited", Resources(memory_limit="64Mi"))  # a limit would hold the next job
+    assert not host.reusable("limited")
+    (ended("oom") / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert not host.reusable("oom")  # the counter would be read as the next job's OOM kill
+    assert not host.reusable("missing")
+
+    hybrid = Cgroups(unified=v2, v1={"memory": memory})
+    hybrid.create("v1-limited", Resources(memory_limit="64Mi"))
+    (v2 / "v1-limited" / "cgroup.procs").write_text("")
+    assert not hybrid.reusable("v1-limited")  # its v1 directory carries the limit

@@ -32,8 +32,10 @@ pytestmark = pytest.mark.slow
 REPORT = (
     "import json, os; umask = os.umask(0); os.umask(umask); print(json.dumps({"
     "'cwd': os.getcwd(), 'umask': umask, 'fds': sorted(os.listdir('/proc/self/fd')),"
-    "'sid': os.getsid(0), 'env': sorted(os.environ)}))"
+    "'sid': os.getsid(0), 'env': sorted(os.environ), 'cgroup': [line[3:] for line in "
+    "open('/proc/self/cgroup').read().splitlines() if line.startswith('0::')]}))"
 )
+PER_WORKER = ("sid", "cgroup")  # what is each worker's own
 CHANGES = "cd /tmp && umask 077 && export LEAKED=yes && exec 7>/dev/null 8</dev/null && exec "
 
 
@@ -59,8 +61,8 @@ async def test_a_job_sees_nothing_of_the_job_before(
     assert "LEAKED" in changed["env"]  # type: ignore[operator]
     assert {"7", "8"} <= set(changed["fds"])  # type: ignore[call-overload]
     # ...and the next one starts exactly as the first did, in a new session.
-    assert {k: v for k, v in after.items() if k != "sid"} == {
-        k: v for k, v in before.items() if k != "sid"
+    assert {k: v for k, v in after.items() if k not in PER_WORKER} == {
+        k: v for k, v in before.items() if k not in PER_WORKER
     }
     assert len({before["sid"], changed["sid"], after["sid"]}) == 3
     assert before["fds"] == ["0", "1", "2", "3"]  # stdin, the two pipes, the listing itself
@@ -90,6 +92,7 @@ def spare_of(provider: LocalProvider) -> int | None:
 
 
 def cgroup_v2(pid: int) -> str:
+    """The process's cgroup v2 path (``0::`` line of ``/proc/PID/cgroup``)."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         if line.startswith("0::"):
             return line[3:]
@@ -110,13 +113,14 @@ async def test_the_next_job_runs_in_the_spare_forked_before_it(
         # Ready before its job: in a session of its own and, where the host lets Hodei
         # have cgroups, already in a cgroup of its own.
         assert os.getsid(spare) == spare
-        unified = provider.cgroups.unified
-        if unified is not None:
-            assert cgroup_v2(spare).rpartition("/")[2].startswith("spare-")
+        in_cgroup = cgroup_v2(spare)
+        if provider.cgroups.unified is not None:
+            assert in_cgroup.rpartition("/")[2].startswith("slot-")
         second = await report(stub)
     assert second["sid"] == spare  # the job's session is its worker's: the spare's
-    assert {k: v for k, v in second.items() if k != "sid"} == {
-        k: v for k, v in first.items() if k != "sid"
+    assert second["cgroup"] == [in_cgroup]  # ...and so is its cgroup
+    assert {k: v for k, v in second.items() if k not in PER_WORKER} == {
+        k: v for k, v in first.items() if k not in PER_WORKER
     }
 
 

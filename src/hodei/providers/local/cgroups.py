@@ -203,11 +203,10 @@ class Cgroups:
             for controller in self.v2_controllers:
                 (unified / "cgroup.subtree_control").write_text(f"+{controller}")
 
-    def spare(self, name: str) -> list[str]:
-        """A directory ``name`` for a worker started ahead of its job (a spare): the
-        containment cgroup only, no limit (those come with the job, see :meth:`create`).
-
-        Raises OSError when it cannot be made.
+    def prepare(self, name: str) -> list[str]:
+        """The containment directory ``name`` (made if missing), for a worker started
+        ahead of its job (a spare): no limit yet, those come with the job (:meth:`create`
+        with the same name). Raises OSError when it cannot be made.
         """
         if self.unified is None:
             return []
@@ -216,13 +215,10 @@ class Cgroups:
         own.mkdir(exist_ok=True)
         return [str(own)]
 
-    def create(
-        self, worker_id: str, resources: Resources, *, spare: str | None = None
-    ) -> list[str]:
-        """The worker's cgroup directories, limits written; the launcher's child joins them.
+    def create(self, name: str, resources: Resources) -> list[str]:
+        """The worker's cgroup directories ``name``, limits written; the launcher's child
+        joins them (a spare made by :meth:`prepare` is in the first already).
 
-        ``spare``: the name given to :meth:`spare` for the process that becomes this
-        worker; its directory is renamed to the worker's (the process stays in it).
         Raises OSError when a directory or a limit cannot be written.
         """
         memory = resources.memory_limit or resources.memory_request
@@ -230,10 +226,7 @@ class Cgroups:
         directories = []
         if self.unified is not None:
             self._unified_parent(self.unified)
-            own = self.unified / worker_id
-            if spare is not None:
-                with contextlib.suppress(OSError):  # gone: the worker joins a new one
-                    (self.unified / spare).rename(own)
+            own = self.unified / name
             own.mkdir(exist_ok=True)
             directories.append(str(own))
             if memory and "memory" in self.v2_controllers:
@@ -244,7 +237,7 @@ class Cgroups:
                 quota = max(1000, cpu_millicores(cpu) * CPU_PERIOD_US // 1000)
                 (own / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
         if memory and "memory" in self.v1:
-            own = self.v1["memory"] / worker_id
+            own = self.v1["memory"] / name
             own.mkdir(parents=True, exist_ok=True)
             directories.append(str(own))
             limit = str(memory_bytes(memory))
@@ -252,7 +245,7 @@ class Cgroups:
             with contextlib.suppress(OSError):  # absent without swap accounting
                 (own / "memory.memsw.limit_in_bytes").write_text(limit)
         if cpu and "cpu" in self.v1:
-            own = self.v1["cpu"] / worker_id
+            own = self.v1["cpu"] / name
             own.mkdir(parents=True, exist_ok=True)
             directories.append(str(own))
             (own / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
@@ -260,13 +253,13 @@ class Cgroups:
             (own / "cpu.cfs_quota_us").write_text(str(quota))
         return directories
 
-    def _own(self, worker_id: str) -> list[Path]:
+    def _own(self, name: str) -> list[Path]:
         parents = [self.unified] if self.unified is not None else []
-        return [p / worker_id for p in [*parents, *self.v1.values()] if (p / worker_id).is_dir()]
+        return [p / name for p in [*parents, *self.v1.values()] if (p / name).is_dir()]
 
-    def kill(self, worker_id: str) -> None:
-        """SIGKILL every process left in the worker's cgroups."""
-        for directory in self._own(worker_id):
+    def kill(self, name: str) -> None:
+        """SIGKILL every process left in the worker's cgroups ``name``."""
+        for directory in self._own(name):
             try:
                 pids = (directory / "cgroup.procs").read_text().split()
             except OSError:
@@ -280,9 +273,9 @@ class Cgroups:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(int(pid), signal.SIGKILL)
 
-    def oom_killed(self, worker_id: str) -> bool:
-        """Whether the kernel killed a process of the worker for its memory limit."""
-        for directory in self._own(worker_id):
+    def oom_killed(self, name: str) -> bool:
+        """Whether the kernel killed a process in the cgroups ``name`` for lack of memory."""
+        for directory in self._own(name):
             for name in ("memory.events", "memory.oom_control"):
                 with contextlib.suppress(OSError, ValueError):
                     for line in (directory / name).read_text().splitlines():
@@ -291,11 +284,31 @@ class Cgroups:
                             return True
         return False
 
-    def remove(self, worker_id: str) -> None:
-        """Remove the worker's cgroups (once they are empty: kill first). This provider's
+    def reusable(self, name: str) -> bool:
+        """Whether the cgroups ``name`` of an ended worker can serve the next one as they
+        are: only the containment directory, empty, no limit written, no OOM kill counted
+        (the kernel's counters cannot be reset, and would be read as the next job's)."""
+        own = self._own(name)
+        if len(own) != 1 or self.unified is None or own[0].parent != self.unified:
+            return False
+        directory = own[0]
+        try:
+            if (directory / "cgroup.procs").read_text().strip():
+                return False
+            for limit in ("memory.max", "cpu.max"):
+                if (directory / limit).exists() and not (
+                    (directory / limit).read_text().startswith("max")
+                ):
+                    return False
+        except OSError:
+            return False
+        return not self.oom_killed(name)
+
+    def remove(self, name: str) -> None:
+        """Remove the cgroups ``name`` (once they are empty: kill first). This provider's
         own directories stay for its next worker until :meth:`close`: removing and making
         them again for each job costs the event loop milliseconds of kernel work per job."""
-        for directory in self._own(worker_id):
+        for directory in self._own(name):
             with contextlib.suppress(OSError):
                 directory.rmdir()
 

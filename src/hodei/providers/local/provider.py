@@ -115,6 +115,8 @@ class LocalProvider:
         self._deleting: set[WorkerId] = set()
         self._watchers: dict[WorkerId, asyncio.Task[Any]] = {}
         self._spare: str | None = None  # the name of the worker the launcher has ready
+        self._cgroup_of: dict[WorkerId, str] = {}  # the name of each worker's cgroups
+        self._idle_cgroups: list[str] = []  # left empty by ended workers, for spares
 
     @property
     def name(self) -> str:
@@ -201,8 +203,12 @@ class LocalProvider:
             await self._launcher.aclose(wait=0 if self._processes else LAUNCHER_EXIT_WAIT)
             self._launcher = None
         self._forget_spare()
-        if self._cgroups is not None and not self._processes:
-            self._cgroups.close()
+        if self._cgroups is not None:
+            for name in self._idle_cgroups:
+                self._cgroups.remove(name)
+            self._idle_cgroups.clear()
+            if not self._processes:
+                self._cgroups.close()
         if self._own_state_dir and not self._processes:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
@@ -229,9 +235,11 @@ class LocalProvider:
         try:
             launcher = self._ready_launcher()
             spare, self._spare = self._spare, None
+            # The worker's cgroups are named after the spare that becomes it, else after it.
+            name = spare if spare is not None else str(request.worker_id)
+            self._cgroup_of[request.worker_id] = name
             host = self._host_cgroups()
-            cgroups = host.create(request.worker_id, request.resources, spare=spare)
-            # The spare sits in the directory that was renamed to the worker's.
+            cgroups = host.create(name, request.resources)
             joined = cgroups[:1] if spare is not None and host.unified is not None else []
             try:
                 pid = await launcher.launch(
@@ -245,7 +253,8 @@ class LocalProvider:
                 pid = await launcher.launch(request.worker_id, env, output, cgroups=cgroups)
         except (LauncherError, OSError) as exc:
             del self._statuses[request.worker_id]
-            self._host_cgroups().remove(request.worker_id)
+            if request.worker_id in self._cgroup_of:
+                self._host_cgroups().remove(self._cgroup_of.pop(request.worker_id))
             raise ProviderError(f"cannot start the worker process: {exc}") from exc
         finally:
             os.close(output)
@@ -261,10 +270,12 @@ class LocalProvider:
     async def _prepare_spare(self, launcher: Launcher) -> None:
         """Have the launcher start the next worker now, in a cgroup of its own, so that
         the next job does not wait for a fork and a cgroup join (see
-        :mod:`hodei.worker.launcher`). Without one, the next worker is forked on demand."""
-        name = f"spare-{secrets.token_hex(4)}"
+        :mod:`hodei.worker.launcher`). Without one, the next worker is forked on demand.
+        The cgroup is one an earlier worker left empty if there is one: making and
+        removing one per job costs the event loop kernel time."""
+        name = self._idle_cgroups.pop() if self._idle_cgroups else f"slot-{secrets.token_hex(4)}"
         try:
-            cgroups = self._host_cgroups().spare(name)
+            cgroups = self._host_cgroups().prepare(name)
             await launcher.prepare(name, cgroups)
         except (LauncherError, OSError) as exc:
             log.info("local provider: no spare worker: %s", exc)
@@ -282,10 +293,21 @@ class LocalProvider:
         return self._launcher
 
     def _forget_spare(self) -> None:
-        """The spare went with its launcher; its (empty) directory goes too."""
+        """The spare went with its launcher; its directory goes too (once empty)."""
         if self._spare is not None and self._cgroups is not None:
             self._cgroups.remove(self._spare)
         self._spare = None
+
+    def _release_cgroups(self, worker_id: WorkerId) -> None:
+        """An ended worker's cgroups: kept for the next spare if they can serve it as
+        they are, else removed."""
+        name = self._cgroup_of.pop(worker_id, str(worker_id))
+        if self._cgroups is None:
+            return
+        if self._cgroups.reusable(name):
+            self._idle_cgroups.append(name)
+        else:
+            self._cgroups.remove(name)
 
     async def delete_worker(self, worker_id: WorkerId) -> None:
         """Let the worker leave, else SIGTERM it (it stops its job), else kill its session."""
@@ -362,7 +384,7 @@ class LocalProvider:
             # gone): whatever it left in its session must not outlive it.
             procfs.kill_session(record.pid)
         # Whatever escaped everything else is still in the worker's cgroup.
-        self._host_cgroups().kill(record.worker_id)
+        self._host_cgroups().kill(self._cgroup_name(record.worker_id))
         await self._exited(record, exit_code)
 
     async def _watch_adopted(self, record: WorkerProcess) -> None:
@@ -389,7 +411,7 @@ class LocalProvider:
         await self._notify(status)
 
     def _exit_message(self, record: WorkerProcess, exit_code: int | None) -> str:
-        if self._host_cgroups().oom_killed(record.worker_id):
+        if self._host_cgroups().oom_killed(self._cgroup_name(record.worker_id)):
             return f"worker process {record.pid}: a process was killed for its memory limit"
         if exit_code == 0:
             return "worker process exited"
@@ -420,5 +442,7 @@ class LocalProvider:
         self._watchers.pop(worker_id, None)
         self._deleting.discard(worker_id)
         self._files.remove(worker_id)
-        if self._cgroups is not None:
-            self._cgroups.remove(worker_id)
+        self._release_cgroups(worker_id)
+
+    def _cgroup_name(self, worker_id: str) -> str:
+        return self._cgroup_of.get(WorkerId(worker_id), worker_id)
