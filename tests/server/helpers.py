@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import aiohttp
 
@@ -14,6 +15,7 @@ from hodei.domain.logs import LogChunk
 from hodei.domain.states import JobState
 from hodei.domain.workers import WorkerPhase
 from hodei.providers.base import WorkerRequest, WorkerStatus
+from hodei.providers.local import LocalProvider
 from hodei.server.app import ControlPlane
 from tests.fixtures.waiting import eventually as eventually  # the one helper; old imports
 
@@ -89,3 +91,11 @@ def restarts(plane: ControlPlane, task: str) -> float:
         "hodei_background_restarts_total", {"task": task}
     )
     return value or 0.0
+
+
+class NetworkLocalProvider(LocalProvider):
+    """Local workers whose agents dial ``HODEI_SERVER_ADDRESS`` over gRPC rather than the
+    control plane's socket: for tests that watch what agents send over the network."""
+
+    async def create_worker(self, request: WorkerRequest) -> WorkerStatus:
+        return await super().create_worker(replace(request, server_socket=None))

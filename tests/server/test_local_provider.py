@@ -166,3 +166,19 @@ async def test_200_jobs_with_local_workers(
     failed = [(j.state, j.reason, j.message) for j in done if j.state is not JobState.SUCCEEDED]
     assert failed == []
     await eventually(lambda: not _live_workers(tmp_path / "workers"), within=30)
+
+
+async def test_local_agents_reach_the_control_plane_on_its_socket_not_over_grpc(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    # What workers would dial over gRPC leads nowhere: only the socket can carry the job.
+    plane, _ = await _plane(
+        control_plane_factory, tmp_path, env={"HODEI_SERVER_ADDRESS": "127.0.0.1:9"}
+    )
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "sh", "-c", 'echo "$HODEI_SERVER_SOCKET"')
+        done = await wait_done(stub, job.id)
+        chunks = await logs(stub, job.id)
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
+    assert output(chunks)["STDOUT"] == b"\n"  # the agent's variables are not the job's

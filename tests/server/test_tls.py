@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hodei.cli.client import ClientError, HodeiClient
-from hodei.config.settings import ClientTls
+from hodei.config.settings import ClientTls, load_server_settings
 from hodei.domain.jobs import JobSpec
 from hodei.domain.states import JobState
 from hodei.providers.fake import FakeProvider
@@ -22,8 +22,9 @@ from hodei.server.auth import ListenError
 from hodei.server.tls import TlsError
 from hodei.server.worker_ca import META_KEY, WorkerCa
 from tests.fixtures.certs import LOOPBACK_NAMES, TlsFiles, make_ca
-from tests.fixtures.control_plane import MakeControlPlane
+from tests.fixtures.control_plane import MakeControlPlane, base_env
 from tests.fixtures.relay import Relay
+from tests.server.helpers import NetworkLocalProvider
 
 
 async def _job_over(client: HodeiClient, spec: JobSpec) -> tuple[JobState, bytes]:
@@ -37,7 +38,7 @@ async def _job_over(client: HodeiClient, spec: JobSpec) -> tuple[JobState, bytes
 
 @pytest.mark.slow
 async def test_a_job_runs_over_tls_and_nothing_secret_crosses_the_wire(
-    control_plane_factory: MakeControlPlane, tls_files: TlsFiles
+    control_plane_factory: MakeControlPlane, tls_files: TlsFiles, tmp_path: Path
 ) -> None:
     """The local agent dials the control plane through a recording relay, and so does the
     client: the API token, the worker's token, the job's env value and its output are
@@ -51,7 +52,12 @@ async def test_a_job_runs_over_tls_and_nothing_secret_crosses_the_wire(
             "HODEI_API_TOKEN": token,
             "HODEI_SERVER_ADDRESS": relay.address,
         }
-        plane = await control_plane_factory(env=env)
+        workers = NetworkLocalProvider(
+            max_workers=2,
+            state_dir=tmp_path / "workers",
+            agent_tls=load_server_settings({**base_env(tmp_path), **env}).worker_tls,
+        )
+        plane = await control_plane_factory(providers=[workers], env=env)
         relay.target = plane.address
         tls = ClientTls(ca_file=str(tls_files.ca.cert_file))
         async with HodeiClient(relay.address, api_token=token, tls=tls) as client:
@@ -68,12 +74,15 @@ async def test_a_job_runs_over_tls_and_nothing_secret_crosses_the_wire(
 
 @pytest.mark.slow
 async def test_without_tls_the_relay_reads_everything(
-    control_plane_factory: MakeControlPlane,
+    control_plane_factory: MakeControlPlane, tmp_path: Path
 ) -> None:
     """The relay test's control: in plaintext, the same relay sees the values."""
     secret = "s3cr3t-value-" + os.urandom(8).hex()
     async with Relay() as relay:
-        plane = await control_plane_factory(env={"HODEI_SERVER_ADDRESS": relay.address})
+        workers = NetworkLocalProvider(max_workers=2, state_dir=tmp_path / "workers")
+        plane = await control_plane_factory(
+            providers=[workers], env={"HODEI_SERVER_ADDRESS": relay.address}
+        )
         relay.target = plane.address
         async with HodeiClient(relay.address) as client:
             state, _ = await _job_over(

@@ -266,7 +266,9 @@ class WorkerSettings:
 
     ``launcher_dir`` (``HODEI_LAUNCHER_DIR``, set by the Kubernetes provider for a job in
     its own image) is the directory shared with the launcher in the job's container;
-    unset, the agent runs the command itself.
+    unset, the agent runs the command itself. ``socket`` (``HODEI_SERVER_SOCKET``, set by
+    the local provider) is the control plane's Unix socket on this host, dialled before
+    ``server_address``.
     """
 
     server_address: str
@@ -274,6 +276,7 @@ class WorkerSettings:
     token: str
     tls: ClientTls | None = None  # HODEI_TLS / HODEI_TLS_CA_FILE, set by the provider
     launcher_dir: str | None = None
+    socket: str | None = None
 
 
 def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
@@ -290,10 +293,11 @@ def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
         token=values["HODEI_WORKER_TOKEN"],
         tls=load_client_tls(env),
         launcher_dir=_optional(env, "HODEI_LAUNCHER_DIR", _absolute_path),
+        socket=_optional(env, "HODEI_SERVER_SOCKET", _absolute_path),
     )
 
 
 def _absolute_path(text: str) -> str:
     if not text.startswith("/"):
-        raise ValueError("accepted: an absolute directory path")
+        raise ValueError("accepted: an absolute path")
     return text

@@ -53,6 +53,9 @@ class WorkerRequest:
     profile: str | None = None
     secret_env: Mapping[str, SecretKeyRef] = field(default_factory=dict)
     agent_certificate: AgentCertificate | None = None  # mTLS only
+    # The control plane's Unix socket for agents on its own host (HODEI_SERVER_SOCKET);
+    # a provider whose workers run elsewhere ignores it.
+    server_socket: str | None = None
 
 
 @dataclass(frozen=True)

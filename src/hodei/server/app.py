@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import shutil
 import string
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -45,6 +48,7 @@ from hodei.server.tls import CertificateFiles, grpc_credentials, http_ssl_contex
 from hodei.server.tuning import Tuning
 from hodei.server.wakeup import Wakeup
 from hodei.server.worker_session import WorkerSession
+from hodei.server.worker_socket import WorkerSocket
 from hodei.server.workers import WorkerBook
 from hodei.store import Store, sidecar_directory, store_from_url
 from hodei.store.base import StoreError
@@ -68,6 +72,7 @@ class _Parts:
     supervisor: Supervisor
     job_servicer: grpc_services.JobServicer
     worker_servicer: grpc_services.WorkerServicer
+    worker_socket: WorkerSocket | None = None
     health: health_aio.HealthServicer | None = None
 
 
@@ -141,6 +146,7 @@ class ControlPlane:
         self._certificates: CertificateFiles | None = None
         self._worker_ca: WorkerCa | None = None
         self._parts: _Parts | None = None
+        self._socket_dir: Path | None = None  # holds the local agents' socket
 
     @property
     def grpc_port(self) -> int:
@@ -224,11 +230,18 @@ class ControlPlane:
         else:
             built = self._given_providers
         self.providers = {p.name: p for p in built}
-        self._parts = self._assemble(worker_address(settings, self._grpc_port))
+        socket_path = None
+        if "local" in self.providers and self._worker_ca is None:
+            # Agents on this host skip gRPC (see hodei.server.worker_socket); not when
+            # workers must prove who they are with a certificate (mTLS), which a Unix
+            # socket does not carry. Short and private: a socket path has ≤107 bytes.
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="hodei-"))
+            socket_path = self._socket_dir / "worker.sock"
+        self._parts = self._assemble(worker_address(settings, self._grpc_port), socket_path)
         await self._serve(self._parts)
         log.info("control plane %s serving gRPC on %s", self.instance, self._grpc_port)
 
-    def _assemble(self, server_address: str) -> _Parts:
+    def _assemble(self, server_address: str, socket_path: Path | None) -> _Parts:
         """Build the parts that act on jobs, each from the primitives it needs."""
         controller = JobController(
             jobs=self.jobs,
@@ -242,6 +255,7 @@ class ControlPlane:
             platform_retries=self.settings.platform_retries,
             clock=self.clock,
         )
+        job_servicer, new_session = self._servicers(controller)
         scheduler = Scheduler(
             jobs=self.jobs,
             workers=self.workers,
@@ -253,6 +267,7 @@ class ControlPlane:
             dispatch=self.dispatch,
             clock=self.clock,
             server_address=server_address,
+            server_socket=str(socket_path) if socket_path is not None else None,
             issue_certificate=self._worker_ca.issue if self._worker_ca else None,
         )
         supervisor = Supervisor(
@@ -263,13 +278,20 @@ class ControlPlane:
             tuning=self.tuning,
             clock=self.clock,
         )
-        job_servicer, worker_servicer = self._servicers(controller)
-        return _Parts(controller, scheduler, supervisor, job_servicer, worker_servicer)
+        return _Parts(
+            controller,
+            scheduler,
+            supervisor,
+            job_servicer,
+            grpc_services.WorkerServicer(new_session),
+            WorkerSocket(new_session, socket_path) if socket_path is not None else None,
+        )
 
     def _servicers(
         self, controller: JobController
-    ) -> tuple[grpc_services.JobServicer, grpc_services.WorkerServicer]:
-        """The gRPC adapters: the client API, and one worker session per agent stream."""
+    ) -> tuple[grpc_services.JobServicer, Callable[[], WorkerSession]]:
+        """The client API's gRPC adapter, and a new worker session for each agent stream
+        (over gRPC or the local socket)."""
         job_servicer = grpc_services.JobServicer(
             jobs=self.jobs,
             workers=self.workers,
@@ -292,7 +314,7 @@ class ControlPlane:
                 origin_wait=self.tuning.origin_wait,
             )
 
-        return job_servicer, grpc_services.WorkerServicer(new_session)
+        return job_servicer, new_session
 
     async def _serve(self, parts: _Parts) -> None:
         """Start providers, recover, then open gRPC, HTTP and the loops."""
@@ -315,6 +337,8 @@ class ControlPlane:
             self._grpc, parts.job_servicer, parts.worker_servicer
         )
         await grpc_services.set_serving(parts.health, True)
+        if parts.worker_socket is not None:
+            await parts.worker_socket.start()
         self.background.supervise("scheduler", parts.scheduler.run)
         self.background.supervise("supervisor", parts.supervisor.run)
         await self._grpc.start()
@@ -383,14 +407,22 @@ class ControlPlane:
     async def _close(self, grace: float) -> None:
         """Close every part that was opened (once; a second call does nothing)."""
         health = self._parts.health if self._parts is not None else None
+        worker_socket = self._parts.worker_socket if self._parts is not None else None
         grpc_server, http = self._grpc, self._http
         self._grpc = self._http = None
         if self._parts is not None:
             self._parts.health = None
+            self._parts.worker_socket = None
         if health is not None:
             await health.enter_graceful_shutdown()
-        if grpc_server is not None:
-            await grpc_server.stop(grace)
+        # Agents on both transports get the same grace, at the same time.
+        await asyncio.gather(
+            grpc_server.stop(grace) if grpc_server is not None else asyncio.sleep(0),
+            worker_socket.close(grace) if worker_socket is not None else asyncio.sleep(0),
+        )
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         if http is not None:
             await http.cleanup()
         await self.background.close()

@@ -9,9 +9,7 @@ serve and always stop it with a grace period.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -253,28 +251,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[worker_pb2.ServerMessage]:
         session = self._new_session()
-        failure: list[SessionError] = []
-
-        async def consume() -> None:
-            try:
-                await session.run(_decoded(request_iterator), peer=context.peer())
-            except SessionError as exc:
-                failure.append(exc)
-            finally:
-                session.outbox.put_nowait(None)
-
-        reader = asyncio.create_task(consume())
         try:
-            while (message := await session.outbox.get()) is not None:
+            async for message in session.stream(_decoded(request_iterator), peer=context.peer()):
                 yield encode_server_message(message)
-            await _settle(reader)
-            if failure:
-                await context.abort(grpc.StatusCode[failure[0].code], str(failure[0]))
-        finally:
-            reader.cancel()
-
-
-async def _settle(task: Awaitable[None]) -> None:
-    """Wait briefly for the reader to finish (a replaced connection may still be reading)."""
-    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-        await asyncio.wait_for(asyncio.shield(task), 0.05)
+        except SessionError as exc:
+            await context.abort(grpc.StatusCode[exc.code], str(exc))

@@ -75,10 +75,13 @@ class Scheduler:
         dispatch: Wakeup,
         clock: Clock,
         server_address: str,
+        server_socket: str | None = None,
         issue_certificate: Callable[[WorkerId], AgentCertificate] | None = None,
     ) -> None:
-        """``issue_certificate``: each worker's client certificate, when the control plane
-        requires them (mTLS; see :mod:`hodei.server.worker_ca`)."""
+        """``server_socket``: the Unix socket agents on this host may dial instead
+        (:mod:`hodei.server.worker_socket`); ``issue_certificate``: each worker's client
+        certificate, when the control plane requires them (mTLS; see
+        :mod:`hodei.server.worker_ca`)."""
         self._issue_certificate = issue_certificate
         self._jobs = jobs
         self._workers = workers
@@ -88,6 +91,7 @@ class Scheduler:
         self._metrics = metrics
         self._background = background
         self._server_address = server_address
+        self._server_socket = server_socket
         self._wakeup = dispatch
         self._clock = clock
         self.paused = False
@@ -164,6 +168,7 @@ class Scheduler:
             job_id=job.id,
             token=token,
             server_address=self._server_address,
+            server_socket=self._server_socket,
             image=job.spec.image,
             resources=job.spec.resources,
             timeout_seconds=job.spec.timeout_seconds,

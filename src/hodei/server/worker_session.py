@@ -21,8 +21,9 @@ network busy at the same time, which is what lets one job's log run at disk spee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 
 from hodei.api.messages import (
@@ -110,6 +111,33 @@ class WorkerSession:
 
     def _send(self, message: ServerMessage) -> None:
         self.outbox.put_nowait(message)
+
+    async def stream(
+        self, messages: AsyncIterator[WorkerMessage], *, peer: str = ""
+    ) -> AsyncIterator[ServerMessage]:
+        """The session as a transport sees it: :meth:`run` over ``messages`` while this
+        yields what is for the agent; raises :class:`SessionError` (or the store's error)
+        once nothing is left to send if the session failed. Each transport (the gRPC
+        stream, the local socket) only encodes what this yields and how it ends."""
+        failure: list[SessionError] = []
+
+        async def consume() -> None:
+            try:
+                await self.run(messages, peer=peer)
+            except SessionError as exc:
+                failure.append(exc)
+            finally:
+                self.outbox.put_nowait(None)
+
+        reader = asyncio.create_task(consume())
+        try:
+            while (message := await self.outbox.get()) is not None:
+                yield message
+            await _settle(reader)
+            if failure:
+                raise failure[0]
+        finally:
+            reader.cancel()
 
     async def run(self, messages: AsyncIterator[WorkerMessage], *, peer: str = "") -> None:
         """Handle the stream until the agent hangs up; raises :class:`SessionError`.
@@ -301,3 +329,9 @@ class WorkerSession:
             raise _missing_chunks(last, stored)
         await self._controller.finish_with_result(record.id, result)
         self._send(ResultAck(result.job_id))
+
+
+async def _settle(task: Awaitable[None]) -> None:
+    """Wait briefly for the reader to finish (a replaced connection may still be reading)."""
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), 0.05)

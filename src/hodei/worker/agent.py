@@ -24,10 +24,11 @@ from typing import Protocol
 
 from hodei.api import messages as m
 from hodei.config import WorkerSettings
+from hodei.config.settings import ClientTls
 from hodei.domain.ids import WorkerId
 from hodei.domain.logs import LogStream
 from hodei.worker.backoff import backoff_delays
-from hodei.worker.connection import Connection, ConnectionLost, Rejected
+from hodei.worker.connection import Connection
 from hodei.worker.job import RunningJob
 from hodei.worker.launched import LauncherLink
 from hodei.worker.logbuffer import (
@@ -38,6 +39,8 @@ from hodei.worker.logbuffer import (
     LogBuffer,
 )
 from hodei.worker.process import PIPE_DRAIN_TIMEOUT
+from hodei.worker.socket_connection import SocketConnection
+from hodei.worker.stream_errors import ConnectionLost, Rejected
 
 __all__ = [
     "EXIT_DELIVERED",
@@ -48,6 +51,7 @@ __all__ = [
     "Agent",
     "AgentConnection",
     "AgentOptions",
+    "dial",
     "run_agent",
 ]
 
@@ -89,6 +93,17 @@ class AgentOptions:
     contain: bool = False
 
 
+async def dial(address: str, *, socket: str | None, tls: ClientTls | None) -> AgentConnection:
+    """A stream to the control plane: on its Unix ``socket`` when there is one and it
+    answers (an agent on its host), else over gRPC to ``address``."""
+    if socket is not None:
+        try:
+            return await SocketConnection.open(socket)
+        except OSError as exc:  # a control plane restarted since: its socket is elsewhere
+            log.info("control plane socket %s: %s; dialling %s", socket, exc, address)
+    return await Connection.open(address, tls=tls)
+
+
 class _SessionEnded(Exception):
     """The result was acknowledged: the agent's work is done."""
 
@@ -113,7 +128,7 @@ class Agent:
     ) -> None:
         self._settings = settings
         self._connector: Connector = connector or functools.partial(
-            Connection.open, tls=settings.tls
+            dial, socket=settings.socket, tls=settings.tls
         )
         self._options = options or AgentOptions()
         self._base_env = dict(os.environ if base_env is None else base_env)

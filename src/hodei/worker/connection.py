@@ -3,8 +3,10 @@
 This is the agent's only module that knows about gRPC (and the generated stub); the rest
 of the agent sends and receives the protocol's plain values, converted by the encoders
 and decoders the control plane uses too. A broken stream surfaces as
-:class:`ConnectionLost` (worth reconnecting) or :class:`Rejected` (the control plane
-refused this worker: reconnecting cannot help).
+:class:`~hodei.worker.stream_errors.ConnectionLost` (worth reconnecting) or
+:class:`~hodei.worker.stream_errors.Rejected` (the control plane refused this worker:
+reconnecting cannot help). Agents on the control plane's host use
+:mod:`hodei.worker.socket_connection` instead.
 """
 
 from __future__ import annotations
@@ -26,13 +28,8 @@ from hodei.api.messages import (
 from hodei.api.tls import TlsFileError, open_channel
 from hodei.api.v1 import worker_pb2_grpc
 from hodei.config.settings import ClientTls
+from hodei.worker.stream_errors import REJECTING_CODES, ConnectionLost, Rejected, failure
 
-_REJECTING = {
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.FAILED_PRECONDITION,
-}
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -44,17 +41,8 @@ _CHANNEL_OPTIONS = [
 CLOSE_TIMEOUT = 1.0
 
 
-class ConnectionLost(Exception):
-    """The stream broke or could not be opened; try again later."""
-
-
-class Rejected(Exception):
-    """The control plane refused this worker (bad or used token, unknown worker)."""
-
-
 def _failure(exc: grpc.aio.AioRpcError) -> Exception:
-    text = f"{exc.code().name}: {exc.details()}"
-    return Rejected(text) if exc.code() in _REJECTING else ConnectionLost(text)
+    return failure(exc.code().name, exc.details() or "")
 
 
 class Connection:
@@ -111,7 +99,7 @@ class Connection:
     async def _raise_status(self) -> None:
         code = await self._call.code()
         details = await self._call.details()
-        if code in _REJECTING:
+        if code.name in REJECTING_CODES:
             raise Rejected(f"{code.name}: {details}")
         raise ConnectionLost(f"stream ended: {code.name}: {details}")
 

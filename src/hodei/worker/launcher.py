@@ -398,7 +398,8 @@ def _warm() -> None:
     import hodei.config
     import hodei.worker.agent
     import hodei.worker.connection
-    import hodei.worker.entry  # noqa: F401
+    import hodei.worker.entry
+    import hodei.worker.socket_connection  # noqa: F401
 
 
 def main(argv: Sequence[str]) -> NoReturn:

@@ -222,6 +222,7 @@ class LocalProvider:
             "HODEI_SERVER_ADDRESS": request.server_address,
             "HODEI_WORKER_ID": request.worker_id,
             "HODEI_WORKER_TOKEN": request.token,
+            **({"HODEI_SERVER_SOCKET": request.server_socket} if request.server_socket else {}),
             **self._agent_tls,
             **agent_certificate_env(request.agent_certificate),
         }
