@@ -236,8 +236,9 @@ class LocalProvider:
         try:
             launcher = self._ready_launcher()
             spare, self._spare = self._spare, None
-            # The worker's cgroups are named after the spare that becomes it, else after it.
-            name = spare if spare is not None else str(request.worker_id)
+            # The worker's cgroups: those its spare joined, else ones an ended worker left
+            # (jobs in a burst outrun the spares), else new ones.
+            name = spare or (self._idle_cgroups.pop() if self._idle_cgroups else request.worker_id)
             self._cgroup_of[request.worker_id] = name
             host = self._host_cgroups()
             cgroups = host.create(name, request.resources)
