@@ -29,7 +29,6 @@ from hodei.config.settings import ClientTls
 from hodei.domain.ids import WorkerId
 from hodei.domain.logs import LogStream
 from hodei.worker.backoff import backoff_delays
-from hodei.worker.connection import Connection
 from hodei.worker.job import RunningJob
 from hodei.worker.launched import LauncherLink
 from hodei.worker.logbuffer import (
@@ -104,6 +103,10 @@ async def dial(address: str, *, socket: str | None, tls: ClientTls | None) -> Ag
             return await SocketConnection.open(socket)
         except OSError as exc:  # a control plane restarted since: its socket is elsewhere
             log.info("control plane socket %s: %s; dialling %s", socket, exc, address)
+    # Imported here: gRPC is ≈2 MB of memory that every local agent (forked from the
+    # launcher, see hodei.worker.launcher) would otherwise copy page tables for.
+    from hodei.worker.connection import Connection
+
     return await Connection.open(address, tls=tls)
 
 

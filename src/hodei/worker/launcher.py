@@ -397,7 +397,6 @@ def _warm() -> None:
     """Load what every worker needs once, here, so each fork inherits it ready."""
     import hodei.config
     import hodei.worker.agent
-    import hodei.worker.connection
     import hodei.worker.entry
     import hodei.worker.socket_connection  # noqa: F401
 
