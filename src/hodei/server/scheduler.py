@@ -112,7 +112,9 @@ class Scheduler:
                 await self._dispatch(job)
             chosen = {job.id for job in plan}
             for job in queued:
-                if job.id not in chosen and job.provider in capacity:
+                # One that already says why it waits keeps it (see _hold): skipped here
+                # without taking its lock, as a burst of queued jobs wakes this often.
+                if job.id not in chosen and job.provider in capacity and not job.waiting_reason:
                     reason = lifecycle.slot_waiting_reason(job.provider, capacity[job.provider])
                     await self._hold(job, reason)
 
