@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from hodei.api.v1 import jobs_pb2_grpc
+from hodei.api.v1 import jobs_pb2_grpc, types_pb2
+from hodei.api.v1.jobs_pb2 import WatchJobRequest
 from hodei.providers.local import LocalProvider
 from hodei.server.app import ControlPlane
 from tests.fixtures.browser import screenshot
@@ -212,6 +213,10 @@ async def test_large_output_is_paged_not_loaded_whole(
     # 40,000 numbered lines of 80 bytes: 3.2 MB, more than the 2 MiB loaded at first.
     script = "i=0; while [ $i -lt 40000 ]; do printf '%079d\\n' $i; i=$((i+1)); done"
     job = await submit(client, "sh", "-c", script, metadata=AUTH)
+    # All of it written first: the first page is then exactly the first 2 MiB, whatever
+    # the job had printed when the page opened.
+    views = [v async for v in client.WatchJob(WatchJobRequest(id=job.id), metadata=AUTH)]
+    assert views[-1].state == types_pb2.SUCCEEDED
     await login(browser_page, plane)
     await browser_page.goto(f"http://127.0.0.1:{plane.http_port}/#/jobs/{job.id}")
     more = browser_page.locator("#log-more")
