@@ -8,10 +8,8 @@ jobs and reconnects can be exercised exactly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 import grpc
 import pytest
@@ -27,52 +25,19 @@ from hodei.api.messages import (
     ResultAck,
 )
 from hodei.api.messages import encode_worker_message as convert_worker
-from hodei.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from hodei.api.v1 import jobs_pb2, types_pb2
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.providers.base import Origin, WorkerRequest, WorkerStatus
 from hodei.providers.fake import FakeProvider
-from hodei.server.app import ControlPlane
 from hodei.server.tuning import Tuning
 from tests.fixtures.clock import START, FakeClock
-from tests.fixtures.control_plane import FAST, MakeControlPlane
+from tests.fixtures.control_plane import FAST, MakeControlPlane, Manual
 from tests.fixtures.scripted_worker import StreamEnded, WorkerClient
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import eventually
 from tests.server.helpers import logs, output, submit, wait_done
-
-
-class Manual:
-    def __init__(self, plane: ControlPlane, stub: jobs_pb2_grpc.JobServiceStub) -> None:
-        self.plane = plane
-        self.stub = stub
-        self.provider: FakeProvider = plane.providers["local"]  # type: ignore[assignment]
-        self.requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
-        self.clients: list[WorkerClient] = []
-
-    def client(self) -> WorkerClient:
-        client = WorkerClient(self.plane.address)
-        self.clients.append(client)
-        return client
-
-    async def job(self, *command: str, **spec: Any) -> tuple[str, WorkerRequest]:
-        job = await submit(self.stub, *command, **spec)
-        request = await asyncio.wait_for(self.requests.get(), 5)
-        assert request.job_id == job.id
-        return job.id, request
-
-
-@pytest.fixture
-async def manual(control_plane_factory: MakeControlPlane) -> AsyncIterator[Manual]:
-    provider = FakeProvider("local")
-    plane = await control_plane_factory(providers=[provider])
-    async with grpc.aio.insecure_channel(plane.address) as channel:
-        m = Manual(plane, job_stub(channel))
-        provider.on_create = m.requests.put_nowait
-        yield m
-        for client in m.clients:
-            await client.close()
 
 
 def chunk(job_id: str, seq: int, data: bytes, stream: LogStream = LogStream.STDOUT) -> LogChunk:

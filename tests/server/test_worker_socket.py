@@ -2,8 +2,9 @@
 same session as over gRPC (token, job, output, result, refusals), a private place that
 goes with the control plane, and bad bytes answered with a status naming the fault.
 
-The provider here creates nothing; the test plays the agent with the request's token,
-through the agent's own :class:`~hodei.worker.socket_connection.SocketConnection`.
+The provider here creates nothing (``manual``); the test plays the agent with the
+request's token, through the agent's own
+:class:`~hodei.worker.socket_connection.SocketConnection`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import asyncio
 import os
 import stat
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from hodei.api import frames
@@ -30,43 +29,23 @@ from hodei.api.messages import (
     ResultAck,
     ServerMessage,
 )
-from hodei.api.v1 import jobs_pb2_grpc
 from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest
-from hodei.providers.fake import FakeProvider
-from hodei.server.app import ControlPlane
 from hodei.worker.agent import dial
 from hodei.worker.connection import Connection
 from hodei.worker.socket_connection import SocketConnection
 from hodei.worker.stream_errors import ConnectionLost, Rejected
-from tests.fixtures.control_plane import MakeControlPlane
-from tests.fixtures.stubs import job_stub
-from tests.server.helpers import logs, output, submit, wait_done
+from tests.fixtures.control_plane import Manual
+from tests.server.helpers import logs, output, wait_done
 
 
-class Plane:
-    def __init__(self, plane: ControlPlane, stub: jobs_pb2_grpc.JobServiceStub) -> None:
-        self.plane = plane
-        self.stub = stub
-        self.requests: asyncio.Queue[WorkerRequest] = asyncio.Queue()
-
-    async def job(self, *command: str) -> tuple[JobId, WorkerRequest, str]:
-        job = await submit(self.stub, *command)
-        request = await asyncio.wait_for(self.requests.get(), 5)
-        assert request.server_socket is not None
-        return JobId(job.id), request, request.server_socket
-
-
-@pytest.fixture
-async def local(control_plane_factory: MakeControlPlane) -> AsyncIterator[Plane]:
-    provider = FakeProvider("local")  # a provider of workers on this host
-    plane = await control_plane_factory(providers=[provider])
-    async with grpc.aio.insecure_channel(plane.address) as channel:
-        p = Plane(plane, job_stub(channel))
-        provider.on_create = p.requests.put_nowait
-        yield p
+async def socket_job(manual: Manual, *command: str) -> tuple[JobId, WorkerRequest, str]:
+    """Submit a job; its id, its worker's request and the socket that request names."""
+    job_id, request = await manual.job(*command)
+    assert request.server_socket is not None
+    return JobId(job_id), request, request.server_socket
 
 
 async def expect(connection: SocketConnection, kind: type[ServerMessage]) -> ServerMessage:
@@ -75,8 +54,8 @@ async def expect(connection: SocketConnection, kind: type[ServerMessage]) -> Ser
     return message
 
 
-async def test_a_job_runs_over_the_socket_as_over_grpc(local: Plane) -> None:
-    job_id, request, path = await local.job("echo", "hi")
+async def test_a_job_runs_over_the_socket_as_over_grpc(manual: Manual) -> None:
+    job_id, request, path = await socket_job(manual, "echo", "hi")
     agent = await SocketConnection.open(path)
     await agent.send(Register(request.worker_id, token=request.token))
     registered = await expect(agent, Registered)
@@ -91,13 +70,13 @@ async def test_a_job_runs_over_the_socket_as_over_grpc(local: Plane) -> None:
     await agent.send(JobResult(job_id, 0, last_sequence=1))
     await expect(agent, ResultAck)
     await agent.close()
-    done = await wait_done(local.stub, job_id)
+    done = await wait_done(manual.stub, job_id)
     assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
-    assert output(await logs(local.stub, job_id))["STDOUT"] == b"hi\n"
+    assert output(await logs(manual.stub, job_id))["STDOUT"] == b"hi\n"
 
 
-async def test_a_used_token_is_refused_on_the_socket_too(local: Plane) -> None:
-    _, request, path = await local.job("true")
+async def test_a_used_token_is_refused_on_the_socket_too(manual: Manual) -> None:
+    _, request, path = await socket_job(manual, "true")
     first = await SocketConnection.open(path)
     await first.send(Register(request.worker_id, token=request.token))
     await expect(first, Registered)
@@ -130,9 +109,9 @@ async def raw_exchange(path: str, data: bytes) -> tuple[str, str]:
 
 
 async def test_bytes_that_are_not_the_protocol_end_the_stream_naming_the_fault(
-    local: Plane,
+    manual: Manual,
 ) -> None:
-    _, request, path = await local.job("true")
+    _, request, path = await socket_job(manual, "true")
     not_utf8 = struct.pack(">IB", 6, frames.MESSAGE) + b"\x0a\x03\x0a\x01\xff"
     code, details = await raw_exchange(path, not_utf8)
     assert code == "INVALID_ARGUMENT" and "not valid UTF-8" in details
@@ -152,38 +131,38 @@ async def test_bytes_that_are_not_the_protocol_end_the_stream_naming_the_fault(
     await agent.close()
 
 
-async def test_the_socket_is_private_and_goes_with_the_control_plane(local: Plane) -> None:
-    _, _, path = await local.job("true")
+async def test_the_socket_is_private_and_goes_with_the_control_plane(manual: Manual) -> None:
+    _, _, path = await socket_job(manual, "true")
     directory = os.path.dirname(path)
     assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
     assert stat.S_ISSOCK(os.stat(path).st_mode)
-    await local.plane.stop(grace=0)
+    await manual.plane.stop(grace=0)
     with pytest.raises(FileNotFoundError):
         os.stat(directory)
     with pytest.raises(OSError):
         await SocketConnection.open(path)
 
 
-async def test_an_agent_finding_no_socket_dials_grpc(local: Plane, tmp_path: Path) -> None:
-    _, request, path = await local.job("true")
-    over_socket = await dial(local.plane.address, socket=path, tls=None)
+async def test_an_agent_finding_no_socket_dials_grpc(manual: Manual, tmp_path: Path) -> None:
+    _, request, path = await socket_job(manual, "true")
+    over_socket = await dial(manual.plane.address, socket=path, tls=None)
     assert isinstance(over_socket, SocketConnection)
     await over_socket.close()
     # The socket of a control plane that has restarted since is gone: gRPC it is.
-    connection = await dial(local.plane.address, socket=str(tmp_path / "gone.sock"), tls=None)
+    connection = await dial(manual.plane.address, socket=str(tmp_path / "gone.sock"), tls=None)
     assert isinstance(connection, Connection)
     await connection.send(Register(request.worker_id, token=request.token))
     assert isinstance(await asyncio.wait_for(connection.receive(), 10), Registered)
     await connection.close()
 
 
-async def test_an_agent_sees_the_stream_end_when_the_control_plane_stops(local: Plane) -> None:
-    _, request, path = await local.job("true")
+async def test_an_agent_sees_the_stream_end_when_the_control_plane_stops(manual: Manual) -> None:
+    _, request, path = await socket_job(manual, "true")
     agent = await SocketConnection.open(path)
     await agent.send(Register(request.worker_id, token=request.token))
     await expect(agent, Registered)
     await expect(agent, AssignJob)
-    await local.plane.stop(grace=0)
+    await manual.plane.stop(grace=0)
     with pytest.raises(ConnectionLost):
         await asyncio.wait_for(agent.receive(), 10)
     await agent.close()
