@@ -30,18 +30,32 @@ def run_worker(settings: WorkerSettings) -> int:
         from hodei.worker.launched import hide_from_job
 
         hide_from_job()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s hodei-worker %(levelname)s %(message)s",
-    )
-    _watch_children_with_pidfds()
+    prepare_process()
     # Not asyncio.run: its teardown (cancelling what is left, closing the loop and the
     # default executor) costs ≈0.6 ms of CPU here, and the process ends right after
     # (exit_now) anyway.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     return loop.run_until_complete(run_agent(settings))
+
+
+_prepared = False
+
+
+def prepare_process() -> None:
+    """Set up what every agent process sets up alike: log lines to stderr, and how asyncio
+    waits for the job's process. Once per process; the worker launcher calls it before it
+    forks, so that each forked worker finds it done (≈0.5 ms of CPU less per job)."""
+    global _prepared
+    if _prepared:
+        return
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s hodei-worker %(levelname)s %(message)s",
+    )
+    _watch_children_with_pidfds()
+    _prepared = True
 
 
 def _watch_children_with_pidfds() -> None:
