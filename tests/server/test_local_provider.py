@@ -17,7 +17,7 @@ from hodei.server.app import ControlPlane
 from tests.fixtures.control_plane import MakeControlPlane
 from tests.fixtures.stubs import job_stub
 from tests.fixtures.waiting import eventually
-from tests.server.helpers import logs, output, submit, wait_done
+from tests.server.helpers import NetworkLocalProvider, logs, output, submit, wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,9 @@ async def _plane(
     tmp_path: Path,
     max_workers: int = 16,
     env: dict[str, str] | None = None,
+    provider_class: type[LocalProvider] = LocalProvider,
 ) -> tuple[ControlPlane, LocalProvider]:
-    provider = LocalProvider(max_workers=max_workers, state_dir=tmp_path / "workers")
+    provider = provider_class(max_workers=max_workers, state_dir=tmp_path / "workers")
     plane = await control_plane_factory(providers=[provider], env=env)
     return plane, provider
 
@@ -122,7 +123,8 @@ async def test_restart_on_same_port_worker_reconnects_and_delivers(
 async def test_restart_without_reconnect_is_worker_lost(
     control_plane_factory: MakeControlPlane, tmp_path: Path
 ) -> None:
-    plane, _ = await _plane(control_plane_factory, tmp_path)
+    # Agents that dial gRPC only: the next control plane listens on another port.
+    plane, _ = await _plane(control_plane_factory, tmp_path, provider_class=NetworkLocalProvider)
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = job_stub(channel)
         job = await submit(stub, "sleep", "30")
@@ -133,12 +135,36 @@ async def test_restart_without_reconnect_is_worker_lost(
     await plane.stop(grace=0)
     # Another port: no reconnect. No platform retries, so the loss itself ends the job.
     no_retries = {"HODEI_PLATFORM_RETRIES": "0"}
-    plane, _ = await _plane(control_plane_factory, tmp_path, env=no_retries)
+    plane, _ = await _plane(
+        control_plane_factory, tmp_path, env=no_retries, provider_class=NetworkLocalProvider
+    )
     async with grpc.aio.insecure_channel(plane.address) as channel:
         stub = job_stub(channel)
         done = await wait_done(stub, job.id)
     assert (done.state, done.reason) == (JobState.FAILED, "WorkerLost")
     await eventually(lambda: not _live_workers(tmp_path / "workers"))
+
+
+async def test_local_agents_reconnect_to_a_restarted_control_plane_on_its_socket(
+    control_plane_factory: MakeControlPlane, tmp_path: Path
+) -> None:
+    """The socket is beside the database: the next control plane listens where the agents
+    look, even on another gRPC port, and their jobs finish."""
+    plane, _ = await _plane(control_plane_factory, tmp_path)
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        job = await submit(stub, "sh", "-c", "sleep 2; echo finished")
+        async for view in stub.WatchJob(jobs_pb2.WatchJobRequest(id=job.id)):
+            if view.started_at:
+                break
+    await plane.stop(grace=0)
+    plane, _ = await _plane(control_plane_factory, tmp_path, env={"HODEI_PLATFORM_RETRIES": "0"})
+    async with grpc.aio.insecure_channel(plane.address) as channel:
+        stub = job_stub(channel)
+        done = await wait_done(stub, job.id)
+        chunks = await logs(stub, job.id)
+    assert (done.state, done.exit_code) == (JobState.SUCCEEDED, 0)
+    assert output(chunks)["STDOUT"] == b"finished\n"
 
 
 def _live_workers(state_dir: Path) -> list[int]:

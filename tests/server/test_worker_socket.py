@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import struct
 from pathlib import Path
@@ -33,11 +34,12 @@ from hodei.domain.ids import JobId, WorkerId
 from hodei.domain.logs import LogChunk, LogStream
 from hodei.domain.states import JobState
 from hodei.providers.base import WorkerRequest
+from hodei.providers.fake import FakeProvider
 from hodei.worker.agent import dial
 from hodei.worker.connection import Connection
 from hodei.worker.socket_connection import SocketConnection
 from hodei.worker.stream_errors import ConnectionLost, Rejected
-from tests.fixtures.control_plane import Manual
+from tests.fixtures.control_plane import MakeControlPlane, Manual
 from tests.server.helpers import logs, output, wait_done
 
 
@@ -133,14 +135,33 @@ async def test_bytes_that_are_not_the_protocol_end_the_stream_naming_the_fault(
 
 async def test_the_socket_is_private_and_goes_with_the_control_plane(manual: Manual) -> None:
     _, _, path = await socket_job(manual, "true")
-    directory = os.path.dirname(path)
-    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
     assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # only this user may connect
     await manual.plane.stop(grace=0)
     with pytest.raises(FileNotFoundError):
-        os.stat(directory)
+        os.stat(path)
     with pytest.raises(OSError):
         await SocketConnection.open(path)
+
+
+async def test_a_restarted_control_plane_listens_where_its_agents_look(
+    control_plane_factory: MakeControlPlane,
+) -> None:
+    """Beside the database: agents adopted after a restart find the new control plane at
+    the path they were given, even where a killed one left its socket file behind."""
+    first = await control_plane_factory(providers=[FakeProvider("local")])
+    path = first.worker_socket
+    assert path is not None
+    await first.stop(grace=0)
+    with socket.socket(socket.AF_UNIX) as stale:  # what a killed one leaves
+        stale.bind(str(path))
+    second = await control_plane_factory(providers=[FakeProvider("local")])
+    assert second.worker_socket == path
+    agent = await SocketConnection.open(str(path))
+    await agent.send(Register(WorkerId("w-nobody"), token="forged"))
+    with pytest.raises(Rejected):  # a live control plane answered
+        await asyncio.wait_for(agent.receive(), 10)
+    await agent.close()
 
 
 async def test_an_agent_finding_no_socket_dials_grpc(manual: Manual, tmp_path: Path) -> None:

@@ -100,6 +100,9 @@ async def embedded_control_plane(env: Mapping[str, str]) -> AsyncIterator[str]:
             embedded_settings(settings_env, directory),
             serve_http=False,
             local_launcher=launcher,
+            # Removed with the rest of the scratch directory however the command ends
+            # (the launcher does it if the command is killed).
+            socket_dir=directory,
         )
         try:
             await control_plane.start()

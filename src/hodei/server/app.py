@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import string
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path (sun_path, with its NUL: 108)
+
 
 @dataclass
 class _Parts:
@@ -79,6 +82,14 @@ class _Parts:
 def _new_instance_id() -> str:
     alphabet = string.ascii_lowercase + string.digits
     return "hodei-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _fitting(path: Path) -> Path | None:
+    """``path`` if it is short enough for a Unix socket, else None (logged)."""
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return path
+    log.info("no worker socket at %s: over %d bytes", path, MAX_SOCKET_PATH)
+    return None
 
 
 def worker_address(settings: ServerSettings, grpc_port: int) -> str:
@@ -109,11 +120,13 @@ class ControlPlane:
         tuning: Tuning | None = None,
         serve_http: bool = True,
         local_launcher: Launcher | None = None,
+        socket_dir: Path | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``serve_http=False``: no HTTP port at all (the embedded control plane: nothing
         scrapes it, and aiohttp is not even loaded); ``local_launcher``: a worker launcher
-        already running, for the local provider."""
+        already running, for the local provider; ``socket_dir``: a private directory for
+        the local agents' socket, whose owner removes it (else one is made and removed)."""
         self.settings = settings
         self._serve_http = serve_http
         self._local_launcher = local_launcher
@@ -146,7 +159,8 @@ class ControlPlane:
         self._certificates: CertificateFiles | None = None
         self._worker_ca: WorkerCa | None = None
         self._parts: _Parts | None = None
-        self._socket_dir: Path | None = None  # holds the local agents' socket
+        self._given_socket_dir = socket_dir
+        self._socket_dir: Path | None = None  # made here for the local agents' socket (if)
 
     @property
     def grpc_port(self) -> int:
@@ -155,6 +169,13 @@ class ControlPlane:
     @property
     def http_port(self) -> int:
         return self._http_port
+
+    @property
+    def worker_socket(self) -> Path | None:
+        """Where agents on this host reach this control plane without gRPC, while it
+        serves; None when it has no such socket (no local provider, mTLS)."""
+        parts = self._parts
+        return parts.worker_socket.path if parts and parts.worker_socket else None
 
     @property
     def address(self) -> str:
@@ -230,16 +251,28 @@ class ControlPlane:
         else:
             built = self._given_providers
         self.providers = {p.name: p for p in built}
-        socket_path = None
-        if "local" in self.providers and self._worker_ca is None:
-            # Agents on this host skip gRPC (see hodei.server.worker_socket); not when
-            # workers must prove who they are with a certificate (mTLS), which a Unix
-            # socket does not carry. Short and private: a socket path has ≤107 bytes.
-            self._socket_dir = Path(tempfile.mkdtemp(prefix="hodei-"))
-            socket_path = self._socket_dir / "worker.sock"
+        socket_path = self._worker_socket_path() if "local" in self.providers else None
         self._parts = self._assemble(worker_address(settings, self._grpc_port), socket_path)
         await self._serve(self._parts)
         log.info("control plane %s serving gRPC on %s", self.instance, self._grpc_port)
+
+    def _worker_socket_path(self) -> Path | None:
+        """Where agents on this host reach this control plane without gRPC (see
+        hodei.server.worker_socket): in ``socket_dir`` if given, else beside the database
+        (where a restarted control plane, and so its adopted agents, find it again), else
+        in a private directory made now and removed at stop. None under mTLS, where every
+        agent proves who it is with its certificate (a Unix socket carries none), or when
+        no path fits a Unix socket (≤107 bytes): those agents dial over gRPC."""
+        if self._worker_ca is not None:
+            return None
+        if self._given_socket_dir is not None:
+            return _fitting(self._given_socket_dir / "worker.sock")
+        beside = sidecar_directory(self.settings.database_url)
+        if beside is not None and _fitting(beside / "worker.sock"):
+            beside.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return beside / "worker.sock"
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="hodei-"))
+        return _fitting(self._socket_dir / "worker.sock")
 
     def _assemble(self, server_address: str, socket_path: Path | None) -> _Parts:
         """Build the parts that act on jobs, each from the primitives it needs."""

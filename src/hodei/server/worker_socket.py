@@ -3,10 +3,10 @@
 An agent the local provider starts speaks :mod:`hodei.api.frames` here instead of gRPC
 (why: that module's docstring). The session is the same one the gRPC stream drives
 (:meth:`~hodei.server.worker_session.WorkerSession.stream`): the same Register and
-one-time token, the same checks, the same statuses at the end. The control plane puts
-the socket in a directory of its own that only its user can enter (mode 0700), made
-fresh at each start and removed at stop; an agent that finds no socket there (a control
-plane restarted since) dials ``HODEI_SERVER_ADDRESS`` over gRPC instead.
+one-time token, the same checks, the same statuses at the end. Only the control plane's
+user may connect (the socket's mode is 0600, in a directory of mode 0700); an agent that
+finds no socket at its path (its control plane is gone) dials ``HODEI_SERVER_ADDRESS``
+over gRPC instead.
 """
 
 from __future__ import annotations
@@ -37,10 +37,14 @@ class WorkerSocket:
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Listen. Raises OSError."""
+        """Listen, on a socket only this user may connect to. One left by a control plane
+        that was killed is replaced. Raises OSError."""
+        if self.path.is_socket():
+            self.path.unlink()
         self._server = await asyncio.start_unix_server(
             self._accepted, path=str(self.path), limit=frames.MAX_FRAME
         )
+        self.path.chmod(0o600)
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop listening, give the open streams up to ``grace`` seconds to end (as the
