@@ -275,15 +275,18 @@ class LocalProvider:
         :mod:`hodei.worker.launcher`). Without one, the next worker is forked on demand.
         The cgroup is one an earlier worker left empty if there is one: making and
         removing one per job costs the event loop kernel time."""
+        if self._spare is not None:
+            return  # one is ready (or on its way): a second would replace it unused
         name = self._idle_cgroups.pop() if self._idle_cgroups else f"slot-{secrets.token_hex(4)}"
+        self._spare = name  # before the send: a launch meanwhile takes it, in socket order
         try:
             cgroups = self._host_cgroups().prepare(name)
             await launcher.prepare(name, cgroups)
         except (LauncherError, OSError) as exc:
             log.info("local provider: no spare worker: %s", exc)
+            if self._spare == name:
+                self._spare = None
             self._host_cgroups().remove(name)
-            return
-        self._spare = name
 
     def _ready_launcher(self) -> Launcher:
         """The launcher, started now if there is none or the last one exited."""
