@@ -84,9 +84,14 @@ def _new_instance_id() -> str:
     return "hodei-" + "".join(secrets.choice(alphabet) for _ in range(8))
 
 
+def _fits(path: Path) -> bool:
+    """Whether ``path`` is short enough for a Unix socket."""
+    return len(os.fsencode(path)) <= MAX_SOCKET_PATH
+
+
 def _fitting(path: Path) -> Path | None:
     """``path`` if it is short enough for a Unix socket, else None (logged)."""
-    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+    if _fits(path):
         return path
     log.info("no worker socket at %s: over %d bytes", path, MAX_SOCKET_PATH)
     return None
@@ -268,7 +273,7 @@ class ControlPlane:
         if self._given_socket_dir is not None:
             return _fitting(self._given_socket_dir / "worker.sock")
         beside = sidecar_directory(self.settings.database_url)
-        if beside is not None and _fitting(beside / "worker.sock"):
+        if beside is not None and _fits(beside / "worker.sock"):
             beside.mkdir(parents=True, exist_ok=True, mode=0o700)
             return beside / "worker.sock"
         self._socket_dir = Path(tempfile.mkdtemp(prefix="hodei-"))

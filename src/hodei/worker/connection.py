@@ -28,7 +28,7 @@ from hodei.api.messages import (
 from hodei.api.tls import TlsFileError, open_channel
 from hodei.api.v1 import worker_pb2_grpc
 from hodei.config.settings import ClientTls
-from hodei.worker.stream_errors import REJECTING_CODES, ConnectionLost, Rejected, failure
+from hodei.worker.stream_errors import ConnectionLost, Rejected, ended, failure
 
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -98,10 +98,7 @@ class Connection:
 
     async def _raise_status(self) -> None:
         code = await self._call.code()
-        details = await self._call.details()
-        if code.name in REJECTING_CODES:
-            raise Rejected(f"{code.name}: {details}")
-        raise ConnectionLost(f"stream ended: {code.name}: {details}")
+        raise ended(code.name, await self._call.details() or "")
 
     async def close(self) -> None:
         """Cancel the stream and close the channel, waiting at most CLOSE_TIMEOUT seconds.

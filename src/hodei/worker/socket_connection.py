@@ -13,7 +13,7 @@ import contextlib
 
 from hodei.api import frames
 from hodei.api.messages import ProtocolError, ServerMessage, WorkerMessage
-from hodei.worker.stream_errors import ConnectionLost, failure
+from hodei.worker.stream_errors import ConnectionLost, ended
 
 __all__ = ["SocketConnection"]
 
@@ -60,7 +60,7 @@ class SocketConnection:
         kind, payload = frame
         if kind == frames.STATUS:
             code, details = frames.parse_status(payload)
-            raise failure(code, f"stream ended: {details}" if code == "OK" else details)
+            raise ended(code, details)
         if kind != frames.MESSAGE:
             return None  # a kind newer than this agent: ignore it
         try:

@@ -8,7 +8,7 @@ decided here once, for both transports.
 
 from __future__ import annotations
 
-__all__ = ["REJECTING_CODES", "ConnectionLost", "Rejected", "failure"]
+__all__ = ["REJECTING_CODES", "ConnectionLost", "Rejected", "ended", "failure"]
 
 # gRPC status code names that end the stream for good.
 REJECTING_CODES = frozenset(
@@ -28,3 +28,11 @@ def failure(code: str, details: str) -> Exception:
     """The exception for a stream that ended with gRPC status ``code`` (its name)."""
     text = f"{code}: {details}"
     return Rejected(text) if code in REJECTING_CODES else ConnectionLost(text)
+
+
+def ended(code: str, details: str) -> Exception:
+    """The exception for a stream the control plane closed with status ``code`` (its
+    name) after its last message."""
+    if code in REJECTING_CODES:
+        return Rejected(f"{code}: {details}")
+    return ConnectionLost(f"stream ended: {code}: {details}")
